@@ -1,0 +1,37 @@
+## bench/local.mk - benchmarks (included from the top-level Makefile.am;
+## paths are relative to the top of the tree).
+##
+## Benchmarks are EXTRA_PROGRAMS: neither `make` nor `make check` builds them;
+## `make bench` builds and runs every program in BENCHMARKS.  To add one:
+##
+##   BENCHMARKS += bench/foo$(EXEEXT)
+##   EXTRA_PROGRAMS += bench/foo
+##   bench_foo_SOURCES = bench/foo.c bench/bench.h
+##   bench_foo_CPPFLAGS = $(BENCH_CPPFLAGS)
+##   bench_foo_CFLAGS = $(BENCH_CFLAGS)
+##   bench_foo_LDFLAGS = $(BENCH_LINKFLAGS)
+##   bench_foo_LDADD = $(BENCH_LDADD)
+
+BENCH_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/lib
+BENCH_CFLAGS = $(AM_CFLAGS) -O2
+BENCH_LINKFLAGS = -static
+BENCH_LDADD = lib/libstm.la
+
+BENCHMARKS = bench/micro$(EXEEXT)
+
+EXTRA_PROGRAMS += bench/micro
+bench_micro_SOURCES = bench/micro.c bench/bench.h
+bench_micro_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_micro_CFLAGS = $(BENCH_CFLAGS)
+bench_micro_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_micro_LDADD = $(BENCH_LDADD)
+
+CLEANFILES += $(BENCHMARKS)
+
+bench: $(BENCHMARKS)
+	@for b in $(BENCHMARKS); do \
+	  echo "=== $$b"; \
+	  ./$$b || exit 1; \
+	done
+
+.PHONY: bench

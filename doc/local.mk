@@ -1,0 +1,37 @@
+## doc/local.mk - manual pages (included from the top-level Makefile.am;
+## paths are relative to the top of the tree).  Installed and distributed.
+## To add one:
+##
+##   dist_man_MANS += doc/stm_atomically.3
+
+## The overview page and one page per family, then the .so aliases.
+dist_man_MANS = \
+	doc/stm.7 \
+	doc/stm_atomically.3 \
+	doc/stm_tvar_new.3 \
+	doc/stm_after_commit.3 \
+	doc/stm_now.3 \
+	doc/stm_stats_get.3 \
+	doc/stm_abort.3 \
+	doc/stm_alloc.3 \
+	doc/stm_free.3 \
+	doc/STM_MSEC.3 \
+	doc/stm_on_abort.3 \
+	doc/stm_or_else.3 \
+	doc/stm_read.3 \
+	doc/stm_read_ptr.3 \
+	doc/stm_retry.3 \
+	doc/STM_SEC.3 \
+	doc/STM_SERIAL_AFTER.3 \
+	doc/stm_shutdown.3 \
+	doc/stm_strerror.3 \
+	doc/stm_tvar_free.3 \
+	doc/stm_tvar_name.3 \
+	doc/stm_tvar_peek.3 \
+	doc/stm_tvar_poke.3 \
+	doc/stm_tvar_set_name.3 \
+	doc/stm_tx_now.3 \
+	doc/STM_USEC.3 \
+	doc/stm_wall_now.3 \
+	doc/stm_write.3 \
+	doc/stm_write_ptr.3

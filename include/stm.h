@@ -1,0 +1,404 @@
+/*
+ * stm.h - libstm: software transactional memory with timed watches.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * This header is the specification of the library.  Every function says
+ * what it does, who owns what, what it does with NULL, which errors it
+ * returns, whether it may be called from any thread, and what it costs.
+ *
+ * CONVENTIONS
+ *
+ * - Names: everything public starts with stm_ or STM_.  Handles are opaque
+ *   (stm_tvar, stm_tx).
+ * - Errors: a function that can fail returns int: 0 (or a non-negative
+ *   value) on success, a negative errno value on failure (-ENOMEM,
+ *   -EINVAL, ...).  stm_strerror() names them.  Destructors accept NULL.
+ * - Time: int64_t nanoseconds.  STM_SEC(), STM_MSEC() and STM_USEC() build
+ *   such values and always yield int64_t.
+ * - Misuse: calling a transactional function outside a transaction, with a
+ *   NULL TVar, or with a transaction handle that belongs to another thread
+ *   is a programming error, not a run-time condition.  The library prints
+ *   one line naming the function and the mistake to stderr and calls
+ *   abort().  It never returns an error code for these.
+ * - Threads: every function may be called from any thread unless it says
+ *   otherwise.  The library needs no initialisation call; each thread's
+ *   transaction descriptor is made on its first transaction and freed when
+ *   the thread exits.
+ */
+#ifndef STM_H
+#define STM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(STM_BUILDING) && defined(__GNUC__)
+#define STM_API __attribute__((visibility("default")))
+#else
+#define STM_API
+#endif
+
+/* nonnull is for callers' compilers only: inside the library the checks
+ * stay, so that a NULL is diagnosed at run time instead of optimised out. */
+#if defined(__GNUC__) && !defined(STM_BUILDING)
+#define STM_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
+#else
+#define STM_NONNULL(...)
+#endif
+#if defined(__GNUC__)
+#define STM_WUR __attribute__((warn_unused_result))
+#else
+#define STM_WUR
+#endif
+
+/* ======================================================================
+ * TIME
+ * ====================================================================== */
+
+/** Nanoseconds in x seconds, milliseconds, microseconds, as int64_t. */
+#define STM_SEC(x) ((int64_t)(x) * INT64_C(1000000000))
+#define STM_MSEC(x) ((int64_t)(x) * INT64_C(1000000))
+#define STM_USEC(x) ((int64_t)(x) * INT64_C(1000))
+
+/**
+ * stm_now - the monotonic clock (CLOCK_MONOTONIC) in nanoseconds.
+ *
+ * Never goes backwards.  Cost: one vDSO clock_gettime call (~20 ns).
+ */
+STM_API int64_t stm_now(void);
+
+/**
+ * stm_wall_now - the wall clock (CLOCK_REALTIME) in nanoseconds since the
+ * Unix epoch.  It can jump when the system time is set.
+ */
+STM_API int64_t stm_wall_now(void);
+
+/* ======================================================================
+ * TRANSACTIONAL VARIABLES
+ *
+ * A TVar holds one machine word (intptr_t).  Bigger values live behind a
+ * pointer that a transaction replaces; the old block is released with
+ * stm_free() so that transactions still reading it are never left with a
+ * dangling pointer.
+ *
+ * Memory: 48 bytes per TVar (one malloc block), plus a copy of its name if
+ * it has one.
+ * ====================================================================== */
+
+typedef struct stm_tvar stm_tvar;
+
+/**
+ * stm_tvar_new - make a TVar holding `initial`.
+ *
+ * Returns the TVar, owned by the caller until stm_tvar_free().  On
+ * allocation failure returns NULL with errno set to ENOMEM.  O(1).  May be
+ * called inside a transaction; the TVar exists at once and is not freed if
+ * the transaction is discarded.
+ */
+STM_API stm_tvar *stm_tvar_new(intptr_t initial) STM_WUR;
+
+/**
+ * stm_tvar_free - free a TVar.
+ *
+ * The memory is reclaimed only once no running transaction can still read
+ * it, so it is safe to call while other threads' transactions may have
+ * read `var` (they finish, or restart, without touching freed memory).
+ * It is the caller's job to make sure no transaction that *starts* later
+ * can reach `var` (unlink it first, in a committed transaction).  Threads
+ * blocked in stm_retry() on `var` are woken.  NULL is a harmless no-op.
+ * Freeing a TVar twice is undefined.  O(1) amortised.
+ */
+STM_API void stm_tvar_free(stm_tvar *var);
+
+/**
+ * stm_tvar_set_name - give `var` a name for diagnostics and statistics
+ * (the STM_STATS=1 report lists named TVars that caused conflicts).
+ *
+ * The string is copied.  A NULL `name` removes the name.  Returns 0, or
+ * -EINVAL if `var` is NULL, or -ENOMEM (the old name is kept).  Not a
+ * transactional operation: call it before the TVar is shared, or accept
+ * that a concurrent stm_tvar_name() reader is serialised by a lock.
+ */
+STM_API int stm_tvar_set_name(stm_tvar *var, const char *name);
+
+/**
+ * stm_tvar_name - the name set with stm_tvar_set_name(), or NULL.
+ *
+ * The string is owned by the TVar and stays valid until the name is changed
+ * or the TVar is freed.
+ */
+STM_API const char *stm_tvar_name(stm_tvar *var) STM_NONNULL(1);
+
+/**
+ * stm_tvar_peek - the committed value of `var`, read outside any
+ * transaction.
+ *
+ * The value is one that some commit left there (never a torn or
+ * uncommitted one), but two peeks of two TVars are not a consistent
+ * snapshot: use a transaction for that.  Wait-free unless a commit to `var`
+ * is in progress, in which case it spins until that commit finishes.
+ */
+STM_API intptr_t stm_tvar_peek(stm_tvar *var) STM_NONNULL(1);
+
+/**
+ * stm_tvar_poke - write `value` to `var` in a transaction of its own.
+ *
+ * Wakes the transactions waiting in stm_retry() on `var`.  Returns 0, or a
+ * negative errno value as stm_atomically() does (-ENOMEM).  Inside a
+ * transaction it joins it (and so is only committed with it).
+ */
+STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value) STM_NONNULL(1);
+
+/* ======================================================================
+ * TRANSACTIONS
+ *
+ * A transaction is a function (the body) that reads and writes TVars
+ * through the stm_tx handle it is given.  stm_atomically() runs it so that
+ * it appears to happen at one instant: other threads see all of its writes
+ * or none of them (atomicity), and it sees no other thread's writes half
+ * done (isolation).
+ *
+ * The body may be run several times: when it reads a TVar that another
+ * thread has changed since the body began, it is stopped at once (the
+ * library longjmp()s out of it from inside stm_read(), stm_write() or
+ * stm_retry()) and run again.  So a body must be restartable: no side
+ * effects outside TVars, except through stm_after_commit(),
+ * stm_on_abort() and the memory functions below.  Do not hold locks, or
+ * leave malloc()ed memory reachable only from local variables, across a
+ * call that takes `tx`.
+ *
+ * Opacity: a running body never observes an inconsistent state, not even
+ * in an attempt that will be thrown away.  Every value it reads belongs to
+ * one snapshot of all TVars.
+ *
+ * The stm_tx handle is valid only inside the body (and nested bodies) on
+ * the thread that runs it.  Using it after the body returns, or from
+ * another thread, is misuse (the library aborts with a message).
+ *
+ * Cost: a transaction that reads one TVar and writes another takes tens of
+ * nanoseconds and allocates nothing once the thread has run its first
+ * transaction (read and write sets are reused and grow geometrically).
+ * Read-only transactions take no lock and do no atomic read-modify-write.
+ * ====================================================================== */
+
+typedef struct stm_tx stm_tx;
+
+/** A transaction body.  Its return value is what stm_atomically() returns. */
+typedef int stm_fn(stm_tx *tx, void *arg);
+
+/**
+ * stm_atomically - run `fn(tx, arg)` as one atomic, isolated transaction.
+ *
+ * Returns what `fn` returned, once the transaction has committed.  Bodies
+ * should return non-negative values so that they are not mistaken for the
+ * library's own errors:
+ *
+ *   -EDEADLK  the body called stm_retry() having read no TVar (and recorded
+ *             no deadline), so nothing could ever wake it;
+ *   -ENOMEM   memory for the transaction's bookkeeping could not be had;
+ *             nothing was committed and every TVar is as it was;
+ *   code      the body called stm_abort(tx, code).
+ *
+ * Nesting: called inside a body (on the same thread), it does not start a
+ * new transaction; `fn` joins the enclosing one (flat nesting) and its
+ * return value is returned directly.  A stm_abort() or stm_retry() in the
+ * nested body acts on the whole enclosing transaction.
+ *
+ * Progress: a transaction that keeps losing conflicts is, after a bounded
+ * number of restarts (STM_SERIAL_AFTER, see below), run in serial mode:
+ * other transactions wait at their start until it has finished, so it
+ * cannot be aborted again.
+ *
+ * `fn` must not be NULL.  May be called from any thread.
+ */
+STM_API int stm_atomically(stm_fn *fn, void *arg) STM_NONNULL(1);
+
+/** Conflict restarts after which a transaction runs in serial mode. */
+#define STM_SERIAL_AFTER 16
+
+/**
+ * stm_read - read `var` in transaction `tx`.
+ *
+ * Returns the value as of the transaction's snapshot, or the value the
+ * transaction itself wrote last.  If `var` has changed since the snapshot,
+ * the snapshot is extended when every earlier read is still valid;
+ * otherwise the attempt is restarted (this function does not return).
+ * O(1) amortised; O(reads so far) when the snapshot is extended.
+ */
+STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var);
+
+/**
+ * stm_write - write `value` to `var` in transaction `tx`.
+ *
+ * The write is buffered in the transaction and becomes visible to other
+ * threads only when the transaction commits.  O(1) amortised (a small
+ * Bloom filter keeps look-ups cheap).  If memory for the write set cannot
+ * be had the transaction is discarded and stm_atomically() returns
+ * -ENOMEM.
+ */
+STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value);
+
+/** Pointer conveniences around stm_read() / stm_write(). */
+static inline void *stm_read_ptr(stm_tx *tx, stm_tvar *var)
+{
+    return (void *)stm_read(tx, var);
+}
+static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
+{
+    stm_write(tx, var, (intptr_t)ptr);
+}
+
+/**
+ * stm_retry - abandon this attempt and block until it can make progress.
+ *
+ * The attempt's writes are discarded.  The thread sleeps until a commit
+ * changes a TVar that the attempt read, then the body is run again.  No
+ * wake-up is lost: a commit that lands between the attempt's reads and the
+ * sleep wakes it.  Inside the first branch of stm_or_else() it abandons
+ * only that branch (see there).  If the attempt read no TVar,
+ * stm_atomically() returns -EDEADLK instead of sleeping forever.
+ *
+ * Blocking goes through the library's Waiter (a condition variable on
+ * CLOCK_MONOTONIC).  A committing writer wakes exactly the threads
+ * waiting on the TVars it wrote, and pays one load per written TVar when
+ * nobody waits.
+ */
+STM_API _Noreturn void stm_retry(stm_tx *tx);
+
+/**
+ * stm_abort - discard the transaction and make stm_atomically() return
+ * `code`.
+ *
+ * The body is not run again.  Hooks registered with stm_on_abort() run;
+ * blocks from stm_alloc() in this attempt are freed.  Acts on the whole
+ * (outermost) transaction, also from inside stm_or_else() branches.
+ */
+STM_API _Noreturn void stm_abort(stm_tx *tx, int code);
+
+/**
+ * stm_or_else - run `first`; if it retries, run `second` instead.
+ *
+ * `first(tx, arg)` runs as a nested transaction.  If it returns, its
+ * result is returned.  If it calls stm_retry(), its writes, hooks and
+ * allocations are discarded (partial rollback; its reads stay in the
+ * transaction, since the decision depended on them) and
+ * `second(tx, arg)` runs; its result is returned.  If `second` retries
+ * too, the whole transaction retries, waiting on the TVars read by both
+ * branches.  Calls nest.  Both functions must be non-NULL.
+ */
+STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
+    STM_NONNULL(2, 3);
+
+/**
+ * stm_tx_now - the attempt's "now" on the monotonic clock.
+ *
+ * Read once, the first time it is asked for in an attempt, and then fixed
+ * for the rest of the attempt, so every call in one attempt agrees.  A
+ * restarted attempt reads the clock again.
+ */
+STM_API int64_t stm_tx_now(stm_tx *tx);
+
+/* ======================================================================
+ * HOOKS AND MEMORY INSIDE TRANSACTIONS
+ * ====================================================================== */
+
+/**
+ * stm_after_commit - call `fn(arg)` after the transaction has committed.
+ *
+ * Runs on the committing thread, after the commit is visible to every
+ * other thread, in registration order; hooks registered in an attempt that
+ * is discarded are dropped.  `fn` may start new transactions.  If memory
+ * for the hook list cannot be had, the transaction is discarded and
+ * stm_atomically() returns -ENOMEM.
+ */
+STM_API void stm_after_commit(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_NONNULL(2);
+
+/**
+ * stm_on_abort - call `fn(arg)` each time this attempt is discarded.
+ *
+ * Discarded means restarted after a conflict, abandoned by stm_retry(),
+ * ended by stm_abort(), or failed with -ENOMEM.  Hooks run in
+ * registration order, after the attempt's writes are discarded.  When an
+ * stm_or_else() branch is discarded, the hooks registered in that branch
+ * run at that point, while the enclosing transaction goes on: such a hook
+ * must not use the transaction.  Otherwise the hook runs outside any
+ * transaction and may start new ones.  Hooks registered in an attempt that
+ * commits are dropped.
+ */
+STM_API void stm_on_abort(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_NONNULL(2);
+
+/**
+ * stm_alloc - allocate `size` bytes (malloc alignment) in a transaction.
+ *
+ * If the attempt is discarded, the block is freed again.  Never returns
+ * NULL: if memory cannot be had, the transaction is discarded and
+ * stm_atomically() returns -ENOMEM.  A size of 0 gives a unique pointer.
+ */
+STM_API void *stm_alloc(stm_tx *tx, size_t size);
+
+/**
+ * stm_free - free `ptr` (from malloc() or stm_alloc()) once it is safe.
+ *
+ * Nothing happens unless the transaction commits.  After the commit the
+ * block is freed as soon as no running transaction can still be reading
+ * it (epoch-based reclamation: typically within the next few hundred
+ * commits on this thread).  NULL is a harmless no-op.
+ */
+STM_API void stm_free(stm_tx *tx, void *ptr);
+
+/* ======================================================================
+ * STATISTICS, DIAGNOSTICS, SHUTDOWN
+ * ====================================================================== */
+
+/** Counters summed over all threads, since start-up or stm_shutdown(). */
+struct stm_stats {
+    uint64_t commits;          /* transactions committed (read-only included) */
+    uint64_t aborts;           /* attempts discarded, all reasons */
+    uint64_t retries;          /* stm_retry() calls that blocked or restarted */
+    uint64_t wakeups;          /* threads woken from stm_retry() by a commit */
+    uint64_t watch_runs;       /* reserved for watchers (0 for now) */
+    uint64_t timer_fires;      /* reserved for the timer service (0 for now) */
+    uint64_t aborts_conflict;  /* of aborts: a read found a TVar changed or locked */
+    uint64_t aborts_validate;  /* of aborts: commit-time validation or locking failed */
+    uint64_t aborts_explicit;  /* of aborts: stm_abort() */
+    uint64_t aborts_nomem;     /* of aborts: -ENOMEM */
+    uint64_t serial_runs;      /* transactions run in serial mode */
+    uint64_t reclaimed;        /* blocks and TVars freed by deferred reclamation */
+};
+
+/**
+ * stm_stats_get - fill `out` with the current counters.
+ *
+ * The sum is not a consistent snapshot while other threads run
+ * transactions (each counter is exact on its own).  O(threads).
+ */
+STM_API void stm_stats_get(struct stm_stats *out) STM_NONNULL(1);
+
+/**
+ * stm_strerror - a static English string naming `err`, a negative errno
+ * value returned by the library (positive values are accepted too).
+ * Never returns NULL.
+ */
+STM_API const char *stm_strerror(int err);
+
+/**
+ * stm_shutdown - free everything the library holds.
+ *
+ * Reclaims every deferred block and TVar still pending and frees this
+ * thread's descriptor, so that a program can exit valgrind-clean.  Call it
+ * when no other thread is using the library.  The library may be used again
+ * afterwards (it starts afresh).  If STM_STATS=1 is set, the statistics
+ * report is printed at exit (or here, if called first).
+ */
+STM_API void stm_shutdown(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STM_H */

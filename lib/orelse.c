@@ -1,0 +1,55 @@
+/*
+ * orelse.c - stm_or_else: alternatives with partial rollback.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * A branch records how long each of the transaction's logs was when it
+ * started.  If `first` retries, the logs are cut back to those marks;
+ * values the branch overwrote in entries that existed before it are put
+ * back from the undo log.  The branch's reads stay: whether `first`
+ * retried depended on them, so they are validated at commit and waited on
+ * if the whole transaction retries.
+ */
+#define _GNU_SOURCE
+#include "stm-internal.h"
+
+void stm__branch_rollback(struct stm_tx *tx, struct stm__branch *br)
+{
+    while (tx->undo.n > br->undo_n) {
+        tx->undo.n--;
+        tx->ws[tx->undo.v[tx->undo.n].idx].value = tx->undo.v[tx->undo.n].value;
+    }
+    tx->wn = br->wn;
+    tx->wbloom = br->wbloom;
+    tx->after.n = br->after_n;
+    tx->frees.n = br->free_n;
+    stm__allocs_discard(tx, br->alloc_n);
+    tx->nest = br->nest;
+    tx->branch = br->outer;
+    stm__hooks_run_abort(tx, br->abort_n);
+}
+
+STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
+{
+    stm__check_tx(tx, "stm_or_else");
+    if (first == NULL || second == NULL)
+        stm__misuse("stm_or_else", "a branch function is NULL");
+    struct stm__branch br;
+    br.outer = tx->branch;
+    br.wbloom = tx->wbloom;
+    br.wn = tx->wn;
+    br.undo_n = tx->undo.n;
+    br.after_n = tx->after.n;
+    br.abort_n = tx->onabort.n;
+    br.alloc_n = tx->allocs.n;
+    br.free_n = tx->frees.n;
+    br.nest = tx->nest;
+    if (sigsetjmp(br.jb, 0) == 0) {
+        tx->branch = &br;
+        int r = first(tx, arg);
+        tx->branch = br.outer;
+        return r;
+    }
+    stm__branch_rollback(tx, &br);
+    return second(tx, arg);
+}

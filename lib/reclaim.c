@@ -1,0 +1,195 @@
+/*
+ * reclaim.c - epoch-based deferred reclamation.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * The epoch of a running transaction is the global-clock value it started
+ * from (published in its descriptor; 0 when the thread runs none).  A block
+ * freed by a commit with timestamp t is unreachable for every transaction
+ * that starts at t or later, so it may be freed once every published epoch
+ * is 0 or >= t.  Freed blocks wait in a per-thread limbo list; a reclaim
+ * pass runs once that list has grown by STM__RECLAIM_BATCH since the last
+ * pass, so its cost (one membarrier() and a walk over the threads) is
+ * spread over many frees.  Lists of exited threads become orphans that any
+ * later pass (or stm_shutdown) finishes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#endif
+
+#include "stm-internal.h"
+
+static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stm__freed *orphans;
+static uint32_t orphan_n, orphan_cap;
+static _Atomic uint64_t reclaimed_orphans; /* freed from no live descriptor */
+
+#ifdef STM__TSAN
+static _Atomic int barrier_word;
+#endif
+
+bool stm__membarrier_register(void)
+{
+#if defined(__linux__) && defined(SYS_membarrier) && !defined(STM__TSAN)
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+}
+
+void stm__heavy_barrier(void)
+{
+#ifdef STM__TSAN
+    atomic_fetch_add_explicit(&barrier_word, 1, memory_order_seq_cst);
+#else
+#if defined(__linux__) && defined(SYS_membarrier)
+    if (stm__g.fast_epoch && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+#endif
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
+/* The oldest epoch of any running transaction, UINT64_MAX if none. */
+static uint64_t min_epoch(void)
+{
+    uint64_t m = UINT64_MAX;
+    stm__heavy_barrier();
+    pthread_mutex_lock(&stm__reg_lock);
+    for (struct stm_tx *t = stm__reg_head; t; t = t->reg_next) {
+        uint64_t e = atomic_load_explicit(&t->epoch, memory_order_acquire);
+        if (e != 0 && e < m)
+            m = e;
+    }
+    pthread_mutex_unlock(&stm__reg_lock);
+    return m;
+}
+
+void stm__free_now(void *ptr, int kind)
+{
+    if (kind == STM__FREE_TVAR)
+        stm__tvar_reclaim(ptr);
+    else
+        free(ptr);
+}
+
+/* Free the entries of v[0..*n) stamped at or before `safe`; keep the rest. */
+static uint32_t sweep(struct stm__freed *v, uint32_t *n, uint64_t safe)
+{
+    uint32_t kept = 0, freed = 0;
+    for (uint32_t i = 0; i < *n; i++) {
+        if (v[i].stamp <= safe) {
+            stm__free_now(v[i].ptr, v[i].kind);
+            freed++;
+        } else {
+            v[kept++] = v[i];
+        }
+    }
+    *n = kept;
+    return freed;
+}
+
+static void sweep_orphans(uint64_t safe)
+{
+    if (pthread_mutex_trylock(&orphan_lock) != 0)
+        return;
+    uint32_t k = sweep(orphans, &orphan_n, safe);
+    pthread_mutex_unlock(&orphan_lock);
+    if (k)
+        atomic_fetch_add_explicit(&reclaimed_orphans, k, memory_order_relaxed);
+}
+
+void stm__reclaim(struct stm_tx *tx)
+{
+    uint64_t safe = min_epoch();
+    uint32_t k = sweep(tx->limbo.v, &tx->limbo.n, safe);
+    for (uint32_t i = 0; i < k; i++)
+        stm__count(&tx->st.reclaimed);
+    tx->limbo_next = tx->limbo.n + STM__RECLAIM_BATCH;
+    sweep_orphans(safe);
+}
+
+/* Wait for a grace period, then free: the path for when no list can
+ * hold the entry (out of memory).  Must not be called inside a
+ * transaction. */
+static void free_synchronously(void *ptr, int kind, uint64_t stamp)
+{
+    while (min_epoch() < stamp)
+        sched_yield();
+    stm__free_now(ptr, kind);
+    atomic_fetch_add_explicit(&reclaimed_orphans, 1, memory_order_relaxed);
+}
+
+void stm__limbo_push(struct stm_tx *tx, void *ptr, int kind, uint64_t stamp)
+{
+    if (tx == NULL || !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + 1)) {
+        free_synchronously(ptr, kind, stamp);
+        return;
+    }
+    tx->limbo.v[tx->limbo.n].ptr = ptr;
+    tx->limbo.v[tx->limbo.n].kind = kind;
+    tx->limbo.v[tx->limbo.n].stamp = stamp;
+    tx->limbo.n++;
+    if (tx->limbo.n >= tx->limbo_next)
+        stm__reclaim(tx);
+}
+
+void stm__reclaim_thread_exit(struct stm_tx *tx)
+{
+    if (tx->limbo.n)
+        stm__reclaim(tx);
+    if (tx->limbo.n == 0)
+        return;
+    pthread_mutex_lock(&orphan_lock);
+    bool ok = stm__grow((void **)&orphans, &orphan_cap, sizeof *orphans, orphan_n + tx->limbo.n);
+    if (ok) {
+        for (uint32_t i = 0; i < tx->limbo.n; i++)
+            orphans[orphan_n + i] = tx->limbo.v[i];
+        orphan_n += tx->limbo.n;
+    }
+    pthread_mutex_unlock(&orphan_lock);
+    if (!ok)
+        for (uint32_t i = 0; i < tx->limbo.n; i++)
+            free_synchronously(tx->limbo.v[i].ptr, tx->limbo.v[i].kind, tx->limbo.v[i].stamp);
+    tx->limbo.n = 0;
+}
+
+uint64_t stm__reclaimed_orphans(void)
+{
+    return atomic_load_explicit(&reclaimed_orphans, memory_order_relaxed);
+}
+
+void stm__reclaim_shutdown(void)
+{
+    uint64_t safe = min_epoch();
+    pthread_mutex_lock(&orphan_lock);
+    uint32_t k = sweep(orphans, &orphan_n, safe);
+    if (orphan_n == 0) {
+        free(orphans);
+        orphans = NULL;
+        orphan_cap = 0;
+    }
+    pthread_mutex_unlock(&orphan_lock);
+    atomic_fetch_add_explicit(&reclaimed_orphans, k, memory_order_relaxed);
+}
+
+void stm__reclaim_flush(void)
+{
+    struct stm_tx *tx = stm__self;
+    if (tx)
+        stm__reclaim(tx);
+    else
+        sweep_orphans(min_epoch());
+}
+
+size_t stm__reclaim_pending(void)
+{
+    struct stm_tx *tx = stm__self;
+    return tx ? tx->limbo.n : 0;
+}

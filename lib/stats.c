@@ -1,0 +1,69 @@
+/*
+ * stats.c - counters, stm_stats_get and the STM_STATS=1 report.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * Each thread counts in its own descriptor (single writer, relaxed
+ * atomics, no read-modify-write); readers sum over the registry.  When a
+ * descriptor goes away its counts are folded into `gone`.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+
+#include "stm-internal.h"
+
+static struct stm_stats gone; /* under stm__reg_lock */
+
+#define FIELDS(X)                                                                                  \
+    X(commits) X(aborts) X(retries) X(wakeups) X(aborts_conflict) X(aborts_validate)               \
+        X(aborts_explicit) X(aborts_nomem) X(serial_runs) X(reclaimed)
+
+static void add(struct stm_stats *out, struct stm__counters *c)
+{
+#define ADD(f) out->f += atomic_load_explicit(&c->f, memory_order_relaxed);
+    FIELDS(ADD)
+#undef ADD
+}
+
+void stm__stats_fold(struct stm_tx *tx)
+{
+    add(&gone, &tx->st);
+}
+
+STM_API void stm_stats_get(struct stm_stats *out)
+{
+    if (out == NULL)
+        stm__misuse("stm_stats_get", "the output pointer is NULL");
+    pthread_mutex_lock(&stm__reg_lock);
+    *out = gone;
+    for (struct stm_tx *t = stm__reg_head; t; t = t->reg_next)
+        add(out, &t->st);
+    pthread_mutex_unlock(&stm__reg_lock);
+    out->reclaimed += stm__reclaimed_orphans();
+}
+
+void stm__stats_reset(void)
+{
+    pthread_mutex_lock(&stm__reg_lock);
+    memset(&gone, 0, sizeof gone);
+    pthread_mutex_unlock(&stm__reg_lock);
+}
+
+void stm__stats_atexit(void)
+{
+    static _Atomic bool printed;
+    if (atomic_exchange(&printed, true))
+        return;
+    struct stm_stats s;
+    stm_stats_get(&s);
+    fprintf(stderr,
+            "libstm: commits %llu, aborts %llu (conflict %llu, validate %llu, explicit %llu, "
+            "nomem %llu), retries %llu, wakeups %llu, serial runs %llu, reclaimed %llu\n",
+            (unsigned long long)s.commits, (unsigned long long)s.aborts,
+            (unsigned long long)s.aborts_conflict, (unsigned long long)s.aborts_validate,
+            (unsigned long long)s.aborts_explicit, (unsigned long long)s.aborts_nomem,
+            (unsigned long long)s.retries, (unsigned long long)s.wakeups,
+            (unsigned long long)s.serial_runs, (unsigned long long)s.reclaimed);
+    stm__names_report(stderr);
+}

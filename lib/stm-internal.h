@@ -1,0 +1,316 @@
+/*
+ * stm-internal.h - private declarations shared across lib/ (never installed).
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * Layers, low to high: clock, waiter, core (tvar, tx, retry, orelse, hooks,
+ * alloc, reclaim, serial), stats.  Names here are stm__* and hidden (the
+ * library is built with -fvisibility=hidden; only STM_API names export).
+ */
+#ifndef STM_INTERNAL_H
+#define STM_INTERNAL_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stm.h"
+
+#define STM__LIKELY(x) __builtin_expect(!!(x), 1)
+#define STM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define STM__CACHELINE 64
+
+#if defined(__SANITIZE_THREAD__)
+#define STM__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define STM__TSAN 1
+#endif
+#endif
+
+static inline void stm__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- clock ---------------------------------------------------------- */
+
+int64_t stm__mono_ns(void);
+
+/* ---- waiter: "sleep until notified or until a deadline" ---------------
+ * A waiter belongs to one thread.  prepare() arms it; a notify() that
+ * comes after prepare() and before or during wait() is never lost;
+ * spurious wake-ups are absorbed.  wait() returns true if it was notified,
+ * false if the deadline (absolute, CLOCK_MONOTONIC ns; INT64_MAX = never)
+ * passed first. */
+struct stm__waiter;
+struct stm__waiter_ops {
+    const char *name;
+    struct stm__waiter *(*create)(void);
+    void (*destroy)(struct stm__waiter *w);
+    void (*prepare)(struct stm__waiter *w);
+    bool (*wait)(struct stm__waiter *w, int64_t deadline);
+    void (*notify)(struct stm__waiter *w);
+};
+struct stm__waiter {
+    const struct stm__waiter_ops *ops;
+};
+extern const struct stm__waiter_ops stm__waiter_condvar_ops;
+struct stm__waiter *stm__waiter_create(void);
+static inline void stm__waiter_destroy(struct stm__waiter *w)
+{
+    if (w)
+        w->ops->destroy(w);
+}
+
+/* ---- TVars -------------------------------------------------------------
+ * lock: even = version << 1; odd = locked by a committing transaction,
+ * the rest of the word is the address of the owner's write-set entry. */
+struct stm__waitnode {
+    struct stm__waitnode *next, *prev;
+    stm_tvar *var; /* NULL once detached by reclamation of var */
+    struct stm__waiter *waiter;
+    uint32_t stripe;
+};
+
+struct stm_tvar {
+    _Atomic uintptr_t lock;
+    _Atomic intptr_t value;
+    _Atomic(struct stm__waitnode *) waiters; /* under stm__stripe(var) */
+    char *name;                              /* under stm__names_lock */
+    _Atomic uint32_t conflicts;
+    uint32_t name_slot; /* index in the named-TVar table + 1, 0 = unnamed */
+};
+
+#define STM__LOCKED(l) ((l)&1u)
+#define STM__VERSION(l) ((uint64_t)(l) >> 1)
+
+void stm__tvar_reclaim(stm_tvar *var); /* final free, after the grace period */
+void stm__names_report(void *file);    /* FILE *: named TVars by conflicts */
+void stm__names_clear(void);
+
+/* ---- per-thread descriptor ------------------------------------------- */
+
+struct stm__rentry {
+    stm_tvar *var;
+    uintptr_t lock;
+};
+struct stm__wentry {
+    stm_tvar *var;
+    intptr_t value;
+    uintptr_t old; /* lock word before commit locked it */
+};
+struct stm__undo {
+    uint32_t idx;
+    intptr_t value;
+};
+struct stm__hook {
+    void (*fn)(void *);
+    void *arg;
+};
+struct stm__hookvec {
+    struct stm__hook *v;
+    uint32_t n, cap;
+};
+enum { STM__FREE_BLOCK = 0, STM__FREE_TVAR = 1 };
+struct stm__freed {
+    void *ptr;
+    uint64_t stamp; /* commit time after which it is unreachable */
+    int kind;
+};
+
+struct stm__counters {
+    _Atomic uint64_t commits, aborts, retries, wakeups, aborts_conflict, aborts_validate,
+        aborts_explicit, aborts_nomem, serial_runs, reclaimed;
+};
+
+/* An stm_or_else() branch: marks to roll back to. */
+struct stm__branch {
+    sigjmp_buf jb;
+    struct stm__branch *outer;
+    uint64_t wbloom;
+    uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n, nest;
+};
+
+enum { STM__IDLE = 0, STM__ACTIVE = 1 };
+/* siglongjmp() codes into stm_atomically */
+enum { STM__JUMP_CONFLICT = 1, STM__JUMP_RETRY, STM__JUMP_ABORT, STM__JUMP_NOMEM };
+
+#define STM__VEC(T)                                                                                \
+    struct {                                                                                       \
+        T *v;                                                                                      \
+        uint32_t n, cap;                                                                           \
+    }
+
+struct stm_tx {
+    /* hot: touched by every read and write */
+    uint64_t snapshot;
+    uint32_t state;
+    uint32_t nest;
+    struct stm__rentry *rs;
+    uint32_t rn, rcap;
+    struct stm__wentry *ws;
+    uint32_t wn, wcap;
+    uint64_t wbloom;
+    sigjmp_buf *jb;
+    struct stm__branch *branch;
+
+    /* published epoch: the snapshot this thread's running transaction
+     * started from, 0 when it runs none (read by reclamation and serial
+     * mode) */
+    _Atomic uint64_t epoch;
+
+    int64_t now;
+    bool now_valid;
+    bool serial;
+    int abort_code;
+    uint32_t restarts; /* consecutive conflict restarts */
+    uint64_t rng;
+    stm_tvar *conflict_var;
+
+    STM__VEC(struct stm__undo) undo;
+    struct stm__hookvec after;
+    struct stm__hookvec onabort;
+    STM__VEC(void *) allocs;
+    STM__VEC(struct stm__freed) frees;  /* this attempt's stm_free()s */
+    STM__VEC(struct stm__freed) limbo;  /* committed, awaiting grace */
+    uint32_t limbo_next;                /* try to reclaim at this size */
+    uint32_t limbo_age;                 /* commits since, while limbo is non-empty */
+    STM__VEC(struct stm__waitnode) nodes;
+
+    struct stm__waiter *waiter;
+    struct stm__counters st;
+    struct stm_tx *reg_next, *reg_prev; /* registry, under stm__reg_lock */
+};
+
+/* The calling thread's descriptor, NULL before its first transaction. */
+extern _Thread_local struct stm_tx *stm__self __attribute__((tls_model("initial-exec")));
+
+struct stm_tx *stm__thread_init(void);
+void stm__global_init(void);
+
+/* ---- global state ------------------------------------------------------ */
+
+struct stm__global {
+    _Alignas(STM__CACHELINE) _Atomic uint64_t clock; /* TL2 global version clock */
+    _Alignas(STM__CACHELINE) _Atomic uint32_t serial; /* 1 while a serial transaction runs */
+    _Alignas(STM__CACHELINE) bool fast_epoch;         /* membarrier() available */
+    bool stats_env;                                   /* STM_STATS=1 */
+};
+extern struct stm__global stm__g;
+
+/* registry of live descriptors (for reclamation, serial mode, stats) */
+extern pthread_mutex_t stm__reg_lock;
+extern struct stm_tx *stm__reg_head;
+
+/* ---- epochs ----------------------------------------------------------
+ * Publishing an epoch is a plain store: reclamation and serial mode pay
+ * for the ordering with membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), so
+ * the begin path has no fence.  Without membarrier (or under TSan, which
+ * cannot see it) the store is sequentially consistent. */
+static inline void stm__epoch_publish(struct stm_tx *tx, uint64_t e)
+{
+#ifdef STM__TSAN
+    /* TSan does not model fences; it checks happens-before only. */
+    atomic_store_explicit(&tx->epoch, e, memory_order_seq_cst);
+#else
+    atomic_store_explicit(&tx->epoch, e, memory_order_release);
+    if (STM__LIKELY(stm__g.fast_epoch))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+static inline void stm__epoch_clear(struct stm_tx *tx)
+{
+    atomic_store_explicit(&tx->epoch, 0, memory_order_release);
+}
+/* The other side of stm__epoch_publish: a full barrier on every thread. */
+void stm__heavy_barrier(void);
+
+/* ---- memory -------------------------------------------------------------- */
+
+void *stm__malloc(size_t n);
+void *stm__calloc(size_t n, size_t size);
+void *stm__realloc(void *p, size_t n);
+/* Grow *vec (elements of `size` bytes) to hold at least `need`; false on ENOMEM. */
+bool stm__grow(void **vec, uint32_t *cap, size_t size, uint32_t need);
+#define STM__VEC_RESERVE(vec, need)                                                                \
+    ((need) <= (vec).cap || stm__grow((void **)&(vec).v, &(vec).cap, sizeof *(vec).v, (need)))
+
+/* ---- transactions (internal) ------------------------------------------- */
+
+_Noreturn void stm__nomem(struct stm_tx *tx);
+_Noreturn void stm__misuse(const char *func, const char *what);
+void stm__check_tx_slow(struct stm_tx *tx, const char *func);
+static inline void stm__check_tx(struct stm_tx *tx, const char *func)
+{
+    if (STM__UNLIKELY(tx != stm__self || tx == NULL || tx->state != STM__ACTIVE))
+        stm__check_tx_slow(tx, func);
+}
+bool stm__validate(struct stm_tx *tx);
+void stm__branch_rollback(struct stm_tx *tx, struct stm__branch *br);
+
+/* hooks */
+void stm__hooks_run_after(struct stm_tx *tx);
+void stm__hooks_run_abort(struct stm_tx *tx, uint32_t from);
+/* allocation lists at the end of an attempt */
+void stm__allocs_discard(struct stm_tx *tx, uint32_t from);
+void stm__frees_commit(struct stm_tx *tx, uint64_t stamp);
+
+/* retry: register a wait node on every TVar the attempt read, then check
+ * that none has changed.  Returns 1 if the thread should sleep, 0 if a
+ * read TVar changed already, -ENOMEM.  sleep() blocks on the thread's
+ * waiter; unregister() removes whatever register() added. */
+int stm__retry_register(struct stm_tx *tx);
+void stm__retry_sleep(struct stm_tx *tx);
+void stm__retry_unregister(struct stm_tx *tx);
+void stm__notify_var(stm_tvar *var);
+void stm__waiters_detach(stm_tvar *var); /* before var's memory is freed */
+void stm__waiters_wake_all(stm_tvar *var);
+
+/* reclamation */
+void stm__reclaim(struct stm_tx *tx);
+void stm__limbo_push(struct stm_tx *tx, void *ptr, int kind, uint64_t stamp);
+void stm__reclaim_thread_exit(struct stm_tx *tx);
+void stm__reclaim_shutdown(void);
+void stm__free_now(void *ptr, int kind);
+bool stm__membarrier_register(void);
+uint64_t stm__reclaimed_orphans(void);
+#define STM__RECLAIM_BATCH 128
+
+/* serial (irrevocable) mode */
+void stm__serial_enter(struct stm_tx *tx);
+void stm__serial_exit(struct stm_tx *tx);
+void stm__serial_wait(void);
+
+/* statistics: single-writer counters, read by stm_stats_get() */
+static inline void stm__count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+void stm__stats_fold(struct stm_tx *tx); /* a descriptor going away */
+void stm__stats_atexit(void);
+void stm__stats_reset(void);
+
+/* ---- test-only hooks (hidden; tests link the library statically) ---- */
+
+/* Make the (n+1)-th internal allocation from now on fail (n = 0: the very
+ * next one); n < 0 disarms.  Process-wide. */
+void stm__fault_alloc_after(long n);
+/* Whether the armed failure has happened since it was armed. */
+bool stm__fault_alloc_fired(void);
+/* Try to reclaim every deferred free of this thread now. */
+void stm__reclaim_flush(void);
+/* How many deferred frees (blocks and TVars) this thread still holds. */
+size_t stm__reclaim_pending(void);
+
+#endif

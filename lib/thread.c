@@ -1,0 +1,123 @@
+/*
+ * thread.c - per-thread transaction descriptors, the registry of threads,
+ * library start-up and stm_shutdown.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * A thread's descriptor is made on its first transaction and freed by a
+ * pthread key destructor when the thread exits.  It is reached through an
+ * initial-exec TLS pointer (one %fs-relative load on x86-64).
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "stm-internal.h"
+
+_Thread_local struct stm_tx *stm__self __attribute__((tls_model("initial-exec")));
+
+struct stm__global stm__g = {.clock = 1};
+pthread_mutex_t stm__reg_lock = PTHREAD_MUTEX_INITIALIZER;
+struct stm_tx *stm__reg_head;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_key_t key;
+
+static void descriptor_free(struct stm_tx *tx)
+{
+    free(tx->rs);
+    free(tx->ws);
+    free(tx->undo.v);
+    free(tx->after.v);
+    free(tx->onabort.v);
+    free(tx->allocs.v);
+    free(tx->frees.v);
+    free(tx->limbo.v);
+    free(tx->nodes.v);
+    stm__waiter_destroy(tx->waiter);
+    free(tx);
+}
+
+static void descriptor_retire(struct stm_tx *tx)
+{
+    stm__reclaim_thread_exit(tx);
+    pthread_mutex_lock(&stm__reg_lock);
+    if (tx->reg_prev)
+        tx->reg_prev->reg_next = tx->reg_next;
+    else
+        stm__reg_head = tx->reg_next;
+    if (tx->reg_next)
+        tx->reg_next->reg_prev = tx->reg_prev;
+    stm__stats_fold(tx);
+    pthread_mutex_unlock(&stm__reg_lock);
+    descriptor_free(tx);
+}
+
+static void thread_exit(void *p)
+{
+    struct stm_tx *tx = p;
+    if (tx == NULL)
+        return;
+    stm__self = NULL;
+    descriptor_retire(tx);
+}
+
+static void global_init(void)
+{
+    pthread_key_create(&key, thread_exit);
+    stm__g.fast_epoch = stm__membarrier_register();
+    const char *s = getenv("STM_STATS");
+    stm__g.stats_env = s && *s && strcmp(s, "0") != 0;
+    if (stm__g.stats_env)
+        atexit(stm__stats_atexit);
+}
+
+void stm__global_init(void)
+{
+    pthread_once(&once, global_init);
+}
+
+struct stm_tx *stm__thread_init(void)
+{
+    stm__global_init();
+    struct stm_tx *tx = stm__calloc(1, sizeof *tx);
+    if (tx == NULL)
+        return NULL;
+    tx->rcap = 64;
+    tx->wcap = 16;
+    tx->rs = stm__malloc(tx->rcap * sizeof *tx->rs);
+    tx->ws = stm__malloc(tx->wcap * sizeof *tx->ws);
+    tx->waiter = stm__waiter_create();
+    if (tx->rs == NULL || tx->ws == NULL || tx->waiter == NULL ||
+        pthread_setspecific(key, tx) != 0) {
+        descriptor_free(tx);
+        return NULL;
+    }
+    tx->limbo_next = STM__RECLAIM_BATCH;
+    tx->rng = (uint64_t)(uintptr_t)tx * UINT64_C(0x9E3779B97F4A7C15) | 1;
+    pthread_mutex_lock(&stm__reg_lock);
+    tx->reg_next = stm__reg_head;
+    if (stm__reg_head)
+        stm__reg_head->reg_prev = tx;
+    stm__reg_head = tx;
+    pthread_mutex_unlock(&stm__reg_lock);
+    stm__self = tx;
+    return tx;
+}
+
+STM_API void stm_shutdown(void)
+{
+    struct stm_tx *tx = stm__self;
+    if (tx && tx->state != STM__IDLE)
+        stm__misuse("stm_shutdown", "called inside a transaction");
+    if (stm__g.stats_env)
+        stm__stats_atexit(); /* prints once */
+    if (tx) {
+        stm__self = NULL;
+        pthread_setspecific(key, NULL);
+        descriptor_retire(tx);
+    }
+    stm__reclaim_shutdown();
+    stm__names_clear();
+    stm__stats_reset();
+}

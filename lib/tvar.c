@@ -1,0 +1,191 @@
+/*
+ * tvar.c - TVar lifecycle: new, free, names, peek, poke.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stm-internal.h"
+
+/* Named TVars, for the statistics report: a table with O(1) removal (the
+ * last entry moves into the hole, and its name_slot follows it). */
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+static stm_tvar **names;
+static uint32_t names_n, names_cap;
+
+STM_API stm_tvar *stm_tvar_new(intptr_t initial)
+{
+    stm_tvar *var = stm__malloc(sizeof *var);
+    if (var == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_init(&var->lock, 0);
+    atomic_init(&var->value, initial);
+    atomic_init(&var->waiters, NULL);
+    atomic_init(&var->conflicts, 0);
+    var->name = NULL;
+    var->name_slot = 0;
+    return var;
+}
+
+static void names_remove_locked(stm_tvar *var)
+{
+    if (var->name_slot == 0)
+        return;
+    uint32_t i = var->name_slot - 1;
+    names[i] = names[--names_n];
+    names[i]->name_slot = i + 1;
+    var->name_slot = 0;
+}
+
+void stm__tvar_reclaim(stm_tvar *var)
+{
+    stm__waiters_detach(var);
+    pthread_mutex_lock(&names_lock);
+    names_remove_locked(var);
+    pthread_mutex_unlock(&names_lock);
+    free(var->name);
+    free(var);
+}
+
+STM_API void stm_tvar_free(stm_tvar *var)
+{
+    if (var == NULL)
+        return;
+    struct stm_tx *tx = stm__self;
+    if (tx && tx->state == STM__ACTIVE) {
+        /* inside a transaction: only if it commits, stamped with its time */
+        if (!STM__VEC_RESERVE(tx->frees, tx->frees.n + 1) ||
+            !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + 1))
+            stm__nomem(tx);
+        tx->frees.v[tx->frees.n].ptr = var;
+        tx->frees.v[tx->frees.n].kind = STM__FREE_TVAR;
+        tx->frees.v[tx->frees.n].stamp = 0;
+        tx->frees.n++;
+        return;
+    }
+    stm__waiters_wake_all(var);
+    if (tx == NULL)
+        tx = stm__thread_init(); /* NULL: freed synchronously */
+    else
+        stm__global_init();
+    stm__limbo_push(tx, var, STM__FREE_TVAR,
+                    atomic_load_explicit(&stm__g.clock, memory_order_acquire));
+}
+
+STM_API int stm_tvar_set_name(stm_tvar *var, const char *name)
+{
+    if (var == NULL)
+        return -EINVAL;
+    char *copy = NULL;
+    if (name) {
+        size_t len = strlen(name) + 1;
+        copy = stm__malloc(len);
+        if (copy == NULL)
+            return -ENOMEM;
+        memcpy(copy, name, len);
+    }
+    pthread_mutex_lock(&names_lock);
+    if (copy && var->name_slot == 0) {
+        if (!stm__grow((void **)&names, &names_cap, sizeof *names, names_n + 1)) {
+            pthread_mutex_unlock(&names_lock);
+            free(copy);
+            return -ENOMEM;
+        }
+        names[names_n++] = var;
+        var->name_slot = names_n;
+    } else if (!copy) {
+        names_remove_locked(var);
+    }
+    char *old = var->name;
+    var->name = copy;
+    pthread_mutex_unlock(&names_lock);
+    free(old);
+    return 0;
+}
+
+STM_API const char *stm_tvar_name(stm_tvar *var)
+{
+    if (var == NULL)
+        stm__misuse("stm_tvar_name", "the TVar is NULL");
+    pthread_mutex_lock(&names_lock);
+    const char *n = var->name;
+    pthread_mutex_unlock(&names_lock);
+    return n;
+}
+
+STM_API intptr_t stm_tvar_peek(stm_tvar *var)
+{
+    if (var == NULL)
+        stm__misuse("stm_tvar_peek", "the TVar is NULL");
+    for (;;) {
+        uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
+        intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
+        uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
+        if (l1 == l2 && !STM__LOCKED(l1))
+            return v;
+        stm__cpu_relax();
+    }
+}
+
+struct poke {
+    stm_tvar *var;
+    intptr_t value;
+};
+
+static int poke_fn(stm_tx *tx, void *arg)
+{
+    struct poke *p = arg;
+    stm_write(tx, p->var, p->value);
+    return 0;
+}
+
+STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value)
+{
+    if (var == NULL)
+        stm__misuse("stm_tvar_poke", "the TVar is NULL");
+    struct poke p = {var, value};
+    return stm_atomically(poke_fn, &p);
+}
+
+/* Top named TVars by conflicts, for the STM_STATS report. */
+void stm__names_report(void *file)
+{
+    FILE *f = file;
+    pthread_mutex_lock(&names_lock);
+    stm_tvar *top[10] = {0};
+    for (uint32_t i = 0; i < names_n; i++) {
+        stm_tvar *v = names[i];
+        uint32_t c = atomic_load_explicit(&v->conflicts, memory_order_relaxed);
+        if (c == 0)
+            continue;
+        for (int k = 0; k < 10; k++) {
+            if (!top[k] || c > atomic_load_explicit(&top[k]->conflicts, memory_order_relaxed)) {
+                memmove(&top[k + 1], &top[k], (size_t)(9 - k) * sizeof top[0]);
+                top[k] = v;
+                break;
+            }
+        }
+    }
+    for (int k = 0; k < 10 && top[k]; k++)
+        fprintf(f, "libstm:   conflicts %10u  %s\n",
+                (unsigned)atomic_load_explicit(&top[k]->conflicts, memory_order_relaxed),
+                top[k]->name);
+    pthread_mutex_unlock(&names_lock);
+}
+
+void stm__names_clear(void)
+{
+    pthread_mutex_lock(&names_lock);
+    for (uint32_t i = 0; i < names_n; i++)
+        names[i]->name_slot = 0;
+    free(names);
+    names = NULL;
+    names_n = names_cap = 0;
+    pthread_mutex_unlock(&names_lock);
+}

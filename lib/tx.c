@@ -1,0 +1,412 @@
+/*
+ * tx.c - transactions: begin, read, write, validate, commit, restart.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * TL2 with snapshot extension (as in LSA / TinySTM): a transaction starts
+ * from a snapshot of the global clock; a read accepts a TVar whose version
+ * is not newer than the snapshot, and when it meets a newer one it tries to
+ * move the snapshot forward by re-validating everything read so far, rather
+ * than aborting.  Every value a body sees is therefore consistent with one
+ * point in time (opacity).  Writes go to a redo log; commit locks the write
+ * set, takes a new clock value, validates the read set (skipped when no
+ * other commit happened since the snapshot), writes back and releases each
+ * lock with the new version.
+ *
+ * Memory ordering, reader side (a seqlock read):
+ *   l1 = lock (acquire); v = value (acquire); l2 = lock (relaxed)
+ * and the writer stores each value with release after locking, so a reader
+ * that sees a new value also sees the lock word change and retries.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+
+#include "stm-internal.h"
+
+/* Spins on a locked TVar before giving up (its commit is short). */
+#define STM__READ_SPIN 256
+#define STM__LOCK_SPIN 64
+
+static inline uint64_t bloom_bit(stm_tvar *var)
+{
+    return UINT64_C(1) << (((uintptr_t)var >> 4) & 63);
+}
+
+static struct stm__wentry *ws_find(struct stm_tx *tx, stm_tvar *var)
+{
+    for (uint32_t i = tx->wn; i-- > 0;)
+        if (tx->ws[i].var == var)
+            return &tx->ws[i];
+    return NULL;
+}
+
+/* Lock word `l` is held by this transaction (during its own commit). */
+static inline bool owned_by(struct stm_tx *tx, uintptr_t l)
+{
+    const struct stm__wentry *w = (const struct stm__wentry *)(l & ~(uintptr_t)1);
+    return w >= tx->ws && w < tx->ws + tx->wn;
+}
+
+/* Every read is still what it was.  Also used at commit, when the write set
+ * is locked by us. */
+bool stm__validate(struct stm_tx *tx)
+{
+    for (uint32_t i = 0; i < tx->rn; i++) {
+        const struct stm__rentry *r = &tx->rs[i];
+        uintptr_t l = atomic_load_explicit(&r->var->lock, memory_order_acquire);
+        if (l == r->lock)
+            continue;
+        if (STM__LOCKED(l) && owned_by(tx, l) &&
+            ((const struct stm__wentry *)(l & ~(uintptr_t)1))->old == r->lock)
+            continue;
+        tx->conflict_var = r->var;
+        return false;
+    }
+    return true;
+}
+
+_Noreturn static void conflict(struct stm_tx *tx, stm_tvar *var)
+{
+    tx->conflict_var = var;
+    stm__count(&tx->st.aborts_conflict);
+    siglongjmp(*tx->jb, STM__JUMP_CONFLICT);
+}
+
+_Noreturn void stm__nomem(struct stm_tx *tx)
+{
+    siglongjmp(*tx->jb, STM__JUMP_NOMEM);
+}
+
+static void rs_push(struct stm_tx *tx, stm_tvar *var, uintptr_t l)
+{
+    if (STM__UNLIKELY(tx->rn == tx->rcap) &&
+        !stm__grow((void **)&tx->rs, &tx->rcap, sizeof *tx->rs, tx->rn + 1))
+        stm__nomem(tx);
+    tx->rs[tx->rn].var = var;
+    tx->rs[tx->rn].lock = l;
+    tx->rn++;
+}
+
+__attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar *var)
+{
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
+        intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
+        uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
+        if (l1 != l2 || STM__LOCKED(l1)) {
+            if (spins >= STM__READ_SPIN)
+                conflict(tx, var);
+            stm__cpu_relax();
+            continue;
+        }
+        if (STM__VERSION(l1) > tx->snapshot) {
+            /* Extend: everything read so far must still hold at `now`. */
+            uint64_t now = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
+            if (!stm__validate(tx))
+                conflict(tx, tx->conflict_var);
+            tx->snapshot = now;
+            /* Read `var` again under the new snapshot: the value in hand
+             * may predate a commit that is at or below `now` but was
+             * still writing back (the read set did not cover `var`). */
+            continue;
+        }
+        rs_push(tx, var, l1);
+        return v;
+    }
+}
+
+STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
+{
+    stm__check_tx(tx, "stm_read");
+    if (STM__UNLIKELY(var == NULL))
+        stm__misuse("stm_read", "the TVar is NULL");
+    if (tx->wbloom & bloom_bit(var)) {
+        struct stm__wentry *w = ws_find(tx, var);
+        if (w)
+            return w->value;
+    }
+    uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
+    intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
+    uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
+    if (STM__UNLIKELY(l1 != l2 || STM__LOCKED(l1) || STM__VERSION(l1) > tx->snapshot))
+        return read_slow(tx, var);
+    if (STM__UNLIKELY(tx->rn == tx->rcap)) {
+        rs_push(tx, var, l1);
+        return v;
+    }
+    tx->rs[tx->rn].var = var;
+    tx->rs[tx->rn].lock = l1;
+    tx->rn++;
+    return v;
+}
+
+STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
+{
+    stm__check_tx(tx, "stm_write");
+    if (STM__UNLIKELY(var == NULL))
+        stm__misuse("stm_write", "the TVar is NULL");
+    uint64_t bit = bloom_bit(var);
+    if (tx->wbloom & bit) {
+        struct stm__wentry *w = ws_find(tx, var);
+        if (w) {
+            struct stm__branch *br = tx->branch;
+            if (br && (uint32_t)(w - tx->ws) < br->wn) {
+                /* overwriting a value from before the or_else branch */
+                if (!STM__VEC_RESERVE(tx->undo, tx->undo.n + 1))
+                    stm__nomem(tx);
+                tx->undo.v[tx->undo.n].idx = (uint32_t)(w - tx->ws);
+                tx->undo.v[tx->undo.n].value = w->value;
+                tx->undo.n++;
+            }
+            w->value = value;
+            return;
+        }
+    }
+    if (STM__UNLIKELY(tx->wn == tx->wcap) &&
+        !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
+        stm__nomem(tx);
+    tx->wbloom |= bit;
+    struct stm__wentry *w = &tx->ws[tx->wn++];
+    w->var = var;
+    w->value = value;
+    w->old = 0;
+}
+
+STM_API int64_t stm_tx_now(stm_tx *tx)
+{
+    stm__check_tx(tx, "stm_tx_now");
+    if (!tx->now_valid) {
+        tx->now = stm__mono_ns();
+        tx->now_valid = true;
+    }
+    return tx->now;
+}
+
+STM_API _Noreturn void stm_retry(stm_tx *tx)
+{
+    stm__check_tx(tx, "stm_retry");
+    if (tx->branch)
+        siglongjmp(tx->branch->jb, 1);
+    siglongjmp(*tx->jb, STM__JUMP_RETRY);
+}
+
+STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
+{
+    stm__check_tx(tx, "stm_abort");
+    tx->abort_code = code;
+    siglongjmp(*tx->jb, STM__JUMP_ABORT);
+}
+
+/* ---- begin / commit ---------------------------------------------------- */
+
+static inline void begin(struct stm_tx *tx, sigjmp_buf *jb)
+{
+    tx->jb = jb;
+    tx->rn = 0;
+    tx->wn = 0;
+    tx->wbloom = 0;
+    tx->undo.n = 0;
+    tx->branch = NULL;
+    tx->nest = 1;
+    tx->now_valid = false;
+    if (STM__UNLIKELY(tx->restarts >= STM_SERIAL_AFTER) && !tx->serial)
+        stm__serial_enter(tx);
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
+        stm__epoch_publish(tx, c);
+        if (STM__LIKELY(!atomic_load_explicit(&stm__g.serial, memory_order_acquire)) ||
+            tx->serial) {
+            tx->snapshot = c;
+            break;
+        }
+        stm__epoch_clear(tx);
+        stm__serial_wait();
+    }
+    tx->state = STM__ACTIVE;
+}
+
+static void unlock_ws(struct stm_tx *tx, uint32_t locked)
+{
+    for (uint32_t i = 0; i < locked; i++)
+        atomic_store_explicit(&tx->ws[i].var->lock, tx->ws[i].old, memory_order_release);
+}
+
+/* Returns the commit timestamp, or 0 if the commit failed validation.  A
+ * read-only transaction needs neither: its reads were consistent at its
+ * snapshot, which is its serialisation point. */
+static inline uint64_t commit(struct stm_tx *tx)
+{
+    if (tx->wn == 0)
+        return tx->snapshot;
+    for (uint32_t i = 0; i < tx->wn; i++) {
+        struct stm__wentry *w = &tx->ws[i];
+        for (unsigned spins = 0;; spins++) {
+            uintptr_t l = atomic_load_explicit(&w->var->lock, memory_order_relaxed);
+            if (STM__LOCKED(l)) {
+                if (spins < STM__LOCK_SPIN) {
+                    stm__cpu_relax();
+                    continue;
+                }
+                tx->conflict_var = w->var;
+                unlock_ws(tx, i);
+                return 0;
+            }
+            /* seq_cst: pairs with the waiter registration in retry.c */
+            if (atomic_compare_exchange_weak_explicit(&w->var->lock, &l, (uintptr_t)w | 1,
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                w->old = l;
+                break;
+            }
+        }
+    }
+    uint64_t wv = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
+    if (wv != tx->snapshot + 1 && !stm__validate(tx)) {
+        unlock_ws(tx, tx->wn);
+        return 0;
+    }
+    uintptr_t nl = (uintptr_t)(wv << 1);
+    for (uint32_t i = 0; i < tx->wn; i++) {
+        stm_tvar *var = tx->ws[i].var;
+        atomic_store_explicit(&var->value, tx->ws[i].value, memory_order_release);
+        atomic_store_explicit(&var->lock, nl, memory_order_release);
+    }
+    /* Wake retrying transactions; one load per TVar when nobody waits. */
+    for (uint32_t i = 0; i < tx->wn; i++)
+        if (atomic_load_explicit(&tx->ws[i].var->waiters, memory_order_seq_cst))
+            stm__notify_var(tx->ws[i].var);
+    return wv;
+}
+
+/* The attempt is over, committed or not: leave the epoch. */
+static inline void end_attempt(struct stm_tx *tx)
+{
+    tx->state = STM__IDLE;
+    tx->nest = 0;
+    tx->branch = NULL;
+    stm__epoch_clear(tx);
+    if (STM__UNLIKELY(tx->serial))
+        stm__serial_exit(tx);
+}
+
+static void finish_commit(struct stm_tx *tx, uint64_t stamp)
+{
+    stm__count(&tx->st.commits);
+    tx->restarts = 0;
+    tx->allocs.n = 0;
+    tx->onabort.n = 0;
+    if (tx->frees.n)
+        stm__frees_commit(tx, stamp);
+    else if (STM__UNLIKELY(tx->limbo.n) && (++tx->limbo_age & 255) == 0)
+        stm__reclaim(tx); /* a few stragglers: retry now and then */
+    if (tx->after.n)
+        stm__hooks_run_after(tx);
+}
+
+/* Discard the attempt: free its allocations; on_abort hooks run later
+ * (they may start transactions, so only once the attempt's state is no
+ * longer needed). */
+static void discard(struct stm_tx *tx)
+{
+    stm__count(&tx->st.aborts);
+    tx->after.n = 0;
+    tx->frees.n = 0;
+    stm__allocs_discard(tx, 0);
+}
+
+static void backoff(struct stm_tx *tx)
+{
+    uint64_t x = tx->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    tx->rng = x;
+    unsigned shift = tx->restarts < 10 ? tx->restarts : 10;
+    unsigned n = (unsigned)(x % ((uint64_t)4 << shift));
+    for (unsigned i = 0; i < n; i++)
+        stm__cpu_relax();
+}
+
+STM_API int stm_atomically(stm_fn *fn, void *arg)
+{
+    struct stm_tx *const tx = STM__LIKELY(stm__self != NULL) ? stm__self : stm__thread_init();
+    if (STM__UNLIKELY(tx == NULL))
+        return -ENOMEM;
+    if (tx->state != STM__IDLE) {
+        /* nested: join the enclosing transaction (flat nesting) */
+        tx->nest++;
+        int r = fn(tx, arg);
+        tx->nest--;
+        return r;
+    }
+    sigjmp_buf jb;
+    for (;;) {
+        int why = sigsetjmp(jb, 0);
+        if (why == 0) {
+            begin(tx, &jb);
+            int r = fn(tx, arg);
+            uint64_t stamp = commit(tx);
+            if (STM__LIKELY(stamp != 0)) {
+                end_attempt(tx);
+                finish_commit(tx, stamp);
+                return r;
+            }
+            stm__count(&tx->st.aborts_validate);
+            why = STM__JUMP_CONFLICT;
+        }
+        int ret = 0;
+        switch (why) {
+        case STM__JUMP_CONFLICT:
+            if (tx->conflict_var)
+                atomic_fetch_add_explicit(&tx->conflict_var->conflicts, 1,
+                                          memory_order_relaxed);
+            tx->conflict_var = NULL;
+            end_attempt(tx);
+            discard(tx);
+            stm__hooks_run_abort(tx, 0);
+            tx->restarts++;
+            backoff(tx);
+            continue;
+        case STM__JUMP_RETRY: {
+            stm__count(&tx->st.retries);
+            tx->restarts = 0;
+            if (tx->rn == 0) {
+                end_attempt(tx);
+                ret = -EDEADLK;
+                break;
+            }
+            /* Register on everything read while the epoch still protects
+             * the TVars, then leave the transaction (and serial mode)
+             * before sleeping. */
+            tx->after.n = 0;
+            tx->frees.n = 0;
+            stm__allocs_discard(tx, 0);
+            int reg = stm__retry_register(tx);
+            end_attempt(tx);
+            if (reg > 0)
+                stm__retry_sleep(tx);
+            stm__retry_unregister(tx);
+            stm__count(&tx->st.aborts);
+            stm__hooks_run_abort(tx, 0);
+            if (reg >= 0)
+                continue;
+            stm__count(&tx->st.aborts_nomem);
+            return reg;
+        }
+        case STM__JUMP_ABORT:
+            stm__count(&tx->st.aborts_explicit);
+            end_attempt(tx);
+            ret = tx->abort_code;
+            break;
+        default: /* STM__JUMP_NOMEM */
+            stm__count(&tx->st.aborts_nomem);
+            end_attempt(tx);
+            ret = -ENOMEM;
+            break;
+        }
+        discard(tx);
+        stm__hooks_run_abort(tx, 0);
+        return ret;
+    }
+}

@@ -1,0 +1,92 @@
+/*
+ * waiter_condvar.c - Waiter backend: a mutex, a flag and a condition
+ * variable whose timed waits use CLOCK_MONOTONIC (so setting the system
+ * time does not move deadlines).
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "stm-internal.h"
+
+struct cv_waiter {
+    struct stm__waiter base;
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    bool signaled;
+};
+
+static struct stm__waiter *cv_create(void)
+{
+    struct cv_waiter *w = stm__malloc(sizeof *w);
+    if (w == NULL)
+        return NULL;
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int e = pthread_cond_init(&w->c, &a);
+    pthread_condattr_destroy(&a);
+    if (e != 0) {
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_init(&w->m, NULL);
+    w->base.ops = &stm__waiter_condvar_ops;
+    w->signaled = false;
+    return &w->base;
+}
+
+static void cv_destroy(struct stm__waiter *base)
+{
+    struct cv_waiter *w = (struct cv_waiter *)base;
+    pthread_cond_destroy(&w->c);
+    pthread_mutex_destroy(&w->m);
+    free(w);
+}
+
+static void cv_prepare(struct stm__waiter *base)
+{
+    struct cv_waiter *w = (struct cv_waiter *)base;
+    pthread_mutex_lock(&w->m);
+    w->signaled = false;
+    pthread_mutex_unlock(&w->m);
+}
+
+static bool cv_wait(struct stm__waiter *base, int64_t deadline)
+{
+    struct cv_waiter *w = (struct cv_waiter *)base;
+    struct timespec ts = {.tv_sec = deadline / INT64_C(1000000000),
+                          .tv_nsec = (long)(deadline % INT64_C(1000000000))};
+    pthread_mutex_lock(&w->m);
+    while (!w->signaled) {
+        if (deadline == INT64_MAX)
+            pthread_cond_wait(&w->c, &w->m);
+        else if (pthread_cond_timedwait(&w->c, &w->m, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool r = w->signaled;
+    w->signaled = false;
+    pthread_mutex_unlock(&w->m);
+    return r;
+}
+
+static void cv_notify(struct stm__waiter *base)
+{
+    struct cv_waiter *w = (struct cv_waiter *)base;
+    pthread_mutex_lock(&w->m);
+    w->signaled = true;
+    pthread_cond_signal(&w->c);
+    pthread_mutex_unlock(&w->m);
+}
+
+const struct stm__waiter_ops stm__waiter_condvar_ops = {
+    .name = "condvar",
+    .create = cv_create,
+    .destroy = cv_destroy,
+    .prepare = cv_prepare,
+    .wait = cv_wait,
+    .notify = cv_notify,
+};

@@ -1,0 +1,556 @@
+/*
+ * check_reclaim.c - stress: deferred reclamation of blocks and TVars.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * Writers replace the nodes of a shared list (copy on write: stm_alloc()
+ * the copies, stm_free() the old nodes) while readers traverse it and
+ * dereference every node.  Nothing may be freed while a running
+ * transaction can still reach it: under ASan a premature free is a
+ * heap-use-after-free; in a plain build the node's magic word (its first
+ * word, which glibc's free() overwrites) or its invariants go wrong.
+ * Nothing may leak either: the ASan build runs with detect_leaks=1.
+ *
+ * Then TVars themselves: a "directory" TVar points to an entry TVar that is
+ * replaced - unlinked in a committed transaction - and stm_tvar_free()d
+ * while other threads' transactions may still be reading it, writing it,
+ * or waiting on it in stm_retry().
+ */
+#define _GNU_SOURCE
+#include <stm.h>
+
+#include "../lib/stm-internal.h"
+#include "testutil.h"
+
+static atomic_int bad_rc;
+static atomic_int writers_running; /* readers stop when this reaches 0 */
+static atomic_int readers_running; /* writers flush when this reaches 0 */
+
+/* ------------------------------------------------------------------ */
+/* A copy-on-write list                                                */
+/* ------------------------------------------------------------------ */
+
+#define LIST_LEN 8
+#define LNODE_MAGIC UINT64_C(0x4c4e4f44454d4147) /* "LNODEMAG" */
+
+struct lnode {
+    uint64_t magic; /* first: clobbered by glibc's free() */
+    struct lnode *next;
+    intptr_t pos; /* 0 .. LIST_LEN-1 */
+    intptr_t val; /* the values of a list sum to 0 */
+};
+
+static stm_tvar *head;
+static atomic_long list_violations;
+
+struct lwriter {
+    pthread_t tid;
+    int id;
+    long n;         /* replacements */
+    int k;          /* this one replaces nodes 0..k */
+    intptr_t d;     /* moves d from node 0 to node k */
+    long freed;     /* blocks passed to stm_free() by committed transactions */
+    size_t pending_before_flush;
+    size_t pending_after_flush;
+    size_t max_pending;
+};
+
+static int list_replace_body(stm_tx *tx, void *arg)
+{
+    const struct lwriter *w = arg;
+    struct lnode *old[LIST_LEN], *copy[LIST_LEN];
+    struct lnode *n = stm_read_ptr(tx, head);
+    for (int i = 0; i <= w->k; i++) {
+        old[i] = n;
+        copy[i] = stm_alloc(tx, sizeof **copy);
+        *copy[i] = *n;
+        n = n->next;
+    }
+    for (int i = 0; i < w->k; i++)
+        copy[i]->next = copy[i + 1];
+    copy[w->k]->val += w->d;
+    copy[0]->val -= w->d;
+    stm_write_ptr(tx, head, copy[0]);
+    for (int i = 0; i <= w->k; i++)
+        stm_free(tx, old[i]);
+    return w->k + 1;
+}
+
+static void *lwriter_main(void *p)
+{
+    struct lwriter *w = p;
+    uint64_t rng = tu_seed(500 + (uint64_t)w->id);
+    for (long i = 0; i < w->n; i++) {
+        w->k = (int)tu_rand_below(&rng, LIST_LEN);
+        w->d = 1 + (intptr_t)tu_rand_below(&rng, 100);
+        int rc = stm_atomically(list_replace_body, w);
+        if (rc < 1) {
+            atomic_store(&bad_rc, rc);
+            break;
+        }
+        w->freed += rc;
+        if ((i & 255) == 0) {
+            size_t pend = stm__reclaim_pending();
+            if (pend > w->max_pending)
+                w->max_pending = pend;
+        }
+    }
+    atomic_fetch_sub(&writers_running, 1);
+    /* Flush once no reader (and no writer) runs a transaction any more:
+     * then every deferred free is past its grace period.  Bounded wait;
+     * on timeout the assertion on pending_after_flush reports it. */
+    int64_t end = tu_now_ns() + TU_HANDSHAKE_MS * 1000000;
+    while ((atomic_load(&readers_running) > 0 || atomic_load(&writers_running) > 0) &&
+           tu_now_ns() < end)
+        tu_sleep_ms(1);
+    w->pending_before_flush = stm__reclaim_pending();
+    stm__reclaim_flush();
+    w->pending_after_flush = stm__reclaim_pending();
+    return NULL;
+}
+
+struct lreader {
+    pthread_t tid;
+    int id;
+    uint64_t rng;
+    unsigned spin;
+    long commits;
+    size_t pending_after_flush;
+};
+
+static int list_read_body(stm_tx *tx, void *arg)
+{
+    const struct lreader *r = arg;
+    const struct lnode *n = stm_read_ptr(tx, head);
+    intptr_t sum = 0;
+    bool bad = false;
+    for (int i = 0; i < LIST_LEN; i++) {
+        if (n == NULL || n->magic != LNODE_MAGIC || n->pos != i) {
+            bad = true;
+            break;
+        }
+        sum += n->val;
+        tu_busy(r->spin);
+        n = n->next;
+    }
+    if (bad || n != NULL || sum != 0)
+        atomic_fetch_add(&list_violations, 1);
+    return 0;
+}
+
+static void *lreader_main(void *p)
+{
+    struct lreader *r = p;
+    while (atomic_load(&writers_running) > 0) {
+        r->spin = tu_rand_below(&r->rng, 50);
+        int rc = stm_atomically(list_read_body, r);
+        if (rc != 0)
+            atomic_store(&bad_rc, rc);
+        r->commits++;
+    }
+    stm__reclaim_flush();
+    r->pending_after_flush = stm__reclaim_pending(); /* readers free nothing */
+    atomic_fetch_sub(&readers_running, 1);
+    return NULL;
+}
+
+START_TEST(test_list_replace)
+{
+    enum { NW = 2, NR = 2 };
+    const long per_writer = TU_SCALE(50000L, 2500L); /* ~100k replacements in all */
+
+    struct lnode *nodes[LIST_LEN];
+    for (int i = LIST_LEN - 1; i >= 0; i--) {
+        nodes[i] = malloc(sizeof *nodes[i]);
+        ck_assert_ptr_nonnull(nodes[i]);
+        nodes[i]->magic = LNODE_MAGIC;
+        nodes[i]->next = i + 1 < LIST_LEN ? nodes[i + 1] : NULL;
+        nodes[i]->pos = i;
+        nodes[i]->val = 0;
+    }
+    head = stm_tvar_new((intptr_t)nodes[0]);
+    ck_assert_ptr_nonnull(head);
+    atomic_store(&bad_rc, 0);
+    atomic_store(&list_violations, 0);
+    atomic_store(&writers_running, NW);
+    atomic_store(&readers_running, NR);
+
+    struct stm_stats before, after;
+    stm_stats_get(&before);
+    int64_t t0 = tu_now_ns();
+
+    struct lwriter w[NW];
+    struct lreader r[NR];
+    memset(w, 0, sizeof w);
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < NR; i++) {
+        r[i].id = i;
+        r[i].rng = tu_seed(600 + (uint64_t)i);
+        r[i].tid = tu_run_thread(lreader_main, &r[i]);
+    }
+    for (int i = 0; i < NW; i++) {
+        w[i].id = i;
+        w[i].n = per_writer;
+        w[i].tid = tu_run_thread(lwriter_main, &w[i]);
+    }
+    for (int i = 0; i < NW; i++)
+        tu_join(w[i].tid);
+    long reads = 0;
+    for (int i = 0; i < NR; i++) {
+        tu_join(r[i].tid);
+        reads += r[i].commits;
+    }
+    int64_t t1 = tu_now_ns();
+    stm_stats_get(&after);
+
+    long freed = 0, reclaimed_early = 0;
+    size_t max_pending = 0;
+    for (int i = 0; i < NW; i++) {
+        freed += w[i].freed;
+        reclaimed_early += w[i].freed - (long)w[i].pending_before_flush;
+        if (w[i].max_pending > max_pending)
+            max_pending = w[i].max_pending;
+    }
+    uint64_t reclaimed = after.reclaimed - before.reclaimed;
+    fprintf(stderr,
+            "reclaim list: %d writers x %ld replacements, %ld blocks freed, %ld reader "
+            "commits, %.3f s; reclaimed %llu (%ld before the final flush), max pending %zu\n",
+            NW, per_writer, freed, reads, (double)(t1 - t0) / 1e9,
+            (unsigned long long)reclaimed, reclaimed_early, max_pending);
+
+    ck_assert_msg(atomic_load(&bad_rc) == 0, "stm_atomically returned %d", atomic_load(&bad_rc));
+    ck_assert_msg(atomic_load(&list_violations) == 0,
+                  "%ld reader attempts saw a bad list (freed too early, or torn)",
+                  atomic_load(&list_violations));
+    for (int i = 0; i < NW; i++)
+        ck_assert_msg(w[i].pending_after_flush == 0,
+                      "writer %d: %zu deferred frees still pending after "
+                      "stm__reclaim_flush() with no transaction running",
+                      i, w[i].pending_after_flush);
+    for (int i = 0; i < NR; i++)
+        ck_assert_uint_eq(r[i].pending_after_flush, 0);
+    /* Reclamation runs as the program goes ("typically within the next few
+     * hundred commits"), not only when flushed: readers run only short
+     * transactions, so their epochs keep moving. */
+    ck_assert_msg(reclaimed_early > 0, "nothing was reclaimed before the explicit flush");
+    /* Every block freed by a committed transaction has been reclaimed:
+     * each writer's pending count was 0 after its flush, and only the
+     * writers freed anything.  The counter may also include other
+     * deferred frees, so this is a lower bound (100%, not ~90%: the
+     * blocks were not left to thread exit). */
+    ck_assert_msg(reclaimed >= (uint64_t)freed, "reclaimed grew by %llu, but %ld blocks were freed",
+                  (unsigned long long)reclaimed, freed);
+
+    /* Nothing runs any more: the final list can be freed directly. */
+    struct lnode *n = (struct lnode *)stm_tvar_peek(head);
+    intptr_t sum = 0;
+    for (int i = 0; i < LIST_LEN; i++) {
+        ck_assert_ptr_nonnull(n);
+        ck_assert(n->magic == LNODE_MAGIC);
+        ck_assert_int_eq(n->pos, i);
+        sum += n->val;
+        struct lnode *next = n->next;
+        free(n);
+        n = next;
+    }
+    ck_assert_ptr_null(n);
+    ck_assert_int_eq(sum, 0);
+    stm_tvar_free(head);
+    stm_shutdown();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Freeing TVars that other transactions may still be reading          */
+/* ------------------------------------------------------------------ */
+
+/* dir points to the current entry TVar; the entry's value always equals
+ * gen's (the bumper adds 1 to both; the replacer copies gen into the new
+ * entry in the transaction that links it). */
+static stm_tvar *dir, *gen;
+static atomic_long entry_violations;
+static atomic_int replacer_running;
+static atomic_int others_running;
+
+struct replacer {
+    long n;
+    long tvars_freed;
+    stm_tvar *fresh;
+    stm_tvar *old; /* set by the committed attempt */
+    bool free_inside;
+    size_t pending_after_flush;
+};
+
+static int replace_body(stm_tx *tx, void *arg)
+{
+    struct replacer *rp = arg;
+    stm_tvar *old = stm_read_ptr(tx, dir);
+    intptr_t g = stm_read(tx, gen);
+    if (stm_read(tx, old) != g)
+        atomic_fetch_add(&entry_violations, 1);
+    stm_write(tx, rp->fresh, g);
+    stm_write_ptr(tx, dir, rp->fresh);
+    if (rp->free_inside)
+        stm_tvar_free(old); /* takes effect only if this commits */
+    rp->old = old;
+    return 0;
+}
+
+static void *replacer_main(void *p)
+{
+    struct replacer *rp = p;
+    for (long i = 0; i < rp->n; i++) {
+        rp->fresh = stm_tvar_new(-1);
+        if (rp->fresh == NULL) {
+            atomic_store(&bad_rc, -ENOMEM);
+            break;
+        }
+        rp->free_inside = (i & 1) != 0;
+        int rc = stm_atomically(replace_body, rp);
+        if (rc != 0) {
+            atomic_store(&bad_rc, rc);
+            stm_tvar_free(rp->fresh);
+            break;
+        }
+        /* Unlinked by a committed transaction: no transaction that starts
+         * from now on can reach it, but running ones may still read it. */
+        if (!rp->free_inside)
+            stm_tvar_free(rp->old);
+        rp->tvars_freed++;
+    }
+    atomic_store(&replacer_running, 0);
+    int64_t end = tu_now_ns() + TU_HANDSHAKE_MS * 1000000;
+    while (atomic_load(&others_running) > 0 && tu_now_ns() < end)
+        tu_sleep_ms(1);
+    stm__reclaim_flush();
+    rp->pending_after_flush = stm__reclaim_pending();
+    return NULL;
+}
+
+static int bump_body(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    stm_tvar *e = stm_read_ptr(tx, dir);
+    intptr_t v = stm_read(tx, e);
+    intptr_t g = stm_read(tx, gen);
+    if (v != g)
+        atomic_fetch_add(&entry_violations, 1);
+    stm_write(tx, e, v + 1); /* e may be unlinked and freed meanwhile */
+    stm_write(tx, gen, g + 1);
+    return 0;
+}
+
+static int entry_read_body(stm_tx *tx, void *arg)
+{
+    unsigned spin = *(const unsigned *)arg;
+    stm_tvar *e = stm_read_ptr(tx, dir);
+    tu_busy(spin); /* the replacer may unlink and free e here */
+    intptr_t v = stm_read(tx, e);
+    intptr_t g = stm_read(tx, gen);
+    if (v != g)
+        atomic_fetch_add(&entry_violations, 1);
+    return 0;
+}
+
+static void *bumper_main(void *p)
+{
+    long *count = p;
+    while (atomic_load(&replacer_running)) {
+        int rc = stm_atomically(bump_body, NULL);
+        if (rc != 0)
+            atomic_store(&bad_rc, rc);
+        ++*count;
+    }
+    atomic_fetch_sub(&others_running, 1);
+    return NULL;
+}
+
+static void *entry_reader_main(void *p)
+{
+    long *count = p;
+    uint64_t rng = tu_seed((uint64_t)(uintptr_t)p);
+    while (atomic_load(&replacer_running)) {
+        unsigned spin = tu_rand_below(&rng, 300);
+        int rc = stm_atomically(entry_read_body, &spin);
+        if (rc != 0)
+            atomic_store(&bad_rc, rc);
+        ++*count;
+    }
+    atomic_fetch_sub(&others_running, 1);
+    return NULL;
+}
+
+START_TEST(test_tvar_free_while_read)
+{
+    stm_tvar *first = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(first);
+    dir = stm_tvar_new((intptr_t)first);
+    gen = stm_tvar_new(0);
+    ck_assert(dir != NULL && gen != NULL);
+    atomic_store(&bad_rc, 0);
+    atomic_store(&entry_violations, 0);
+    atomic_store(&replacer_running, 1);
+    atomic_store(&others_running, 3);
+
+    struct stm_stats before, after;
+    stm_stats_get(&before);
+    int64_t t0 = tu_now_ns();
+
+    struct replacer rp;
+    memset(&rp, 0, sizeof rp);
+    rp.n = TU_SCALE(20000L, 1000L);
+    long bumps = 0, reads[2] = {0, 0};
+    pthread_t tb = tu_run_thread(bumper_main, &bumps);
+    pthread_t tr0 = tu_run_thread(entry_reader_main, &reads[0]);
+    pthread_t tr1 = tu_run_thread(entry_reader_main, &reads[1]);
+    pthread_t trp = tu_run_thread(replacer_main, &rp);
+    tu_join(trp);
+    tu_join(tb);
+    tu_join(tr0);
+    tu_join(tr1);
+    int64_t t1 = tu_now_ns();
+    stm_stats_get(&after);
+
+    uint64_t reclaimed = after.reclaimed - before.reclaimed;
+    fprintf(stderr,
+            "reclaim tvars: %ld TVars replaced and freed, %ld bumps, %ld + %ld reads, %.3f s; "
+            "reclaimed %llu\n",
+            rp.tvars_freed, bumps, reads[0], reads[1], (double)(t1 - t0) / 1e9,
+            (unsigned long long)reclaimed);
+
+    ck_assert_msg(atomic_load(&bad_rc) == 0, "stm_atomically returned %d", atomic_load(&bad_rc));
+    ck_assert_msg(atomic_load(&entry_violations) == 0,
+                  "%ld attempts saw entry value != gen", atomic_load(&entry_violations));
+    ck_assert_int_eq(rp.tvars_freed, rp.n);
+    ck_assert_msg(rp.pending_after_flush == 0,
+                  "replacer: %zu deferred frees still pending after stm__reclaim_flush() with "
+                  "no transaction running",
+                  rp.pending_after_flush);
+    ck_assert_msg(reclaimed >= (uint64_t)rp.tvars_freed, "reclaimed grew by %llu, want >= %ld",
+                  (unsigned long long)reclaimed, rp.tvars_freed);
+
+    stm_tvar *last = (stm_tvar *)stm_tvar_peek(dir);
+    ck_assert_int_eq(stm_tvar_peek(last), stm_tvar_peek(gen));
+    ck_assert_int_eq(stm_tvar_peek(gen), bumps);
+    stm_tvar_free(last);
+    stm_tvar_free(dir);
+    stm_tvar_free(gen);
+    stm_shutdown();
+}
+END_TEST
+
+/*
+ * Waiters blocked in stm_retry() on an entry TVar (reached through dir)
+ * when it is unlinked and freed.  Round r: each waiter waits until the
+ * entry's value is at least r + 1; the main thread, once all waiters have
+ * blocked in that round, links a new entry holding r + 1 and frees the old
+ * one (outside the transaction or, every other round, inside it).
+ */
+#define NWAITERS 3
+
+struct fwaiter {
+    pthread_t tid;
+    int id;
+    long rounds;
+    atomic_int blocked_round; /* r + 1 once blocked in round r */
+    long target;
+    long got_wrong;
+    int rc;
+};
+
+static int fwait_body(stm_tx *tx, void *arg)
+{
+    struct fwaiter *w = arg;
+    stm_tvar *e = stm_read_ptr(tx, dir);
+    intptr_t v = stm_read(tx, e);
+    if (v < w->target) {
+        atomic_store(&w->blocked_round, (int)w->target);
+        stm_retry(tx);
+    }
+    return (int)v;
+}
+
+static void *fwaiter_main(void *p)
+{
+    struct fwaiter *w = p;
+    for (long r = 0; r < w->rounds; r++) {
+        w->target = r + 1;
+        int rc = stm_atomically(fwait_body, w);
+        if (rc < 0) {
+            w->rc = rc;
+            break;
+        }
+        if (rc != r + 1)
+            w->got_wrong++;
+    }
+    return NULL;
+}
+
+struct relink {
+    stm_tvar *fresh;
+    stm_tvar *old;
+    bool free_inside;
+};
+
+static int relink_body(stm_tx *tx, void *arg)
+{
+    struct relink *rl = arg;
+    rl->old = stm_read_ptr(tx, dir);
+    stm_write_ptr(tx, dir, rl->fresh);
+    if (rl->free_inside)
+        stm_tvar_free(rl->old);
+    return 0;
+}
+
+START_TEST(test_tvar_free_wakes_waiters)
+{
+    stm_tvar *first = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(first);
+    dir = stm_tvar_new((intptr_t)first);
+    ck_assert_ptr_nonnull(dir);
+    const long rounds = TU_SCALE(300L, 50L);
+
+    struct fwaiter *w = calloc(NWAITERS, sizeof *w);
+    ck_assert_ptr_nonnull(w);
+    for (int i = 0; i < NWAITERS; i++) {
+        w[i].id = i;
+        w[i].rounds = rounds;
+        w[i].tid = tu_run_thread(fwaiter_main, &w[i]);
+    }
+    for (long r = 0; r < rounds; r++) {
+        for (int i = 0; i < NWAITERS; i++)
+            ck_assert_msg(tu_wait_atleast(&w[i].blocked_round, (int)r + 1, TU_HANDSHAKE_MS),
+                          "round %ld: waiter %d did not block (rc %d)", r, i, w[i].rc);
+        struct relink rl = {stm_tvar_new(r + 1), NULL, (r & 1) != 0};
+        ck_assert_ptr_nonnull(rl.fresh);
+        ck_assert_int_eq(stm_atomically(relink_body, &rl), 0);
+        if (!rl.free_inside)
+            stm_tvar_free(rl.old);
+    }
+    for (int i = 0; i < NWAITERS; i++) {
+        tu_join(w[i].tid); /* bounded by the test timeout */
+        ck_assert_int_eq(w[i].rc, 0);
+        ck_assert_int_eq(w[i].got_wrong, 0);
+    }
+    free(w);
+    stm_tvar *last = (stm_tvar *)stm_tvar_peek(dir);
+    ck_assert_int_eq(stm_tvar_peek(last), rounds);
+    stm_tvar_free(last);
+    stm_tvar_free(dir);
+    stm_shutdown();
+}
+END_TEST
+
+static Suite *reclaim_suite(void)
+{
+    Suite *s = suite_create("reclaim");
+    TCase *tc = tcase_create("reclaim");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_list_replace);
+    tcase_add_test(tc, test_tvar_free_while_read);
+    tcase_add_test(tc, test_tvar_free_wakes_waiters);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TU_SUITE_MAIN(reclaim_suite)

@@ -1,0 +1,205 @@
+/*
+ * testutil.h - small helpers shared by the Check suites in tests/.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * Every test file defines _GNU_SOURCE before including anything, then
+ * includes <check.h> and this header.  Keep this file small; append new
+ * helpers at the end rather than changing existing ones (several suites
+ * share it).
+ */
+#ifndef STM_TESTUTIL_H
+#define STM_TESTUTIL_H
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Monotonic clock in nanoseconds, independent of the library. */
+static inline int64_t tu_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
+}
+
+/* Sleep for `ms` milliseconds (restarting after signals). */
+static inline void tu_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Start a joinable thread; fails the test if it cannot be created. */
+static inline pthread_t tu_run_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, fn, arg);
+    ck_assert_msg(rc == 0, "pthread_create: %s", strerror(rc));
+    return t;
+}
+
+/* Join a thread started with tu_run_thread(); returns its result. */
+static inline void *tu_join(pthread_t t)
+{
+    void *res = NULL;
+    int rc = pthread_join(t, &res);
+    ck_assert_msg(rc == 0, "pthread_join: %s", strerror(rc));
+    return res;
+}
+
+/*
+ * Wait until *p >= min, polling every millisecond, for at most
+ * `timeout_ms`.  Returns whether the condition came true.  Use it for
+ * handshakes between threads: the condition, not the delay, decides.
+ */
+static inline bool tu_wait_atleast(atomic_int *p, int min, long timeout_ms)
+{
+    int64_t end = tu_now_ns() + (int64_t)timeout_ms * 1000000;
+    while (atomic_load(p) < min) {
+        if (tu_now_ns() > end)
+            return false;
+        tu_sleep_ms(1);
+    }
+    return true;
+}
+
+/* Generous bound for handshakes (the CI machine is shared). */
+#define TU_HANDSHAKE_MS 10000L
+
+/*
+ * TU_SUITE_MAIN(make_suite): a main() that runs the suite made by
+ * `Suite *make_suite(void)` and exits with EXIT_FAILURE if any test failed.
+ */
+#define TU_SUITE_MAIN(make_suite)                                        \
+    int main(void)                                                       \
+    {                                                                    \
+        SRunner *sr_ = srunner_create(make_suite());                     \
+        srunner_run_all(sr_, CK_NORMAL);                                 \
+        int failed_ = srunner_ntests_failed(sr_);                        \
+        srunner_free(sr_);                                               \
+        return failed_ == 0 ? EXIT_SUCCESS : EXIT_FAILURE;               \
+    }
+
+/* Run a suite from an existing main(); returns the exit status. */
+static inline int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---- helpers for the stress suites (check_bank.c, check_opacity.c, ...) ----
+ *
+ * The stress suites run the normal iteration counts of the issue in a plain
+ * build and smaller ones where everything is much slower: under
+ * ThreadSanitizer or AddressSanitizer, under valgrind, or when
+ * STM_TEST_SMALL=1 is set in the environment. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#ifndef TU_ASAN
+#define TU_ASAN 0
+#endif
+
+/* Whether to use the small iteration counts (see above). */
+static inline bool tu_small_run(void)
+{
+    if (TU_TSAN || TU_ASAN)
+        return true;
+    const char *e = getenv("STM_TEST_SMALL");
+    if (e != NULL && *e != '\0' && strcmp(e, "0") != 0)
+        return true;
+    const char *pre = getenv("LD_PRELOAD"); /* valgrind preloads vgpreload_*.so */
+    return pre != NULL && strstr(pre, "vgpreload") != NULL;
+}
+
+/* `normal` in a plain build, `small` under sanitizers or valgrind. */
+#define TU_SCALE(normal, small) (tu_small_run() ? (small) : (normal))
+
+/* xorshift64*: a per-thread pseudo-random generator; *s must not be 0. */
+static inline uint64_t tu_rand(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * UINT64_C(2685821657736338717);
+}
+
+/* A seed for tu_rand() from a small integer (never 0). */
+static inline uint64_t tu_seed(uint64_t n)
+{
+    return (n + 1) * UINT64_C(0x9E3779B97F4A7C15) | 1;
+}
+
+/* A uniformly-ish distributed integer in [0, n). */
+static inline uint32_t tu_rand_below(uint64_t *s, uint32_t n)
+{
+    return (uint32_t)((tu_rand(s) >> 32) % n);
+}
+
+/* Busy work that the compiler cannot remove: about `n` loop iterations. */
+static inline void tu_busy(unsigned n)
+{
+    volatile unsigned sink = 0;
+    for (unsigned i = 0; i < n; i++)
+        sink = sink + i;
+    (void)sink;
+}
+
+/* Spin (no sleep) for at least `ns` nanoseconds of wall time. */
+static inline void tu_spin_ns(int64_t ns)
+{
+    int64_t end = tu_now_ns() + ns;
+    while (tu_now_ns() < end) {
+    }
+}
+
+/* Online CPUs (at least 1). */
+static inline int tu_ncpu(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
+/* Like tu_wait_atleast() for an atomic_long counter. */
+static inline bool tu_wait_atleast_long(atomic_long *p, long min, long timeout_ms)
+{
+    int64_t end = tu_now_ns() + (int64_t)timeout_ms * 1000000;
+    while (atomic_load(p) < min) {
+        if (tu_now_ns() > end)
+            return false;
+        tu_sleep_ms(1);
+    }
+    return true;
+}
+
+#endif /* STM_TESTUTIL_H */

@@ -1,0 +1,28 @@
+## tests/unit.mk - the single-threaded-first unit suites (one Check suite per
+## module).  Included from tests/local.mk; paths are relative to the top of
+## the tree.  Flags come from the program defaults set there (AM_CPPFLAGS,
+## AM_LDFLAGS, LDADD = the TEST_* settings), so each test is two lines.
+
+check_PROGRAMS += tests/check_tvar
+tests_check_tvar_SOURCES = tests/check_tvar.c tests/testutil.h
+
+check_PROGRAMS += tests/check_tx
+tests_check_tx_SOURCES = tests/check_tx.c tests/testutil.h
+
+check_PROGRAMS += tests/check_orelse
+tests_check_orelse_SOURCES = tests/check_orelse.c tests/testutil.h
+
+check_PROGRAMS += tests/check_hooks
+tests_check_hooks_SOURCES = tests/check_hooks.c tests/testutil.h
+
+check_PROGRAMS += tests/check_alloc
+tests_check_alloc_SOURCES = tests/check_alloc.c tests/testutil.h
+
+check_PROGRAMS += tests/check_nomem
+tests_check_nomem_SOURCES = tests/check_nomem.c tests/testutil.h
+
+check_PROGRAMS += tests/check_misuse
+tests_check_misuse_SOURCES = tests/check_misuse.c tests/testutil.h
+
+check_PROGRAMS += tests/check_stats
+tests_check_stats_SOURCES = tests/check_stats.c tests/testutil.h
