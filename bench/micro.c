@@ -206,7 +206,7 @@ int main(int argc, char **argv)
         cpu_set_t set;
         int cpu = sched_getcpu();
         CPU_ZERO(&set);
-        CPU_SET(cpu < 0 ? 0 : cpu, &set);
+        CPU_SET((size_t)(cpu < 0 ? 0 : cpu), &set);
         if (sched_setaffinity(0, sizeof set, &set) != 0)
             perror("micro: sched_setaffinity (continuing unpinned)");
     }

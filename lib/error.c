@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -12,7 +13,7 @@
 
 STM_API const char *stm_strerror(int err)
 {
-    switch (err < 0 ? -err : err) {
+    switch (err == INT_MIN ? INT_MAX : err < 0 ? -err : err) { /* INT_MIN: unknown */
     case 0:
         return "success";
     case ENOMEM:
