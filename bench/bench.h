@@ -77,18 +77,22 @@ static inline long bench_parse_count(const char *opt, const char *s)
 
 /*
  * One machine-readable result line:
- *   <bench> <case> ns=<median> min=<min> vs_<base>=<ratio> rounds=<r> ops=<n>
- * A ratio <= 0 (no baseline measured) prints as "na".
+ *   <bench> <case> ns=<median> min=<min> vs_<base>=<ratio> [cyc=<cycles>]
+ *   rounds=<r> ops=<n>
+ * A ratio <= 0 (no baseline measured) prints as "na"; cycles <= 0 (clock
+ * not calibrated) are left out.
  */
 static inline void bench_line(const char *bench, const char *name, double med,
                               double min, const char *base, double ratio,
-                              int rounds, long ops)
+                              double cycles, int rounds, long ops)
 {
     printf("%s %s ns=%.2f min=%.2f", bench, name, med, min);
     if (ratio > 0)
         printf(" vs_%s=%.2f", base, ratio);
     else
         printf(" vs_%s=na", base);
+    if (cycles > 0)
+        printf(" cyc=%.0f", cycles);
     printf(" rounds=%d ops=%ld\n", rounds, ops);
     fflush(stdout);
 }

@@ -10,17 +10,22 @@
  *   mutex_inc  pthread_mutex_lock; ++counter; unlock (baseline; the process
  *              is multi-threaded, so glibc takes the atomic path)
  *   peek       stm_tvar_peek(a)
+ *   clock      (calibration, not a result line) 4 dependent adds: gives
+ *              cpu_ghz, and cyc= on the other lines
  *
  * The cases are interleaved: each round times one batch of every case
  * (A B C D E, A B C D E, ...), so that slow phases of a noisy VM hit all
  * cases alike.  Per case we report the median and the minimum over the
- * rounds, and the ratio of medians to mutex_inc measured in the same run.
+ * rounds, the ratio of medians to mutex_inc measured in the same run, and
+ * the median in cycles.  The load average goes into a comment line: on a
+ * shared 2-vCPU VM, figures taken under load are not worth much.
  *
- * Usage: micro [-n OPS] [-r ROUNDS] [-c CASE[,CASE...]] [-p]
+ * Usage: micro [-n OPS] [-r ROUNDS] [-c CASE[,CASE...]] [-p] [-v]
  *   -n  operations per batch (default 3000000)
  *   -r  rounds (default 11)
  *   -c  run only these cases (for profiling: perf stat, callgrind)
  *   -p  pin the thread to the CPU it starts on
+ *   -v  also print every round's figure (comment lines)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -116,6 +121,29 @@ static int64_t run_peek(long ops)
     return bench_now_ns() - t0;
 }
 
+/* Calibration: 4 dependent adds per op, i.e. 4 cycles on any x86 of the
+ * last 20 years, so ns/op / 4 is the length of a cycle at the clock rate
+ * (and share of the CPU) the other cases got.  Reported as cpu_ghz and
+ * used for the cyc= fields. */
+static int64_t run_clock(long ops)
+{
+    uint64_t x = 0;
+    int64_t t0 = bench_now_ns();
+    for (long i = 0; i < ops; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ __volatile__("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+                             : "+r"(x));
+#else
+        x = x * 3 + 1; /* not calibrated off x86: cyc= is then approximate */
+        BENCH_KEEP(x);
+        x = x * 3 + 1;
+        BENCH_KEEP(x);
+#endif
+    }
+    BENCH_KEEP(x);
+    return bench_now_ns() - t0;
+}
+
 static struct bench_case {
     const char *name;
     int64_t (*run)(long ops);
@@ -124,10 +152,11 @@ static struct bench_case {
 } cases[] = {
     {"tx_1r1w", run_1r1w, true, NULL},  {"tx_1r_ro", run_1r_ro, true, NULL},
     {"tx_8r8w", run_8r8w, true, NULL},  {"mutex_inc", run_mutex, true, NULL},
-    {"peek", run_peek, true, NULL},
+    {"peek", run_peek, true, NULL},     {"clock", run_clock, true, NULL},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 #define MUTEX_CASE 3
+#define CLOCK_CASE 5
 
 /* ---- the helper thread that makes the process multi-threaded ---- */
 
@@ -177,22 +206,23 @@ static void select_cases(char *list)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: micro [-n OPS] [-r ROUNDS] [-c CASE[,CASE...]] [-p]\n");
+    fprintf(f, "usage: micro [-n OPS] [-r ROUNDS] [-c CASE[,CASE...]] [-p] [-v]\n");
 }
 
 int main(int argc, char **argv)
 {
     long ops = DEFAULT_OPS;
     int rounds = DEFAULT_ROUNDS, opt;
-    bool pin = false;
+    bool pin = false, verbose = false;
     pthread_t idle;
 
-    while ((opt = getopt(argc, argv, "n:r:c:ph")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:c:pvh")) != -1) {
         switch (opt) {
         case 'n': ops = bench_parse_count("-n", optarg); break;
         case 'r': rounds = (int)bench_parse_count("-r", optarg); break;
         case 'c': select_cases(optarg); break;
         case 'p': pin = true; break;
+        case 'v': verbose = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -237,6 +267,9 @@ int main(int argc, char **argv)
     printf("# targets (benchmarks.md): tx_1r1w <= 18 ns (TinySTM 18.4, aim 12); "
            "tx_1r_ro <= 6 ns (TinySTM 5.7); tx_8r8w TinySTM 74 ns; "
            "mutex_inc ~11.3 ns\n");
+    double load[3];
+    if (getloadavg(load, 3) == 3)
+        printf("# loadavg=%.2f,%.2f,%.2f\n", load[0], load[1], load[2]);
     fflush(stdout);
 
     /* Warm-up: the thread's descriptor, read/write sets, caches, branch
@@ -250,16 +283,31 @@ int main(int argc, char **argv)
             if (cases[c].on)
                 cases[c].ns[r] = (double)cases[c].run(ops) / (double)ops;
 
+    for (int c = 0; verbose && c < NCASES; c++) {
+        if (!cases[c].on)
+            continue;
+        printf("# %s:", cases[c].name);
+        for (int r = 0; r < rounds; r++)
+            printf(" %.2f", cases[c].ns[r]);
+        putchar('\n');
+    }
+    double ghz = 0;
+    if (cases[CLOCK_CASE].on) {
+        ghz = 4.0 / bench_median(cases[CLOCK_CASE].ns, (size_t)rounds);
+        printf("# cpu_ghz=%.2f (dependent adds, interleaved with the cases; "
+               "the reference machine runs ~4.0)\n",
+               ghz);
+    }
     double mutex_med = cases[MUTEX_CASE].on
                            ? bench_median(cases[MUTEX_CASE].ns, (size_t)rounds)
                            : 0;
     for (int c = 0; c < NCASES; c++) {
-        if (!cases[c].on)
+        if (!cases[c].on || c == CLOCK_CASE)
             continue;
         double med = bench_median(cases[c].ns, (size_t)rounds);
         double min = bench_min(cases[c].ns, (size_t)rounds);
         bench_line("micro", cases[c].name, med, min, "mutex",
-                   mutex_med > 0 ? med / mutex_med : 0, rounds, ops);
+                   mutex_med > 0 ? med / mutex_med : 0, med * ghz, rounds, ops);
     }
 
     /* Sanity: the transactions really ran, and every one committed once. */

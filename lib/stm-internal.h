@@ -23,12 +23,16 @@
 #define STM__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define STM__CACHELINE 64
 
-#if defined(__SANITIZE_THREAD__)
-#define STM__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if defined(__has_feature)
+#define STM__HAS_FEATURE(x) __has_feature(x)
+#else
+#define STM__HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || STM__HAS_FEATURE(thread_sanitizer)
 #define STM__TSAN 1
 #endif
+#if defined(__SANITIZE_ADDRESS__) || STM__HAS_FEATURE(address_sanitizer)
+#define STM__ASAN 1
 #endif
 
 static inline void stm__cpu_relax(void)
@@ -39,6 +43,23 @@ static inline void stm__cpu_relax(void)
     __asm__ __volatile__("yield");
 #endif
 }
+
+/* ---- restarting a body ------------------------------------------------
+ * A conflict leaves the body by a non-local jump back into stm_atomically
+ * (or stm_or_else).  On x86-64 with GCC or Clang, __builtin_setjmp saves
+ * three words and needs no call, against glibc's sigsetjmp (a call, eight
+ * mangled registers and a second call to decide about the signal mask).
+ * The sanitizers intercept siglongjmp to fix their shadow stacks, so their
+ * builds use it. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(STM__TSAN) && !defined(STM__ASAN)
+typedef void *stm__jmpbuf[5];
+#define STM__SETJMP(b) __builtin_setjmp(b)
+#define STM__LONGJMP(b) __builtin_longjmp(b, 1)
+#else
+typedef sigjmp_buf stm__jmpbuf;
+#define STM__SETJMP(b) sigsetjmp(b, 0)
+#define STM__LONGJMP(b) siglongjmp(b, 1)
+#endif
 
 /* ---- clock ---------------------------------------------------------- */
 
@@ -133,14 +154,14 @@ struct stm__counters {
 
 /* An stm_or_else() branch: marks to roll back to. */
 struct stm__branch {
-    sigjmp_buf jb;
+    stm__jmpbuf jb;
     struct stm__branch *outer;
     uint64_t wbloom;
-    uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n, nest;
+    uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n;
 };
 
 enum { STM__IDLE = 0, STM__ACTIVE = 1 };
-/* siglongjmp() codes into stm_atomically */
+/* why a body was left (stm_tx.jump) */
 enum { STM__JUMP_CONFLICT = 1, STM__JUMP_RETRY, STM__JUMP_ABORT, STM__JUMP_NOMEM };
 
 #define STM__VEC(T)                                                                                \
@@ -153,14 +174,14 @@ struct stm_tx {
     /* hot: touched by every read and write */
     uint64_t snapshot;
     uint32_t state;
-    uint32_t nest;
     struct stm__rentry *rs;
     uint32_t rn, rcap;
     struct stm__wentry *ws;
     uint32_t wn, wcap;
     uint64_t wbloom;
-    sigjmp_buf *jb;
+    stm__jmpbuf *jb;
     struct stm__branch *branch;
+    int jump; /* STM__JUMP_*: why the last jump into stm_atomically */
 
     /* published epoch: the snapshot this thread's running transaction
      * started from, 0 when it runs none (read by reclamation and serial
@@ -248,6 +269,11 @@ bool stm__grow(void **vec, uint32_t *cap, size_t size, uint32_t need);
 /* ---- transactions (internal) ------------------------------------------- */
 
 _Noreturn void stm__nomem(struct stm_tx *tx);
+_Noreturn static inline void stm__jump(struct stm_tx *tx, int why)
+{
+    tx->jump = why;
+    STM__LONGJMP(*tx->jb);
+}
 _Noreturn void stm__misuse(const char *func, const char *what);
 void stm__check_tx_slow(struct stm_tx *tx, const char *func);
 static inline void stm__check_tx(struct stm_tx *tx, const char *func)

@@ -70,12 +70,12 @@ _Noreturn static void conflict(struct stm_tx *tx, stm_tvar *var)
 {
     tx->conflict_var = var;
     stm__count(&tx->st.aborts_conflict);
-    siglongjmp(*tx->jb, STM__JUMP_CONFLICT);
+    stm__jump(tx, STM__JUMP_CONFLICT);
 }
 
 _Noreturn void stm__nomem(struct stm_tx *tx)
 {
-    siglongjmp(*tx->jb, STM__JUMP_NOMEM);
+    stm__jump(tx, STM__JUMP_NOMEM);
 }
 
 static void rs_push(struct stm_tx *tx, stm_tvar *var, uintptr_t l)
@@ -116,7 +116,9 @@ __attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar 
     }
 }
 
-STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
+/* Everything stm_read's fast path leaves out: misuse, read-after-write,
+ * a full read set. */
+__attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tvar *var)
 {
     stm__check_tx(tx, "stm_read");
     if (STM__UNLIKELY(var == NULL))
@@ -126,22 +128,29 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
         if (w)
             return w->value;
     }
+    return read_slow(tx, var);
+}
+
+STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
+{
+    /* One test for all the rare cases, so that the common path has no
+     * stack frame: every way out of it is a tail call. */
+    if (STM__UNLIKELY(tx != stm__self || tx == NULL || var == NULL || tx->state != STM__ACTIVE ||
+                      (tx->wbloom & bloom_bit(var)) || tx->rn == tx->rcap))
+        return read_special(tx, var);
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
     uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-    if (STM__UNLIKELY(l1 != l2 || STM__LOCKED(l1) || STM__VERSION(l1) > tx->snapshot))
+    if (STM__UNLIKELY((l1 != l2) | STM__LOCKED(l1) | (STM__VERSION(l1) > tx->snapshot)))
         return read_slow(tx, var);
-    if (STM__UNLIKELY(tx->rn == tx->rcap)) {
-        rs_push(tx, var, l1);
-        return v;
-    }
-    tx->rs[tx->rn].var = var;
-    tx->rs[tx->rn].lock = l1;
-    tx->rn++;
+    struct stm__rentry *r = &tx->rs[tx->rn++];
+    r->var = var;
+    r->lock = l1;
     return v;
 }
 
-STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
+__attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar *var,
+                                                    intptr_t value)
 {
     stm__check_tx(tx, "stm_write");
     if (STM__UNLIKELY(var == NULL))
@@ -163,9 +172,23 @@ STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
             return;
         }
     }
-    if (STM__UNLIKELY(tx->wn == tx->wcap) &&
-        !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
+    if (tx->wn == tx->wcap && !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
         stm__nomem(tx);
+    tx->wbloom |= bit;
+    struct stm__wentry *w = &tx->ws[tx->wn++];
+    w->var = var;
+    w->value = value;
+    w->old = 0;
+}
+
+STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
+{
+    uint64_t bit = bloom_bit(var);
+    if (STM__UNLIKELY(tx != stm__self || tx == NULL || var == NULL || tx->state != STM__ACTIVE ||
+                      (tx->wbloom & bit) || tx->wn == tx->wcap)) {
+        write_special(tx, var, value);
+        return;
+    }
     tx->wbloom |= bit;
     struct stm__wentry *w = &tx->ws[tx->wn++];
     w->var = var;
@@ -187,20 +210,20 @@ STM_API _Noreturn void stm_retry(stm_tx *tx)
 {
     stm__check_tx(tx, "stm_retry");
     if (tx->branch)
-        siglongjmp(tx->branch->jb, 1);
-    siglongjmp(*tx->jb, STM__JUMP_RETRY);
+        STM__LONGJMP(tx->branch->jb);
+    stm__jump(tx, STM__JUMP_RETRY);
 }
 
 STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
 {
     stm__check_tx(tx, "stm_abort");
     tx->abort_code = code;
-    siglongjmp(*tx->jb, STM__JUMP_ABORT);
+    stm__jump(tx, STM__JUMP_ABORT);
 }
 
 /* ---- begin / commit ---------------------------------------------------- */
 
-static inline void begin(struct stm_tx *tx, sigjmp_buf *jb)
+static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
 {
     tx->jb = jb;
     tx->rn = 0;
@@ -208,7 +231,6 @@ static inline void begin(struct stm_tx *tx, sigjmp_buf *jb)
     tx->wbloom = 0;
     tx->undo.n = 0;
     tx->branch = NULL;
-    tx->nest = 1;
     tx->now_valid = false;
     if (STM__UNLIKELY(tx->restarts >= STM_SERIAL_AFTER) && !tx->serial)
         stm__serial_enter(tx);
@@ -266,16 +288,17 @@ static inline uint64_t commit(struct stm_tx *tx)
         unlock_ws(tx, tx->wn);
         return 0;
     }
+    /* Write back and release; wake retrying transactions, at the cost of
+     * one load per TVar when nobody waits.  (Waking one before the next
+     * TVar is released is fine: the woken thread just finds it locked.) */
     uintptr_t nl = (uintptr_t)(wv << 1);
     for (uint32_t i = 0; i < tx->wn; i++) {
         stm_tvar *var = tx->ws[i].var;
         atomic_store_explicit(&var->value, tx->ws[i].value, memory_order_release);
         atomic_store_explicit(&var->lock, nl, memory_order_release);
+        if (atomic_load_explicit(&var->waiters, memory_order_seq_cst))
+            stm__notify_var(var);
     }
-    /* Wake retrying transactions; one load per TVar when nobody waits. */
-    for (uint32_t i = 0; i < tx->wn; i++)
-        if (atomic_load_explicit(&tx->ws[i].var->waiters, memory_order_seq_cst))
-            stm__notify_var(tx->ws[i].var);
     return wv;
 }
 
@@ -283,8 +306,6 @@ static inline uint64_t commit(struct stm_tx *tx)
 static inline void end_attempt(struct stm_tx *tx)
 {
     tx->state = STM__IDLE;
-    tx->nest = 0;
-    tx->branch = NULL;
     stm__epoch_clear(tx);
     if (STM__UNLIKELY(tx->serial))
         stm__serial_exit(tx);
@@ -296,9 +317,11 @@ static void finish_commit(struct stm_tx *tx, uint64_t stamp)
     tx->restarts = 0;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
+    if (STM__LIKELY((tx->frees.n | tx->limbo.n | tx->after.n) == 0))
+        return;
     if (tx->frees.n)
         stm__frees_commit(tx, stamp);
-    else if (STM__UNLIKELY(tx->limbo.n) && (++tx->limbo_age & 255) == 0)
+    else if (tx->limbo.n && (++tx->limbo_age & 255) == 0)
         stm__reclaim(tx); /* a few stragglers: retry now and then */
     if (tx->after.n)
         stm__hooks_run_after(tx);
@@ -335,15 +358,14 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         return -ENOMEM;
     if (tx->state != STM__IDLE) {
         /* nested: join the enclosing transaction (flat nesting) */
-        tx->nest++;
-        int r = fn(tx, arg);
-        tx->nest--;
-        return r;
+        return fn(tx, arg);
     }
-    sigjmp_buf jb;
+    stm__jmpbuf jb;
     for (;;) {
-        int why = sigsetjmp(jb, 0);
-        if (why == 0) {
+        int why = 0;
+        if (STM__SETJMP(jb) != 0) {
+            why = tx->jump;
+        } else {
             begin(tx, &jb);
             int r = fn(tx, arg);
             uint64_t stamp = commit(tx);

@@ -419,6 +419,232 @@ START_TEST(test_nomem_tvar_set_name)
 }
 END_TEST
 
+/* ---- allocation failure while registering a retry ------------------- */
+
+/*
+ * The body reads x (0), has a helper thread poke x = 1 while it waits
+ * inside the body, then retries: the registration for the wake-up may need
+ * memory, and then finds x changed and runs the body again (no sleep).
+ * The helper's descriptor is made before the fault is armed, and the body
+ * is parked (waiting for the helper) while the helper pokes.
+ */
+struct rr {
+    stm_tvar *x;
+    stm_tvar *dummy;
+    atomic_int go;   /* pokes requested */
+    atomic_int done; /* pokes made */
+    atomic_int quit;
+    atomic_int ready; /* the helper has its descriptor */
+    int poke_failed; /* the helper's poke itself hit the fault */
+    int runs;
+    bool handshake_ok;
+};
+
+static void *rr_poker(void *p)
+{
+    struct rr *r = p;
+    if (stm_tvar_poke(r->dummy, 1) != 0) /* make this thread's descriptor */
+        r->poke_failed++;
+    atomic_store(&r->ready, 1);
+    for (int k = 1;; k++) {
+        if (!tu_wait_atleast(&r->go, k, TU_HANDSHAKE_MS) || atomic_load(&r->quit))
+            break;
+        if (stm_tvar_poke(r->x, 1) != 0) {
+            r->poke_failed++;
+            while (stm_tvar_poke(r->x, 1) != 0) {
+            }
+        }
+        atomic_store(&r->done, k);
+    }
+    return NULL;
+}
+
+static int rr_body(stm_tx *tx, void *arg)
+{
+    struct rr *r = arg;
+    r->runs++;
+    intptr_t v = stm_read(tx, r->x);
+    if (v == 0) {
+        if (r->runs == 1) {
+            int k = atomic_fetch_add(&r->go, 1) + 1;
+            r->handshake_ok = tu_wait_atleast(&r->done, k, TU_HANDSHAKE_MS);
+        }
+        stm_retry(tx);
+    }
+    return (int)v + 100;
+}
+
+START_TEST(test_nomem_retry_registration)
+{
+    struct rr r;
+    memset(&r, 0, sizeof r);
+    r.x = stm_tvar_new(0);
+    r.dummy = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(r.x);
+    ck_assert_ptr_nonnull(r.dummy);
+    ck_assert_int_eq(stm_tvar_poke(r.dummy, 2), 0); /* this thread's descriptor */
+    pthread_t t = tu_run_thread(rr_poker, &r);
+    ck_assert(tu_wait_atleast(&r.ready, 1, TU_HANDSHAKE_MS));
+    ck_assert_int_eq(r.poke_failed, 0);
+    int nomem = 0;
+    bool done = false;
+    for (long n = 0; n < MAXN && !done; n++) {
+        ck_assert_int_eq(stm_tvar_poke(r.x, 0), 0);
+        r.runs = 0;
+        r.poke_failed = 0;
+        stm__fault_alloc_after(n);
+        int rc = stm_atomically(rr_body, &r);
+        bool fired = stm__fault_alloc_fired();
+        stm__fault_alloc_after(-1);
+        ck_assert(r.handshake_ok);
+        if (r.poke_failed)
+            continue; /* the helper took the fault: nothing to conclude */
+        if (fired) {
+            ck_assert_msg(rc == -ENOMEM, "n=%ld: fault fired but rc=%d", n, rc);
+            ck_assert_msg(r.runs == 1, "n=%ld: body ran %d times", n, r.runs);
+            nomem++;
+        } else {
+            ck_assert_msg(rc == 101, "n=%ld: rc=%d", n, rc);
+            ck_assert_int_eq(r.runs, 2);
+            done = true;
+        }
+    }
+    atomic_store(&r.quit, 1);
+    atomic_fetch_add(&r.go, 1);
+    tu_join(t);
+    ck_assert(done);
+    ck_assert_int_ge(nomem, 1);
+    stm_tvar_free(r.x);
+    stm_tvar_free(r.dummy);
+}
+END_TEST
+
+/* ---- allocation failures inside stm_or_else branches --------------- */
+
+enum { OE_N = 100, OE_H = 5 };
+
+struct oen {
+    stm_tvar *x, *y, *pa, *pb;
+    stm_tvar *many[OE_N];
+    int after_ran, abort_ran, abort_registered;
+    int runs;
+};
+
+static void oen_after(void *p)
+{
+    ((struct oen *)p)->after_ran++;
+}
+
+static void oen_abort(void *p)
+{
+    ((struct oen *)p)->abort_ran++;
+}
+
+static int oen_first(stm_tx *tx, void *arg)
+{
+    struct oen *o = arg;
+    stm_write(tx, o->x, 20); /* overwrites the outer write: undo log */
+    for (int i = 0; i < OE_N; i++)
+        stm_write(tx, o->many[i], -1);
+    for (int i = 0; i < OE_H; i++) {
+        stm_after_commit(tx, oen_after, o);
+        stm_on_abort(tx, oen_abort, o);
+        o->abort_registered++;
+    }
+    void *a = stm_alloc(tx, 64);
+    void *b = stm_alloc(tx, 64);
+    stm_write_ptr(tx, o->pa, a);
+    stm_write_ptr(tx, o->pb, b);
+    stm_retry(tx);
+}
+
+static int oen_second(stm_tx *tx, void *arg)
+{
+    struct oen *o = arg;
+    stm_write(tx, o->y, 5);
+    for (int i = 0; i < OE_H; i++)
+        stm_after_commit(tx, oen_after, o);
+    void *b = stm_alloc(tx, 32);
+    memset(b, 0, 32);
+    stm_write_ptr(tx, o->pb, b);
+    return 3;
+}
+
+static int oen_body(stm_tx *tx, void *arg)
+{
+    struct oen *o = arg;
+    o->runs++;
+    o->abort_registered = 0;
+    stm_write(tx, o->x, 10);
+    return stm_or_else(tx, oen_first, oen_second, o);
+}
+
+static int oen_free_body(stm_tx *tx, void *arg)
+{
+    struct oen *o = arg;
+    stm_free(tx, stm_read_ptr(tx, o->pb));
+    stm_write(tx, o->pb, 0);
+    return 0;
+}
+
+START_TEST(test_nomem_sweep_or_else)
+{
+    struct oen o;
+    memset(&o, 0, sizeof o);
+    o.x = stm_tvar_new(1);
+    o.y = stm_tvar_new(2);
+    o.pa = stm_tvar_new(0);
+    o.pb = stm_tvar_new(0);
+    ck_assert(o.x && o.y && o.pa && o.pb);
+    for (int i = 0; i < OE_N; i++) {
+        o.many[i] = stm_tvar_new(i);
+        ck_assert_ptr_nonnull(o.many[i]);
+    }
+    ck_assert_int_eq(stm_atomically(oen_free_body, &o), 0); /* the descriptor */
+    int nomem = 0;
+    bool done = false;
+    for (long n = 0; n < MAXN && !done; n++) {
+        o.runs = o.after_ran = o.abort_ran = o.abort_registered = 0;
+        stm__fault_alloc_after(n);
+        int rc = stm_atomically(oen_body, &o);
+        bool fired = stm__fault_alloc_fired();
+        stm__fault_alloc_after(-1);
+        for (int i = 0; i < OE_N; i++)
+            ck_assert_msg(stm_tvar_peek(o.many[i]) == i, "n=%ld: many[%d]", n, i);
+        ck_assert_int_eq(stm_tvar_peek(o.pa), 0);
+        ck_assert_msg(o.runs == 1, "n=%ld: body ran %d times", n, o.runs);
+        ck_assert_msg(o.abort_ran == o.abort_registered, "n=%ld: %d of %d on_abort hooks ran",
+                      n, o.abort_ran, o.abort_registered);
+        if (fired) {
+            ck_assert_msg(rc == -ENOMEM, "n=%ld: fault fired but rc=%d", n, rc);
+            ck_assert_int_eq(stm_tvar_peek(o.x), 1);
+            ck_assert_int_eq(stm_tvar_peek(o.y), 2);
+            ck_assert_int_eq(stm_tvar_peek(o.pb), 0);
+            ck_assert_msg(o.after_ran == 0, "n=%ld: %d after_commit hooks ran", n, o.after_ran);
+            nomem++;
+        } else {
+            ck_assert_msg(rc == 3, "n=%ld: rc=%d", n, rc);
+            ck_assert_int_eq(stm_tvar_peek(o.x), 10);
+            ck_assert_int_eq(stm_tvar_peek(o.y), 5);
+            ck_assert(stm_tvar_peek(o.pb) != 0);
+            ck_assert_int_eq(o.after_ran, OE_H);
+            ck_assert_int_eq(o.abort_ran, OE_H);
+            done = true;
+        }
+    }
+    ck_assert(done);
+    ck_assert_int_ge(nomem, 3);
+    ck_assert_int_eq(stm_atomically(oen_free_body, &o), 0);
+    stm_tvar_free(o.x);
+    stm_tvar_free(o.y);
+    stm_tvar_free(o.pa);
+    stm_tvar_free(o.pb);
+    for (int i = 0; i < OE_N; i++)
+        stm_tvar_free(o.many[i]);
+    stm__reclaim_flush();
+}
+END_TEST
+
 static Suite *nomem_suite(void)
 {
     Suite *s = suite_create("nomem");
@@ -426,6 +652,8 @@ static Suite *nomem_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_nomem_sweep_same_thread);
     tcase_add_test(tc, test_nomem_sweep_fresh_threads);
+    tcase_add_test(tc, test_nomem_sweep_or_else);
+    tcase_add_test(tc, test_nomem_retry_registration);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("single");
