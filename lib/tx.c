@@ -391,13 +391,13 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
             backoff(tx);
             continue;
         case STM__JUMP_RETRY: {
-            stm__count(&tx->st.retries);
             tx->restarts = 0;
             if (tx->rn == 0) {
                 end_attempt(tx);
                 ret = -EDEADLK;
                 break;
             }
+            stm__count(&tx->st.retries);
             /* Register on everything read while the epoch still protects
              * the TVars, then leave the transaction (and serial mode)
              * before sleeping. */

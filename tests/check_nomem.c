@@ -139,9 +139,8 @@ static void assert_unchanged(struct nm *m, long n)
     /* the block passed to stm_free was not freed (ASan would object) */
     ck_assert_msg(m->victim[0] == 0x3c && m->victim[127] == 0x3c, "n=%ld: victim", n);
     ck_assert_msg(m->after_ran == 0, "n=%ld: %d after_commit hooks ran", n, m->after_ran);
-    ck_assert_msg(m->abort_ran == m->abort_registered,
-                  "n=%ld: %d of %d on_abort hooks ran", n, m->abort_ran,
-                  m->abort_registered);
+    ck_assert_msg(m->abort_ran == m->abort_registered, "n=%ld: %d of %d on_abort hooks ran", n,
+                  m->abort_ran, m->abort_registered);
     ck_assert_msg(m->runs <= 1, "n=%ld: body ran %d times", n, m->runs);
 }
 
@@ -278,8 +277,7 @@ START_TEST(test_nomem_sweep_fresh_threads)
     for (long n = 0; n < MAXN && !done; n++) {
         struct fresh f = {.m = m, .n = n, .warm = warm};
         tu_join(tu_run_thread(fresh_thread, &f));
-        ck_assert_msg(f.rc_after == 0, "n=%ld: transaction after the failure: %d", n,
-                      f.rc_after);
+        ck_assert_msg(f.rc_after == 0, "n=%ld: transaction after the failure: %d", n, f.rc_after);
         if (f.fired) {
             ck_assert_msg(f.rc == -ENOMEM, "n=%ld: fault fired but rc=%d", n, f.rc);
             assert_unchanged(m, n);
@@ -435,7 +433,7 @@ struct rr {
     atomic_int done; /* pokes made */
     atomic_int quit;
     atomic_int ready; /* the helper has its descriptor */
-    int poke_failed; /* the helper's poke itself hit the fault */
+    int poke_failed;  /* the helper's poke itself hit the fault */
     int runs;
     bool handshake_ok;
 };
@@ -613,8 +611,8 @@ START_TEST(test_nomem_sweep_or_else)
             ck_assert_msg(stm_tvar_peek(o.many[i]) == i, "n=%ld: many[%d]", n, i);
         ck_assert_int_eq(stm_tvar_peek(o.pa), 0);
         ck_assert_msg(o.runs == 1, "n=%ld: body ran %d times", n, o.runs);
-        ck_assert_msg(o.abort_ran == o.abort_registered, "n=%ld: %d of %d on_abort hooks ran",
-                      n, o.abort_ran, o.abort_registered);
+        ck_assert_msg(o.abort_ran == o.abort_registered, "n=%ld: %d of %d on_abort hooks ran", n,
+                      o.abort_ran, o.abort_registered);
         if (fired) {
             ck_assert_msg(rc == -ENOMEM, "n=%ld: fault fired but rc=%d", n, rc);
             ck_assert_int_eq(stm_tvar_peek(o.x), 1);
@@ -645,6 +643,57 @@ START_TEST(test_nomem_sweep_or_else)
 }
 END_TEST
 
+/* An unnamed TVar: naming it may need more than the copy of the string. */
+START_TEST(test_nomem_tvar_set_name_sweep)
+{
+    stm_tvar *v = stm_tvar_new(1);
+    ck_assert_ptr_nonnull(v);
+    int nomem = 0;
+    bool done = false;
+    for (long n = 0; n < 50 && !done; n++) {
+        stm__fault_alloc_after(n);
+        int rc = stm_tvar_set_name(v, "sweep");
+        bool fired = stm__fault_alloc_fired();
+        stm__fault_alloc_after(-1);
+        if (fired) {
+            ck_assert_msg(rc == -ENOMEM, "n=%ld: rc=%d", n, rc);
+            ck_assert_ptr_null(stm_tvar_name(v));
+            nomem++;
+        } else {
+            ck_assert_int_eq(rc, 0);
+            ck_assert_str_eq(stm_tvar_name(v), "sweep");
+            done = true;
+        }
+    }
+    ck_assert(done);
+    ck_assert_int_ge(nomem, 1);
+    stm_tvar_free(v);
+}
+END_TEST
+
+/* stm_tvar_free cannot fail: without memory it still frees the TVar. */
+START_TEST(test_nomem_tvar_free)
+{
+    stm_tvar *v = stm_tvar_new(1);
+    stm_tvar *w = stm_tvar_new(2);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(stm_tvar_set_name(v, "doomed"), 0);
+    ck_assert_int_eq(stm_tvar_poke(w, 3), 0); /* this thread's descriptor */
+    struct stm_stats s0, s1;
+    stm_stats_get(&s0);
+    stm__fault_alloc_after(0);
+    stm_tvar_free(v);
+    stm__fault_alloc_after(-1);
+    stm__reclaim_flush();
+    ck_assert_uint_eq(stm__reclaim_pending(), 0);
+    stm_stats_get(&s1);
+    ck_assert_uint_eq(s1.reclaimed - s0.reclaimed, 1);
+    ck_assert_int_eq(stm_tvar_peek(w), 3);
+    stm_tvar_free(w);
+}
+END_TEST
+
 static Suite *nomem_suite(void)
 {
     Suite *s = suite_create("nomem");
@@ -662,6 +711,8 @@ static Suite *nomem_suite(void)
     tcase_add_test(tc, test_nomem_poke);
     tcase_add_test(tc, test_nomem_tvar_new);
     tcase_add_test(tc, test_nomem_tvar_set_name);
+    tcase_add_test(tc, test_nomem_tvar_set_name_sweep);
+    tcase_add_test(tc, test_nomem_tvar_free);
     suite_add_tcase(s, tc);
     return s;
 }

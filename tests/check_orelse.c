@@ -16,7 +16,7 @@ struct oe {
     stm_tvar *many[NV];
     int first_runs, second_runs, outer_runs;
     int inner_first_runs, inner_second_runs;
-    intptr_t first_saw_x;      /* x as first saw it after its own write */
+    intptr_t first_saw_x; /* x as first saw it after its own write */
     intptr_t second_saw_x, second_saw_y, second_saw_z;
     intptr_t after_saw_y, after_saw_x;
     int many_bad;
@@ -98,8 +98,8 @@ static int first_writes_then_retries(stm_tx *tx, void *arg)
 {
     struct oe *o = arg;
     o->first_runs++;
-    stm_write(tx, o->x, 1000);   /* overwrites the outer's write */
-    stm_write(tx, o->y, 2000);   /* a var the outer did not write */
+    stm_write(tx, o->x, 1000); /* overwrites the outer's write */
+    stm_write(tx, o->y, 2000); /* a var the outer did not write */
     o->first_saw_x = stm_read(tx, o->x);
     for (int i = 0; i < NV; i++) /* grow the write set in the branch */
         stm_write(tx, o->many[i], -1);

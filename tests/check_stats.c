@@ -444,8 +444,8 @@ START_TEST(test_stats_report)
 {
     int status;
     char *out = run_child(true, &status);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x: %s",
-                  status, out);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x: %s", status,
+                  out);
     ck_assert_msg(strstr(out, "commits") != NULL, "no commits line in: %s", out);
     ck_assert_msg(strstr(out, "stats_hot_x") != NULL || strstr(out, "stats_hot_y") != NULL,
                   "the conflicting TVar is not named in: %s", out);
@@ -457,8 +457,8 @@ START_TEST(test_stats_report_off)
 {
     int status;
     char *out = run_child(false, &status);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x: %s",
-                  status, out);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x: %s", status,
+                  out);
     ck_assert_msg(strstr(out, "commits") == NULL, "a report without STM_STATS: %s", out);
     free(out);
 }

@@ -185,8 +185,8 @@ static int body_poke(stm_tx *tx, void *arg)
 {
     struct poke_arg *a = arg;
     a->poke_rc = stm_tvar_poke(a->v, 99);
-    a->seen_read = stm_read(tx, a->v);   /* the joined write */
-    a->seen_peek = stm_tvar_peek(a->v);  /* committed value: not yet 99 */
+    a->seen_read = stm_read(tx, a->v);  /* the joined write */
+    a->seen_peek = stm_tvar_peek(a->v); /* committed value: not yet 99 */
     if (a->abort)
         stm_abort(tx, 5);
     return 1;

@@ -36,12 +36,12 @@ struct rw_arg {
 static int body_own_writes(stm_tx *tx, void *arg)
 {
     struct rw_arg *x = arg;
-    x->r1 = stm_read(tx, x->a);      /* committed value */
+    x->r1 = stm_read(tx, x->a); /* committed value */
     stm_write(tx, x->a, 11);
-    x->r2 = stm_read(tx, x->a);      /* own write */
-    stm_write(tx, x->a, 12);         /* overwrite */
+    x->r2 = stm_read(tx, x->a); /* own write */
+    stm_write(tx, x->a, 12);    /* overwrite */
     x->r3 = stm_read(tx, x->a);
-    stm_write(tx, x->b, x->r3 + 1);  /* b written before it is read */
+    stm_write(tx, x->b, x->r3 + 1); /* b written before it is read */
     x->r4 = stm_read(tx, x->b);
     return 3;
 }
@@ -314,7 +314,7 @@ END_TEST
 
 struct rt_arg {
     stm_tvar *v;
-    atomic_int attempts;  /* attempts that reached stm_retry() */
+    atomic_int attempts; /* attempts that reached stm_retry() */
     atomic_int runs;
     int64_t now_first, now_last;
     int inner; /* retry from a nested stm_atomically */
@@ -495,7 +495,7 @@ START_TEST(test_nested_joins)
     ck_assert_int_eq(stm_atomically(nest_outer, &n), 8);
     ck_assert_int_eq(n.outer_runs, 1);
     ck_assert_int_eq(n.inner_ret, 31);
-    ck_assert_int_eq(n.inner_saw_a, 5); /* outer's write seen by inner */
+    ck_assert_int_eq(n.inner_saw_a, 5);  /* outer's write seen by inner */
     ck_assert_int_eq(n.outer_saw_b, 77); /* inner's write seen by outer */
     ck_assert_int_eq(stm_tvar_peek(n.a), 5);
     ck_assert_int_eq(stm_tvar_peek(n.b), 77);
@@ -553,10 +553,10 @@ END_TEST
 
 START_TEST(test_sec_macros)
 {
-    ck_assert(_Generic(STM_SEC(3600), int64_t: 1, default: 0));
-    ck_assert(_Generic(STM_MSEC(1), int64_t: 1, default: 0));
-    ck_assert(_Generic(STM_USEC(1), int64_t: 1, default: 0));
-    ck_assert(_Generic(STM_SEC((short)1), int64_t: 1, default: 0));
+    ck_assert(_Generic(STM_SEC(3600), int64_t : 1, default : 0));
+    ck_assert(_Generic(STM_MSEC(1), int64_t : 1, default : 0));
+    ck_assert(_Generic(STM_USEC(1), int64_t : 1, default : 0));
+    ck_assert(_Generic(STM_SEC((short)1), int64_t : 1, default : 0));
     ck_assert(STM_SEC(3600) == INT64_C(3600000000000));
     ck_assert(STM_MSEC(2500) == INT64_C(2500000000));
     ck_assert(STM_USEC(7) == INT64_C(7000));
@@ -589,8 +589,7 @@ START_TEST(test_wall_now)
     int64_t w = stm_wall_now();
     int64_t t = (int64_t)time(NULL) * INT64_C(1000000000);
     int64_t d = w > t ? w - t : t - w;
-    ck_assert_msg(d < STM_SEC(5), "stm_wall_now %lld vs time() %lld", (long long)w,
-                  (long long)t);
+    ck_assert_msg(d < STM_SEC(5), "stm_wall_now %lld vs time() %lld", (long long)w, (long long)t);
 }
 END_TEST
 

@@ -80,14 +80,14 @@ static inline bool tu_wait_atleast(atomic_int *p, int min, long timeout_ms)
  * TU_SUITE_MAIN(make_suite): a main() that runs the suite made by
  * `Suite *make_suite(void)` and exits with EXIT_FAILURE if any test failed.
  */
-#define TU_SUITE_MAIN(make_suite)                                        \
-    int main(void)                                                       \
-    {                                                                    \
-        SRunner *sr_ = srunner_create(make_suite());                     \
-        srunner_run_all(sr_, CK_NORMAL);                                 \
-        int failed_ = srunner_ntests_failed(sr_);                        \
-        srunner_free(sr_);                                               \
-        return failed_ == 0 ? EXIT_SUCCESS : EXIT_FAILURE;               \
+#define TU_SUITE_MAIN(make_suite)                                                                  \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        SRunner *sr_ = srunner_create(make_suite());                                               \
+        srunner_run_all(sr_, CK_NORMAL);                                                           \
+        int failed_ = srunner_ntests_failed(sr_);                                                  \
+        srunner_free(sr_);                                                                         \
+        return failed_ == 0 ? EXIT_SUCCESS : EXIT_FAILURE;                                         \
     }
 
 /* Run a suite from an existing main(); returns the exit status. */
