@@ -17,10 +17,16 @@
  * - Time: int64_t nanoseconds.  STM_SEC(), STM_MSEC() and STM_USEC() build
  *   such values and always yield int64_t.
  * - Misuse: calling a transactional function outside a transaction, with a
- *   NULL TVar, or with a transaction handle that belongs to another thread
- *   is a programming error, not a run-time condition.  The library prints
- *   one line naming the function and the mistake to stderr and calls
- *   abort().  It never returns an error code for these.
+ *   stale transaction handle or one that belongs to another thread, or with
+ *   a NULL TVar, function or output pointer is a programming error, not a
+ *   run-time condition.  The library prints one line naming the function
+ *   and the mistake to stderr ("libstm: stm_read: the TVar is NULL") and
+ *   calls abort().  The exceptions are the functions that return int and
+ *   say so (stm_tvar_set_name, stm_tvar_poke): they return -EINVAL.
+ * - Out of memory inside a transaction: any call that takes an stm_tx may
+ *   need memory for the transaction's logs.  If it cannot be had, the call
+ *   does not return: the attempt is discarded and stm_atomically() returns
+ *   -ENOMEM, with every TVar as it was.
  * - Threads: every function may be called from any thread unless it says
  *   otherwise.  The library needs no initialisation call; each thread's
  *   transaction descriptor is made on its first transaction and freed when
@@ -112,6 +118,10 @@ STM_API stm_tvar *stm_tvar_new(intptr_t initial) STM_WUR;
  * can reach `var` (unlink it first, in a committed transaction).  Threads
  * blocked in stm_retry() on `var` are woken.  NULL is a harmless no-op.
  * Freeing a TVar twice is undefined.  O(1) amortised.
+ *
+ * Inside a transaction, the free happens only if the transaction commits
+ * (it is dropped with a discarded attempt or stm_or_else() branch), and
+ * counts from the commit.
  */
 STM_API void stm_tvar_free(stm_tvar *var);
 
@@ -142,17 +152,21 @@ STM_API const char *stm_tvar_name(stm_tvar *var) STM_NONNULL(1);
  * uncommitted one), but two peeks of two TVars are not a consistent
  * snapshot: use a transaction for that.  Wait-free unless a commit to `var`
  * is in progress, in which case it spins until that commit finishes.
+ * Inside a transaction it still returns the last committed value: it
+ * ignores the transaction's own writes and is not part of its snapshot
+ * (use stm_read() there).
  */
 STM_API intptr_t stm_tvar_peek(stm_tvar *var) STM_NONNULL(1);
 
 /**
  * stm_tvar_poke - write `value` to `var` in a transaction of its own.
  *
- * Wakes the transactions waiting in stm_retry() on `var`.  Returns 0, or a
- * negative errno value as stm_atomically() does (-ENOMEM).  Inside a
- * transaction it joins it (and so is only committed with it).
+ * Wakes the transactions waiting in stm_retry() on `var`.  Returns 0,
+ * -EINVAL if `var` is NULL, or -ENOMEM (nothing was written).  Inside a
+ * transaction it is a plain stm_write() in that transaction: it returns 0
+ * and takes effect only if the enclosing transaction commits.
  */
-STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value) STM_NONNULL(1);
+STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value);
 
 /* ======================================================================
  * TRANSACTIONS
@@ -198,8 +212,8 @@ typedef int stm_fn(stm_tx *tx, void *arg);
  * should return non-negative values so that they are not mistaken for the
  * library's own errors:
  *
- *   -EDEADLK  the body called stm_retry() having read no TVar (and recorded
- *             no deadline), so nothing could ever wake it;
+ *   -EDEADLK  the body called stm_retry() having read no TVar, so nothing
+ *             could ever wake it;
  *   -ENOMEM   memory for the transaction's bookkeeping could not be had;
  *             nothing was committed and every TVar is as it was;
  *   code      the body called stm_abort(tx, code).
@@ -214,7 +228,9 @@ typedef int stm_fn(stm_tx *tx, void *arg);
  * other transactions wait at their start until it has finished, so it
  * cannot be aborted again.
  *
- * `fn` must not be NULL.  May be called from any thread.
+ * `fn` must not be NULL (misuse).  May be called from any thread, also
+ * from stm_after_commit() hooks (a new transaction) and from inside a body
+ * (joins, as above).
  */
 STM_API int stm_atomically(stm_fn *fn, void *arg) STM_NONNULL(1);
 
@@ -288,8 +304,15 @@ STM_API _Noreturn void stm_abort(stm_tx *tx, int code);
  * allocations are discarded (partial rollback; its reads stay in the
  * transaction, since the decision depended on them) and
  * `second(tx, arg)` runs; its result is returned.  If `second` retries
- * too, the whole transaction retries, waiting on the TVars read by both
- * branches.  Calls nest.  Both functions must be non-NULL.
+ * too, the retry goes outward like any other: to the enclosing
+ * stm_or_else() if this call is inside the first branch of another one,
+ * otherwise to the whole transaction, which then waits on the TVars read
+ * by both branches.  Calls nest.  Both functions must be non-NULL
+ * (misuse).
+ *
+ * Discarding a branch drops its stm_write()s (values it overwrote are put
+ * back), its stm_after_commit() hooks and stm_free()s, frees its
+ * stm_alloc() blocks, and runs its stm_on_abort() hooks.
  */
 STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
     STM_NONNULL(2, 3);
@@ -338,6 +361,9 @@ STM_API void stm_on_abort(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_NONN
  * If the attempt is discarded, the block is freed again.  Never returns
  * NULL: if memory cannot be had, the transaction is discarded and
  * stm_atomically() returns -ENOMEM.  A size of 0 gives a unique pointer.
+ * Once committed the block is ordinary malloc() memory owned by the
+ * program: release it with stm_free() when transactions may still reach
+ * it, or with free() when none can.
  */
 STM_API void *stm_alloc(stm_tx *tx, size_t size);
 
@@ -391,9 +417,12 @@ STM_API const char *stm_strerror(int err);
  *
  * Reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
- * when no other thread is using the library.  The library may be used again
- * afterwards (it starts afresh).  If STM_STATS=1 is set, the statistics
- * report is printed at exit (or here, if called first).
+ * when no other thread is using the library, and not inside a transaction
+ * (misuse).  The library may be used again afterwards (it starts afresh).
+ *
+ * STM_STATS=1 in the environment (read at the first transaction) prints
+ * the statistics, and the named TVars that caused the most conflicts, to
+ * standard error once: at stm_shutdown(), or at exit if that comes first.
  */
 STM_API void stm_shutdown(void);
 

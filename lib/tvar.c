@@ -148,7 +148,7 @@ static int poke_fn(stm_tx *tx, void *arg)
 STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value)
 {
     if (var == NULL)
-        stm__misuse("stm_tvar_poke", "the TVar is NULL");
+        return -EINVAL;
     struct poke p = {var, value};
     return stm_atomically(poke_fn, &p);
 }

@@ -398,8 +398,30 @@ static int stats_child(void)
     exit(0); /* the report is printed at exit */
 }
 
+/* The re-run child for the stm_shutdown case: the report comes out at
+ * stm_shutdown(), before the marker line, and only there. */
+static int stats_child_shutdown(void)
+{
+    Z = stm_tvar_new(0);
+    if (!Z)
+        return 10;
+    for (int i = 0; i < 3; i++)
+        if (stm_atomically(body_inc, NULL) != 0)
+            return 12;
+    stm_shutdown();
+    fprintf(stderr, "MARKER after stm_shutdown\n");
+    fflush(stderr);
+    Z = stm_tvar_new(0);
+    if (!Z)
+        return 10;
+    for (int i = 0; i < 2; i++)
+        if (stm_atomically(body_inc, NULL) != 0)
+            return 12;
+    exit(0);
+}
+
 /* Runs this program as a stats child; returns what it printed on stderr. */
-static char *run_child(bool stats_on, int *status)
+static char *run_child_mode(const char *mode, bool stats_on, int *status)
 {
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
@@ -413,7 +435,7 @@ static char *run_child(bool stats_on, int *status)
             setenv("STM_STATS", "1", 1);
         else
             unsetenv("STM_STATS");
-        char *argv[] = {"check_stats", "--stats-child", NULL};
+        char *argv[] = {"check_stats", (char *)mode, NULL};
         execv("/proc/self/exe", argv);
         _exit(127);
     }
@@ -439,6 +461,27 @@ static char *run_child(bool stats_on, int *status)
     ck_assert_int_eq(waitpid(pid, status, 0), pid);
     return buf;
 }
+
+static char *run_child(bool stats_on, int *status)
+{
+    return run_child_mode("--stats-child", stats_on, status);
+}
+
+START_TEST(test_stats_report_at_shutdown)
+{
+    int status;
+    char *out = run_child_mode("--stats-child-shutdown", true, &status);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x: %s", status,
+                  out);
+    char *report = strstr(out, "commits");
+    char *marker = strstr(out, "MARKER");
+    ck_assert_msg(report != NULL, "no report in: %s", out);
+    ck_assert_msg(marker != NULL, "no marker in: %s", out);
+    ck_assert_msg(report < marker, "the report came after stm_shutdown returned: %s", out);
+    ck_assert_msg(strstr(report + 1, "commits") == NULL, "the report came out twice: %s", out);
+    free(out);
+}
+END_TEST
 
 START_TEST(test_stats_report)
 {
@@ -485,6 +528,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, test_strerror);
     tcase_add_test(tc, test_stats_report);
     tcase_add_test(tc, test_stats_report_off);
+    tcase_add_test(tc, test_stats_report_at_shutdown);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -493,5 +537,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--stats-child") == 0)
         return stats_child();
+    if (argc > 1 && strcmp(argv[1], "--stats-child-shutdown") == 0)
+        return stats_child_shutdown();
     return tu_run_suite(stats_suite());
 }
