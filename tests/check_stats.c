@@ -408,6 +408,7 @@ static int stats_child_shutdown(void)
     for (int i = 0; i < 3; i++)
         if (stm_atomically(body_inc, NULL) != 0)
             return 12;
+    stm_tvar_free(Z); /* reclaimed by stm_shutdown */
     stm_shutdown();
     fprintf(stderr, "MARKER after stm_shutdown\n");
     fflush(stderr);
