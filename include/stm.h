@@ -84,6 +84,10 @@ STM_API int64_t stm_now(void);
  */
 STM_API int64_t stm_wall_now(void);
 
+/** A deadline that never comes.  Deadline arithmetic that overflows should
+ * clamp to it; the library treats anything at or past it as "never". */
+#define STM_NEVER INT64_MAX
+
 /* ======================================================================
  * TRANSACTIONAL VARIABLES
  *
@@ -212,8 +216,10 @@ typedef int stm_fn(stm_tx *tx, void *arg);
  * should return non-negative values so that they are not mistaken for the
  * library's own errors:
  *
- *   -EDEADLK  the body called stm_retry() having read no TVar, so nothing
- *             could ever wake it;
+ *   -EDEADLK  the body called stm_retry() having read no TVar and recorded
+ *             no deadline (stm_elapsed()), so nothing could ever wake it;
+ *   -EMFILE   (and other negative errno values) the Waiter backend could
+ *             not make this thread's waiter (see stm_set_waiter());
  *   -ENOMEM   memory for the transaction's bookkeeping could not be had;
  *             nothing was committed and every TVar is as it was;
  *   code      the body called stm_abort(tx, code).
@@ -273,14 +279,17 @@ static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
  * stm_retry - abandon this attempt and block until it can make progress.
  *
  * The attempt's writes are discarded.  The thread sleeps until a commit
- * changes a TVar that the attempt read, then the body is run again.  No
+ * changes a TVar that the attempt read, or until the earliest deadline the
+ * attempt recorded with stm_elapsed() / stm_elapsed_wall() comes, then the
+ * body is run again.  No
  * wake-up is lost: a commit that lands between the attempt's reads and the
  * sleep wakes it.  Inside the first branch of stm_or_else() it abandons
- * only that branch (see there).  If the attempt read no TVar,
- * stm_atomically() returns -EDEADLK instead of sleeping forever.
+ * only that branch (see there).  If the attempt read no TVar and recorded
+ * no deadline, stm_atomically() returns -EDEADLK instead of sleeping
+ * forever.
  *
- * Blocking goes through the library's Waiter (a condition variable on
- * CLOCK_MONOTONIC).  A committing writer wakes exactly the threads
+ * Blocking goes through the library's Waiter (see WAITERS below).  A
+ * committing writer wakes exactly the threads
  * waiting on the TVars it wrote, and pays one load per written TVar when
  * nobody waits.
  */
@@ -325,6 +334,61 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
  * restarted attempt reads the clock again.
  */
 STM_API int64_t stm_tx_now(stm_tx *tx);
+
+/**
+ * stm_atomically_until - stm_atomically() with a time limit on waiting.
+ *
+ * As stm_atomically(), but if the body is still retrying when `deadline`
+ * (monotonic, as stm_now(); STM_NEVER for none) has come, returns
+ * -ETIMEDOUT.  The body always runs at least once, even if the deadline
+ * has already passed; it is never cut short while running.  The deadline
+ * counts as something to wait for, so a body that retries having read
+ * nothing sleeps until the deadline instead of returning -EDEADLK.  Inside
+ * a transaction it joins the enclosing one and the deadline is ignored.
+ */
+STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline) STM_NONNULL(1);
+
+/* ======================================================================
+ * TIME INSIDE TRANSACTIONS
+ *
+ * Time is read like a TVar.  An attempt sees one "now" (stm_tx_now()),
+ * and stm_elapsed() compares a deadline with it.  A deadline that has not
+ * come yet is recorded in the attempt: if the attempt then retries, it
+ * wakes when any TVar it read changes or when the earliest recorded
+ * deadline comes, whichever is first, and the next attempt then sees
+ * stm_elapsed() true for that deadline (a wake-up is never early).
+ * stm_or_else() keeps the deadlines of a discarded branch, so a retry of
+ * both branches waits for the earliest of all.
+ * ====================================================================== */
+
+/**
+ * stm_elapsed - whether the monotonic `deadline` has come at this
+ * attempt's now: stm_tx_now(tx) >= deadline.
+ *
+ * When it has not, records the deadline in the attempt (see above) and
+ * returns false.  Deadlines are absolute: a re-run does not restart them.
+ * STM_NEVER is never elapsed and records nothing.  O(1).
+ */
+STM_API bool stm_elapsed(stm_tx *tx, int64_t deadline);
+
+/**
+ * stm_tx_wall_now - the attempt's "now" on the wall clock (CLOCK_REALTIME,
+ * ns since the epoch), read once per attempt like stm_tx_now().
+ */
+STM_API int64_t stm_tx_wall_now(stm_tx *tx);
+
+/**
+ * stm_elapsed_wall - whether the wall-clock `wall_deadline` has come at
+ * this attempt's wall-clock now: stm_tx_wall_now(tx) >= wall_deadline.
+ *
+ * When it has not, records the deadline.  A retry then waits at most as
+ * long as the wall clock says is left, and if the system time is set
+ * (settimeofday, an NTP step) while it waits, it wakes and the body runs
+ * again against the new time.  On Linux the change is noticed through a
+ * CLOCK_REALTIME timerfd with TFD_TIMER_CANCEL_ON_SET, watched by one
+ * library thread that is started by the first wait on a wall deadline.
+ */
+STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
 
 /* ======================================================================
  * HOOKS AND MEMORY INSIDE TRANSACTIONS
@@ -378,6 +442,133 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
 STM_API void stm_free(stm_tx *tx, void *ptr);
 
 /* ======================================================================
+ * WAITERS: HOW THREADS BLOCK
+ *
+ * Every blocking wait in the library (stm_retry(), deadlines) goes through
+ * a Waiter: "sleep until notified or until an absolute deadline".  Each
+ * thread has its own waiter, made by the backend in use at its first
+ * wait.  Backends:
+ *
+ *   "condvar"  a mutex, a flag and pthread_cond_timedwait() on
+ *              CLOCK_MONOTONIC.  The default: a wake-up is one futex call
+ *              on each side and a timed wait needs no other thread, so it
+ *              is the fastest in bench/wake.
+ *   "pipe"     an eventfd (a non-blocking, close-on-exec pipe where there
+ *              is no eventfd) and ppoll() with nanosecond time-outs;
+ *              drained completely after each wake-up.  One descriptor per
+ *              waiting thread; if none can be had, the wait fails with
+ *              -EMFILE (returned by stm_atomically()).
+ *   "thread"   waits with no time-out at all; one library timer thread
+ *              (started by the first timed wait, with its timer slack set
+ *              to 1 ns) notifies waiters at their deadlines.
+ *   user ops   any backend the program supplies (stm_set_waiter_ops()).
+ *
+ * Precision: a timed wait is never early: if a backend returns before the
+ * deadline without being notified, the library waits again.  While it
+ * makes a timed wait, the waiting thread's timer slack is set to 1 ns
+ * (PR_SET_TIMERSLACK, restored afterwards) so that Linux does not add its
+ * default 50 us.
+ * ====================================================================== */
+
+/**
+ * A user-supplied Waiter backend.  The library calls:
+ *
+ *   create(ctx)          make a waiter for the calling thread (NULL with
+ *                        errno set on failure: the wait then fails with
+ *                        -errno);
+ *   wait(w, deadline)    block until notify(w) is called or the absolute
+ *                        CLOCK_MONOTONIC `deadline` (ns; STM_NEVER for
+ *                        none) has passed.  Return 0 when notified (or
+ *                        woken spuriously: the library copes), -ETIMEDOUT
+ *                        when the deadline passed.  A notify() that came
+ *                        before wait() must make it return at once;
+ *   notify(w)            called from any thread, at any time while w
+ *                        exists, possibly many times;
+ *   destroy(w)           free it (no wait or notify is in progress).
+ *
+ * Only the thread that created a waiter waits on it.  `name` is what
+ * stm_waiter_name() returns.  The structure is copied; `ctx` is passed to
+ * create() unchanged.
+ */
+struct stm_waiter_ops {
+    const char *name;
+    void *(*create)(void *ctx);
+    void (*destroy)(void *waiter);
+    int (*wait)(void *waiter, int64_t deadline);
+    void (*notify)(void *waiter);
+    void *ctx;
+};
+
+/**
+ * stm_set_waiter - choose a built-in backend by name: "condvar", "pipe" or
+ * "thread".  Returns 0, or -EINVAL for an unknown name (or NULL).
+ *
+ * May be called at any time from any thread: waits already in progress
+ * finish on the backend they started on; each thread switches at its next
+ * wait.  At start-up the environment variable STM_WAITER chooses the
+ * backend (an unknown name prints one line to stderr and keeps the
+ * default).
+ */
+STM_API int stm_set_waiter(const char *name);
+
+/**
+ * stm_set_waiter_ops - use a user-supplied backend from now on (see
+ * struct stm_waiter_ops).  Returns 0, -EINVAL if `ops` or any of its
+ * functions or its name is NULL, or -ENOMEM.  The name string must stay
+ * valid while the backend may be in use.
+ */
+STM_API int stm_set_waiter_ops(const struct stm_waiter_ops *ops);
+
+/** stm_waiter_name - the name of the backend in use, as set. */
+STM_API const char *stm_waiter_name(void);
+
+/* ======================================================================
+ * THE VIRTUAL CLOCK (deterministic tests)
+ *
+ * Under the virtual clock, stm_now() and every transaction's now read a
+ * clock that moves only when stm_clock_advance() moves it, and nothing
+ * waits by real time: an hour of exponential back-off runs in
+ * milliseconds, the same way every time.  stm_wall_now() and wall-clock
+ * deadlines keep following the real wall clock.
+ * ====================================================================== */
+
+/**
+ * stm_clock_virtual - switch to the virtual clock, reading `start`.
+ *
+ * Returns 0, -EALREADY if the virtual clock is already on, or -EINVAL if
+ * `start` is negative.  Threads already sleeping until a real deadline
+ * keep their real deadline.
+ */
+STM_API int stm_clock_virtual(int64_t start);
+
+/**
+ * stm_clock_advance - move the virtual clock forward by `ns` (>= 0).
+ *
+ * Everything that comes due runs, in deadline order (ties in the order the
+ * waits began), each seeing its own deadline as its now, and the call
+ * returns when all of it has settled: each thread it woke has committed,
+ * returned from stm_atomically(), or gone back to waiting.  (What a woken
+ * thread does after stm_atomically() returns is not waited for.)  Then the
+ * clock reads old + ns.  Overflow clamps to STM_NEVER - 1.  A no-op when
+ * the virtual clock is off or `ns` is negative.  Call it from a thread
+ * that is not itself inside a transaction.
+ */
+STM_API void stm_clock_advance(int64_t ns);
+
+/**
+ * stm_clock_real - go back to the real clocks.
+ *
+ * Waits still pending are re-based: one that was d ns ahead of the virtual
+ * now becomes d ns ahead of the real now.  (Deadlines that bodies keep in
+ * their own TVars are plain numbers and are not changed.)  Returns 0;
+ * a no-op when the virtual clock is off.
+ */
+STM_API int stm_clock_real(void);
+
+/** stm_clock_is_virtual - whether the virtual clock is on. */
+STM_API bool stm_clock_is_virtual(void);
+
+/* ======================================================================
  * STATISTICS, DIAGNOSTICS, SHUTDOWN
  * ====================================================================== */
 
@@ -388,7 +579,7 @@ struct stm_stats {
     uint64_t retries;          /* stm_retry() calls that blocked or restarted */
     uint64_t wakeups;          /* threads woken from stm_retry() by a commit */
     uint64_t watch_runs;       /* reserved for watchers (0 for now) */
-    uint64_t timer_fires;      /* reserved for the timer service (0 for now) */
+    uint64_t timer_fires;      /* timed waits that ended at their deadline */
     uint64_t aborts_conflict;  /* of aborts: a read found a TVar changed or locked */
     uint64_t aborts_validate;  /* of aborts: commit-time validation or locking failed */
     uint64_t aborts_explicit;  /* of aborts: stm_abort() */
@@ -415,7 +606,8 @@ STM_API const char *stm_strerror(int err);
 /**
  * stm_shutdown - free everything the library holds.
  *
- * Reclaims every deferred block and TVar still pending and frees this
+ * Stops the library's threads (the timer thread, the wall-clock watcher),
+ * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
  * (misuse).  The library may be used again afterwards (it starts afresh).
