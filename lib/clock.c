@@ -2,11 +2,17 @@
  * clock.c - time sources: monotonic and wall clocks in nanoseconds.
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * stm_now() reads the virtual clock while it is on (vclock.c).  The wall
+ * clock can be shifted by a hidden test hook, which then behaves like a
+ * real change of the system time (wallclock.c).
  */
 #define _GNU_SOURCE
 #include <time.h>
 
 #include "stm-internal.h"
+
+_Atomic int64_t stm__wall_shift_ns;
 
 static int64_t ns_of(clockid_t id)
 {
@@ -20,12 +26,17 @@ int64_t stm__mono_ns(void)
     return ns_of(CLOCK_MONOTONIC);
 }
 
+int64_t stm__wall_ns(void)
+{
+    return ns_of(CLOCK_REALTIME) + atomic_load_explicit(&stm__wall_shift_ns, memory_order_relaxed);
+}
+
 STM_API int64_t stm_now(void)
 {
-    return ns_of(CLOCK_MONOTONIC);
+    return stm__now();
 }
 
 STM_API int64_t stm_wall_now(void)
 {
-    return ns_of(CLOCK_REALTIME);
+    return stm__wall_ns();
 }

@@ -19,12 +19,36 @@ lib_libstm_la_SOURCES = \
 	lib/stats.c \
 	lib/waiter.c \
 	lib/waiter_condvar.c \
+	lib/waiter_pipe.c \
+	lib/waiter_thread.c \
+	lib/heap.c \
+	lib/timer.c \
+	lib/vclock.c \
+	lib/wallclock.c \
+	lib/elapsed.c \
 	lib/stm-internal.h
 
 lib_libstm_la_CPPFLAGS = -I$(top_srcdir)/include -DSTM_BUILDING
 lib_libstm_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
-## Only public stm_<lowercase> names are exported; stm__internal never is.
+
+## Exported symbols.  lib/libstm.sym is the single list of what libstm.so
+## exports: one name per line, sorted (LC_ALL=C sort), nothing else.  A
+## function is exported only if it is declared STM_API in include/stm.h
+## (-fvisibility=hidden hides the rest) AND listed there; stm__* internals
+## never are.
+##
+## ADDING A PUBLIC FUNCTION: declare it STM_API in include/stm.h, add its
+## name to lib/libstm.sym, and add it with the first version that has it to
+## debian/libstm0.symbols -- when it is implemented, not before.  `make
+## check` (tests/check-exports.sh) fails if libstm.so exports anything but
+## the list, if a listed name is not declared STM_API, or if the library
+## defines an STM_API function that is missing from the list.
+## Removing or changing a function: see the libtool version rules in
+## configure.ac.
 lib_libstm_la_LDFLAGS = \
 	-version-info $(STM_LT_VERSION) \
-	-export-symbols-regex '^stm_[a-z]' \
+	-export-symbols $(top_srcdir)/lib/libstm.sym \
 	-no-undefined
+## Relink the library when the list changes.
+EXTRA_lib_libstm_la_DEPENDENCIES = $(top_srcdir)/lib/libstm.sym
+EXTRA_DIST += lib/libstm.sym

@@ -46,8 +46,11 @@ static inline uint32_t stripe_of(const stm_tvar *var)
 
 int stm__retry_register(struct stm_tx *tx)
 {
-    struct stm__waiter *w = tx->waiter;
     tx->nodes.n = 0;
+    int e = stm__waiter_get(tx);
+    if (e < 0)
+        return e;
+    struct stm__waiter *w = tx->waiter;
     if (!STM__VEC_RESERVE(tx->nodes, tx->rn))
         return -ENOMEM;
     w->ops->prepare(w);
@@ -76,13 +79,6 @@ int stm__retry_register(struct stm_tx *tx)
             return 0;
     }
     return 1;
-}
-
-void stm__retry_sleep(struct stm_tx *tx)
-{
-    struct stm__waiter *w = tx->waiter;
-    if (w->ops->wait(w, INT64_MAX))
-        stm__count(&tx->st.wakeups);
 }
 
 void stm__retry_unregister(struct stm_tx *tx)

@@ -63,7 +63,44 @@ typedef sigjmp_buf stm__jmpbuf;
 
 /* ---- clock ---------------------------------------------------------- */
 
-int64_t stm__mono_ns(void);
+int64_t stm__mono_ns(void); /* the real CLOCK_MONOTONIC */
+int64_t stm__wall_ns(void); /* CLOCK_REALTIME plus the test shift */
+static inline int64_t stm__sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* ---- deadline heap (timer service, virtual clock) ---------------------- */
+
+struct stm__hnode {
+    int64_t key;  /* deadline */
+    uint64_t seq; /* tie-break: push order */
+    uint32_t idx; /* position + 1; 0 when not in a heap */
+};
+struct stm__heap {
+    struct stm__hnode **v;
+    uint32_t n, cap;
+    uint64_t seq;
+};
+bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n); /* false: ENOMEM */
+void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n);
+static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
+{
+    return h->n ? h->v[0] : NULL;
+}
+
+/* ---- the timer service (timer.c) ---------------------------------------- */
+
+struct stm__timer {
+    struct stm__hnode h; /* first: the heap hands back this address */
+    void (*fn)(struct stm__timer *t);
+};
+int stm__timer_add(struct stm__timer *t, int64_t deadline); /* 0, -ENOMEM, -EAGAIN */
+bool stm__timer_cancel(struct stm__timer *t); /* true if it had not fired */
+void stm__timer_shutdown(void);
 
 /* ---- waiter: "sleep until notified or until a deadline" ---------------
  * A waiter belongs to one thread.  prepare() arms it; a notify() that
@@ -74,17 +111,26 @@ int64_t stm__mono_ns(void);
 struct stm__waiter;
 struct stm__waiter_ops {
     const char *name;
-    struct stm__waiter *(*create)(void);
+    struct stm__waiter *(*create)(const struct stm__waiter_ops *self); /* NULL, errno */
     void (*destroy)(struct stm__waiter *w);
     void (*prepare)(struct stm__waiter *w);
     bool (*wait)(struct stm__waiter *w, int64_t deadline);
     void (*notify)(struct stm__waiter *w);
+    const struct stm_waiter_ops *user; /* a user-supplied backend, else NULL */
 };
 struct stm__waiter {
     const struct stm__waiter_ops *ops;
 };
 extern const struct stm__waiter_ops stm__waiter_condvar_ops;
-struct stm__waiter *stm__waiter_create(void);
+extern const struct stm__waiter_ops stm__waiter_pipe_ops;
+extern const struct stm__waiter_ops stm__waiter_thread_ops;
+/* Make sure tx->waiter belongs to the current backend: 0 or -errno. */
+int stm__waiter_get(struct stm_tx *tx);
+/* Block on tx->waiter until notified (0), until `deadline` has passed
+ * (1; never early), or fail (-ENOMEM).  Honours the virtual clock. */
+int stm__sleep(struct stm_tx *tx, int64_t deadline);
+void stm__waiter_init_env(void);
+void stm__waiter_shutdown(void);
 static inline void stm__waiter_destroy(struct stm__waiter *w)
 {
     if (w)
@@ -149,7 +195,7 @@ struct stm__freed {
 
 struct stm__counters {
     _Atomic uint64_t commits, aborts, retries, wakeups, aborts_conflict, aborts_validate,
-        aborts_explicit, aborts_nomem, serial_runs, reclaimed;
+        aborts_explicit, aborts_nomem, serial_runs, reclaimed, timer_fires;
 };
 
 /* An stm_or_else() branch: marks to roll back to. */
@@ -188,8 +234,13 @@ struct stm_tx {
      * mode) */
     _Atomic uint64_t epoch;
 
-    int64_t now;
-    bool now_valid;
+    int64_t now, wall_now;     /* the attempt's clocks, read on first use */
+    bool now_valid, wall_now_valid;
+    int64_t deadline;          /* earliest stm_elapsed() deadline not yet come */
+    int64_t wall_deadline;     /* likewise for stm_elapsed_wall() */
+    int64_t until;             /* stm_atomically_until(), read at entry */
+    unsigned long slack;       /* the thread's own timer slack, 0 = unknown */
+    bool vtoken;               /* woken by stm_clock_advance(), not yet settled */
     bool serial;
     int abort_code;
     uint32_t restarts; /* consecutive conflict restarts */
@@ -224,8 +275,19 @@ struct stm__global {
     _Alignas(STM__CACHELINE) _Atomic uint32_t serial; /* 1 while a serial transaction runs */
     _Alignas(STM__CACHELINE) bool fast_epoch;         /* membarrier() available */
     bool stats_env;                                   /* STM_STATS=1 */
+    _Alignas(STM__CACHELINE) _Atomic bool virtual_on; /* the virtual clock */
+    _Atomic int64_t virtual_now;
 };
 extern struct stm__global stm__g;
+
+/* The library's monotonic now: the virtual clock when it is on. */
+static inline int64_t stm__now(void)
+{
+    if (STM__UNLIKELY(atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire)))
+        return atomic_load_explicit(&stm__g.virtual_now, memory_order_acquire);
+    return stm__mono_ns();
+}
+
 
 /* registry of live descriptors (for reclamation, serial mode, stats) */
 extern pthread_mutex_t stm__reg_lock;
@@ -291,12 +353,12 @@ void stm__hooks_run_abort(struct stm_tx *tx, uint32_t from);
 void stm__allocs_discard(struct stm_tx *tx, uint32_t from);
 void stm__frees_commit(struct stm_tx *tx, uint64_t stamp);
 
-/* retry: register a wait node on every TVar the attempt read, then check
- * that none has changed.  Returns 1 if the thread should sleep, 0 if a
- * read TVar changed already, -ENOMEM.  sleep() blocks on the thread's
- * waiter; unregister() removes whatever register() added. */
+/* retry: make sure the thread has a waiter, arm it, register a wait node
+ * on every TVar the attempt read, then check that none has changed.
+ * Returns 1 if the thread should sleep, 0 if a read TVar changed already,
+ * or -errno (-ENOMEM, or the backend's error such as -EMFILE).
+ * unregister() removes whatever register() added. */
 int stm__retry_register(struct stm_tx *tx);
-void stm__retry_sleep(struct stm_tx *tx);
 void stm__retry_unregister(struct stm_tx *tx);
 void stm__notify_var(stm_tvar *var);
 void stm__waiters_detach(stm_tvar *var); /* before var's memory is freed */
@@ -311,6 +373,22 @@ void stm__free_now(void *ptr, int kind);
 bool stm__membarrier_register(void);
 uint64_t stm__reclaimed_orphans(void);
 #define STM__RECLAIM_BATCH 128
+
+/* the virtual clock (vclock.c) */
+enum { STM__VWAIT_NOTIFIED = 0, STM__VWAIT_FIRED = 1, STM__VWAIT_REAL = 2 };
+/* A timed wait under the virtual clock: NOTIFIED, FIRED (the deadline came;
+ * the caller holds a settle token), REAL (the clock is real, or went real
+ * meanwhile: wait by real time until *real_deadline), or -ENOMEM. */
+int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
+                     int64_t *real_deadline);
+void stm__vclock_settle(struct stm_tx *tx);
+void stm__vclock_shutdown(void);
+
+/* waits on wall-clock deadlines (wallclock.c): list the waiter so that a
+ * change of the system time wakes it; false if it could not be listed */
+bool stm__wall_wait_begin(struct stm__waiter *w);
+void stm__wall_wait_end(struct stm__waiter *w);
+void stm__wallclock_shutdown(void);
 
 /* serial (irrevocable) mode */
 void stm__serial_enter(struct stm_tx *tx);
@@ -338,5 +416,8 @@ bool stm__fault_alloc_fired(void);
 void stm__reclaim_flush(void);
 /* How many deferred frees (blocks and TVars) this thread still holds. */
 size_t stm__reclaim_pending(void);
+/* Shift the library's wall clock by ns (cumulative) and act as if the
+ * system time had been set: waits on wall-clock deadlines wake. */
+void stm__test_wall_shift(int64_t ns);
 
 #endif

@@ -70,6 +70,7 @@ static void global_init(void)
     stm__g.stats_env = s && *s && strcmp(s, "0") != 0;
     if (stm__g.stats_env)
         atexit(stm__stats_atexit);
+    stm__waiter_init_env();
 }
 
 void stm__global_init(void)
@@ -87,13 +88,12 @@ struct stm_tx *stm__thread_init(void)
     tx->wcap = 16;
     tx->rs = stm__malloc(tx->rcap * sizeof *tx->rs);
     tx->ws = stm__malloc(tx->wcap * sizeof *tx->ws);
-    tx->waiter = stm__waiter_create();
-    if (tx->rs == NULL || tx->ws == NULL || tx->waiter == NULL ||
-        pthread_setspecific(key, tx) != 0) {
+    if (tx->rs == NULL || tx->ws == NULL || pthread_setspecific(key, tx) != 0) {
         descriptor_free(tx);
         return NULL;
     }
     tx->limbo_next = STM__RECLAIM_BATCH;
+    tx->until = STM_NEVER; /* the waiter is made at the first wait */
     tx->rng = (uint64_t)(uintptr_t)tx * UINT64_C(0x9E3779B97F4A7C15) | 1;
     pthread_mutex_lock(&stm__reg_lock);
     tx->reg_next = stm__reg_head;
@@ -112,6 +112,9 @@ STM_API void stm_shutdown(void)
         stm__misuse("stm_shutdown", "called inside a transaction");
     if (stm__g.stats_env)
         stm__stats_atexit(); /* prints once */
+    stm__timer_shutdown();
+    stm__wallclock_shutdown();
+    stm__vclock_shutdown();
     if (tx) {
         stm__self = NULL;
         pthread_setspecific(key, NULL);

@@ -196,16 +196,6 @@ STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
     w->old = 0;
 }
 
-STM_API int64_t stm_tx_now(stm_tx *tx)
-{
-    stm__check_tx(tx, "stm_tx_now");
-    if (!tx->now_valid) {
-        tx->now = stm__mono_ns();
-        tx->now_valid = true;
-    }
-    return tx->now;
-}
-
 STM_API _Noreturn void stm_retry(stm_tx *tx)
 {
     stm__check_tx(tx, "stm_retry");
@@ -232,6 +222,9 @@ static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
     tx->undo.n = 0;
     tx->branch = NULL;
     tx->now_valid = false;
+    tx->wall_now_valid = false;
+    tx->deadline = STM_NEVER;
+    tx->wall_deadline = STM_NEVER;
     if (STM__UNLIKELY(tx->restarts >= STM_SERIAL_AFTER) && !tx->serial)
         stm__serial_enter(tx);
     for (;;) {
@@ -317,7 +310,7 @@ static void finish_commit(struct stm_tx *tx, uint64_t stamp)
     tx->restarts = 0;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
-    if (STM__LIKELY((tx->frees.n | tx->limbo.n | tx->after.n) == 0))
+    if (STM__LIKELY((tx->frees.n | tx->limbo.n | tx->after.n | tx->vtoken) == 0))
         return;
     if (tx->frees.n)
         stm__frees_commit(tx, stamp);
@@ -325,6 +318,59 @@ static void finish_commit(struct stm_tx *tx, uint64_t stamp)
         stm__reclaim(tx); /* a few stragglers: retry now and then */
     if (tx->after.n)
         stm__hooks_run_after(tx);
+    if (tx->vtoken)
+        stm__vclock_settle(tx); /* stm_clock_advance() may go on */
+}
+
+/* How long a retry may sleep: the earliest deadline the attempt recorded,
+ * a wall-clock one turned into monotonic time, and stm_atomically_until's. */
+static int64_t retry_deadline(struct stm_tx *tx, int64_t until)
+{
+    int64_t d = tx->deadline < until ? tx->deadline : until;
+    if (tx->wall_deadline < STM_NEVER) {
+        int64_t w = stm__sat_add(stm__now(), tx->wall_deadline - stm__wall_ns());
+        if (w < d)
+            d = w;
+    }
+    return d;
+}
+
+/* Block for stm_retry().  0: run the body again; < 0: give up with it. */
+static int retry_block(struct stm_tx *tx, int64_t until)
+{
+    int64_t deadline = retry_deadline(tx, until);
+    bool wall = tx->wall_deadline < STM_NEVER;
+    stm__count(&tx->st.retries);
+    /* Register on everything read while the epoch still protects the
+     * TVars, then leave the transaction (and serial mode) to sleep. */
+    tx->after.n = 0;
+    tx->frees.n = 0;
+    stm__allocs_discard(tx, 0);
+    int r = stm__retry_register(tx);
+    end_attempt(tx);
+    if (r > 0) {
+        bool listed = wall && stm__wall_wait_begin(tx->waiter);
+        r = stm__sleep(tx, deadline);
+        if (listed)
+            stm__wall_wait_end(tx->waiter);
+        if (r == 0)
+            stm__count(&tx->st.wakeups);
+        else if (r == 1)
+            stm__count(&tx->st.timer_fires);
+    }
+    stm__retry_unregister(tx);
+    stm__count(&tx->st.aborts);
+    stm__hooks_run_abort(tx, 0);
+    if (r == -ENOMEM)
+        stm__count(&tx->st.aborts_nomem);
+    return r < 0 ? r : 0;
+}
+
+static int leave(struct stm_tx *tx, int ret)
+{
+    if (tx->vtoken)
+        stm__vclock_settle(tx);
+    return ret;
 }
 
 /* Discard the attempt: free its allocations; on_abort hooks run later
@@ -360,6 +406,8 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         /* nested: join the enclosing transaction (flat nesting) */
         return fn(tx, arg);
     }
+    const int64_t until = tx->until; /* set by stm_atomically_until */
+    tx->until = STM_NEVER;
     stm__jmpbuf jb;
     for (;;) {
         int why = 0;
@@ -390,32 +438,23 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
             tx->restarts++;
             backoff(tx);
             continue;
-        case STM__JUMP_RETRY: {
+        case STM__JUMP_RETRY:
             tx->restarts = 0;
-            if (tx->rn == 0) {
+            if (until < STM_NEVER && stm__now() >= until) {
+                end_attempt(tx);
+                ret = -ETIMEDOUT;
+                break;
+            }
+            if (tx->rn == 0 && tx->deadline >= STM_NEVER && tx->wall_deadline >= STM_NEVER &&
+                until >= STM_NEVER) {
                 end_attempt(tx);
                 ret = -EDEADLK;
                 break;
             }
-            stm__count(&tx->st.retries);
-            /* Register on everything read while the epoch still protects
-             * the TVars, then leave the transaction (and serial mode)
-             * before sleeping. */
-            tx->after.n = 0;
-            tx->frees.n = 0;
-            stm__allocs_discard(tx, 0);
-            int reg = stm__retry_register(tx);
-            end_attempt(tx);
-            if (reg > 0)
-                stm__retry_sleep(tx);
-            stm__retry_unregister(tx);
-            stm__count(&tx->st.aborts);
-            stm__hooks_run_abort(tx, 0);
-            if (reg >= 0)
+            ret = retry_block(tx, until);
+            if (ret == 0)
                 continue;
-            stm__count(&tx->st.aborts_nomem);
-            return reg;
-        }
+            return leave(tx, ret);
         case STM__JUMP_ABORT:
             stm__count(&tx->st.aborts_explicit);
             end_attempt(tx);
@@ -429,6 +468,16 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         }
         discard(tx);
         stm__hooks_run_abort(tx, 0);
-        return ret;
+        return leave(tx, ret);
     }
+}
+
+STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
+{
+    struct stm_tx *tx = stm__self ? stm__self : stm__thread_init();
+    if (tx == NULL)
+        return -ENOMEM;
+    if (tx->state == STM__IDLE)
+        tx->until = deadline;
+    return stm_atomically(fn, arg);
 }

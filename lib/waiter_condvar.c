@@ -19,7 +19,7 @@ struct cv_waiter {
     bool signaled;
 };
 
-static struct stm__waiter *cv_create(void)
+static struct stm__waiter *cv_create(const struct stm__waiter_ops *self)
 {
     struct cv_waiter *w = stm__malloc(sizeof *w);
     if (w == NULL)
@@ -34,7 +34,7 @@ static struct stm__waiter *cv_create(void)
         return NULL;
     }
     pthread_mutex_init(&w->m, NULL);
-    w->base.ops = &stm__waiter_condvar_ops;
+    w->base.ops = self;
     w->signaled = false;
     return &w->base;
 }

@@ -1,0 +1,52 @@
+/*
+ * elapsed.c - time as a transactional read: stm_tx_now, stm_elapsed and
+ * their wall-clock twins.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * An attempt reads each clock at most once, so every call in one attempt
+ * agrees.  A deadline that has not come is remembered (the earliest one);
+ * stm_atomically turns it into the time-out of the retry wait.  Nothing is
+ * undone for a discarded stm_or_else branch, which is what makes a retry
+ * of both branches wait for the earliest deadline of either.
+ */
+#define _GNU_SOURCE
+#include "stm-internal.h"
+
+STM_API int64_t stm_tx_now(stm_tx *tx)
+{
+    stm__check_tx(tx, "stm_tx_now");
+    if (!tx->now_valid) {
+        tx->now = stm__now();
+        tx->now_valid = true;
+    }
+    return tx->now;
+}
+
+STM_API int64_t stm_tx_wall_now(stm_tx *tx)
+{
+    stm__check_tx(tx, "stm_tx_wall_now");
+    if (!tx->wall_now_valid) {
+        tx->wall_now = stm__wall_ns();
+        tx->wall_now_valid = true;
+    }
+    return tx->wall_now;
+}
+
+STM_API bool stm_elapsed(stm_tx *tx, int64_t deadline)
+{
+    if (stm_tx_now(tx) >= deadline)
+        return true;
+    if (deadline < tx->deadline)
+        tx->deadline = deadline;
+    return false;
+}
+
+STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline)
+{
+    if (stm_tx_wall_now(tx) >= wall_deadline)
+        return true;
+    if (wall_deadline < tx->wall_deadline)
+        tx->wall_deadline = wall_deadline;
+    return false;
+}

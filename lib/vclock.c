@@ -1,0 +1,160 @@
+/*
+ * vclock.c - the virtual clock: deterministic time for tests.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * While the virtual clock is on, a timed wait does not sleep by real time:
+ * it puts a node in a heap ordered by (deadline, order of arrival) and
+ * waits on its Waiter with no time-out.  stm_clock_advance() takes the due
+ * nodes one at a time, sets the clock to the node's deadline, wakes its
+ * thread and waits until that thread has settled (committed, returned from
+ * stm_atomically, or waited again) before it takes the next.  A woken
+ * thread holds a "settle token" (stm_tx.vtoken) until then.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+
+#include "stm-internal.h"
+
+struct vwait {
+    struct stm__hnode h;
+    struct stm__waiter *w;
+    bool fired;
+    int64_t rebased; /* real deadline after stm_clock_real(), else 0 */
+};
+
+static pthread_mutex_t vc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t vc_settled = PTHREAD_COND_INITIALIZER;
+static struct stm__heap vc_heap;
+static unsigned vc_pending; /* woken by advance, not yet settled */
+
+STM_API int stm_clock_virtual(int64_t start)
+{
+    if (start < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&vc_lock);
+    int r = 0;
+    if (atomic_load(&stm__g.virtual_on)) {
+        r = -EALREADY;
+    } else {
+        atomic_store(&stm__g.virtual_now, start);
+        atomic_store(&stm__g.virtual_on, true);
+    }
+    pthread_mutex_unlock(&vc_lock);
+    return r;
+}
+
+STM_API bool stm_clock_is_virtual(void)
+{
+    return atomic_load(&stm__g.virtual_on);
+}
+
+STM_API void stm_clock_advance(int64_t ns)
+{
+    if (ns < 0)
+        return;
+    pthread_mutex_lock(&vc_lock);
+    if (!atomic_load(&stm__g.virtual_on)) {
+        pthread_mutex_unlock(&vc_lock);
+        return;
+    }
+    int64_t target = stm__sat_add(atomic_load(&stm__g.virtual_now), ns);
+    if (target >= STM_NEVER)
+        target = STM_NEVER - 1;
+    for (;;) {
+        struct stm__hnode *top = stm__heap_top(&vc_heap);
+        if (top == NULL || top->key > target)
+            break;
+        struct vwait *vw = (struct vwait *)top;
+        stm__heap_remove(&vc_heap, top);
+        if (top->key > atomic_load(&stm__g.virtual_now))
+            atomic_store(&stm__g.virtual_now, top->key);
+        vw->fired = true;
+        vc_pending++;
+        vw->w->ops->notify(vw->w);
+        while (vc_pending > 0)
+            pthread_cond_wait(&vc_settled, &vc_lock);
+    }
+    atomic_store(&stm__g.virtual_now, target);
+    pthread_mutex_unlock(&vc_lock);
+}
+
+STM_API int stm_clock_real(void)
+{
+    pthread_mutex_lock(&vc_lock);
+    if (atomic_load(&stm__g.virtual_on)) {
+        int64_t vnow = atomic_load(&stm__g.virtual_now), rnow = stm__mono_ns();
+        atomic_store(&stm__g.virtual_on, false);
+        struct stm__hnode *top;
+        while ((top = stm__heap_top(&vc_heap)) != NULL) {
+            struct vwait *vw = (struct vwait *)top;
+            stm__heap_remove(&vc_heap, top);
+            vw->rebased = stm__sat_add(rnow, top->key - vnow);
+            vw->w->ops->notify(vw->w);
+        }
+    }
+    pthread_mutex_unlock(&vc_lock);
+    return 0;
+}
+
+void stm__vclock_settle(struct stm_tx *tx)
+{
+    tx->vtoken = false;
+    pthread_mutex_lock(&vc_lock);
+    if (vc_pending > 0 && --vc_pending == 0)
+        pthread_cond_broadcast(&vc_settled);
+    pthread_mutex_unlock(&vc_lock);
+}
+
+int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
+                     int64_t *real_deadline)
+{
+    struct vwait vw = {.w = w};
+    pthread_mutex_lock(&vc_lock);
+    if (!atomic_load(&stm__g.virtual_on)) {
+        pthread_mutex_unlock(&vc_lock);
+        *real_deadline = deadline;
+        return STM__VWAIT_REAL;
+    }
+    if (deadline <= atomic_load(&stm__g.virtual_now)) {
+        pthread_mutex_unlock(&vc_lock);
+        return STM__VWAIT_FIRED;
+    }
+    vw.h.key = deadline;
+    if (!stm__heap_push(&vc_heap, &vw.h)) {
+        pthread_mutex_unlock(&vc_lock);
+        return -ENOMEM;
+    }
+    if (tx->vtoken) { /* about to block: this thread has settled */
+        tx->vtoken = false;
+        if (vc_pending > 0 && --vc_pending == 0)
+            pthread_cond_broadcast(&vc_settled);
+    }
+    pthread_mutex_unlock(&vc_lock);
+    w->ops->wait(w, STM_NEVER);
+    pthread_mutex_lock(&vc_lock);
+    int r;
+    if (vw.fired) {
+        tx->vtoken = true;
+        r = STM__VWAIT_FIRED;
+    } else if (vw.rebased) {
+        *real_deadline = vw.rebased;
+        r = STM__VWAIT_REAL;
+    } else {
+        stm__heap_remove(&vc_heap, &vw.h);
+        r = STM__VWAIT_NOTIFIED;
+    }
+    pthread_mutex_unlock(&vc_lock);
+    return r;
+}
+
+void stm__vclock_shutdown(void)
+{
+    stm_clock_real();
+    pthread_mutex_lock(&vc_lock);
+    free(vc_heap.v);
+    vc_heap.v = NULL;
+    vc_heap.n = vc_heap.cap = 0;
+    pthread_mutex_unlock(&vc_lock);
+}
