@@ -79,6 +79,7 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size)
     stm__check_tx(tx, "stm_alloc");
     if (!STM__VEC_RESERVE(tx->allocs, tx->allocs.n + 1))
         stm__nomem(tx);
+    tx->extras = 1;
     void *p = stm__malloc(size ? size : 1);
     if (p == NULL)
         stm__nomem(tx);
@@ -95,6 +96,7 @@ STM_API void stm_free(stm_tx *tx, void *ptr)
     if (!STM__VEC_RESERVE(tx->frees, tx->frees.n + 1) ||
         !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + 1))
         stm__nomem(tx);
+    tx->extras = 1;
     tx->frees.v[tx->frees.n].ptr = ptr;
     tx->frees.v[tx->frees.n].kind = STM__FREE_BLOCK;
     tx->frees.v[tx->frees.n].stamp = 0;

@@ -19,6 +19,7 @@ STM_API int64_t stm_tx_now(stm_tx *tx)
     if (!tx->now_valid) {
         tx->now = stm__now();
         tx->now_valid = true;
+        tx->extras = 1;
     }
     return tx->now;
 }
@@ -29,6 +30,7 @@ STM_API int64_t stm_tx_wall_now(stm_tx *tx)
     if (!tx->wall_now_valid) {
         tx->wall_now = stm__wall_ns();
         tx->wall_now_valid = true;
+        tx->extras = 1;
     }
     return tx->wall_now;
 }

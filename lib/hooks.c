@@ -18,6 +18,7 @@ static void push(struct stm_tx *tx, struct stm__hookvec *vec, void (*fn)(void *)
 {
     if (!STM__VEC_RESERVE(*vec, vec->n + 1))
         stm__nomem(tx);
+    tx->extras = 1;
     vec->v[vec->n].fn = fn;
     vec->v[vec->n].arg = arg;
     vec->n++;

@@ -34,6 +34,7 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
     if (first == NULL || second == NULL)
         stm__misuse("stm_or_else", "a branch function is NULL");
     struct stm__branch br;
+    tx->extras = 1;
     br.outer = tx->branch;
     br.wbloom = tx->wbloom;
     br.wn = tx->wn;

@@ -234,6 +234,7 @@ struct stm_tx {
      * mode) */
     _Atomic uint64_t epoch;
 
+    uint32_t extras; /* non-zero once the attempt used anything below */
     int64_t now, wall_now;     /* the attempt's clocks, read on first use */
     bool now_valid, wall_now_valid;
     int64_t deadline;          /* earliest stm_elapsed() deadline not yet come */
@@ -264,6 +265,11 @@ struct stm_tx {
 
 /* The calling thread's descriptor, NULL before its first transaction. */
 extern _Thread_local struct stm_tx *stm__self __attribute__((tls_model("initial-exec")));
+/* The calling thread's descriptor while it runs a transaction, else
+ * &stm__no_tx (never NULL): so "is tx the caller's running transaction?"
+ * is one compare, which also rejects NULL. */
+extern _Thread_local struct stm_tx *stm__active __attribute__((tls_model("initial-exec")));
+extern struct stm_tx stm__no_tx;
 
 struct stm_tx *stm__thread_init(void);
 void stm__global_init(void);
@@ -340,7 +346,7 @@ _Noreturn void stm__misuse(const char *func, const char *what);
 void stm__check_tx_slow(struct stm_tx *tx, const char *func);
 static inline void stm__check_tx(struct stm_tx *tx, const char *func)
 {
-    if (STM__UNLIKELY(tx != stm__self || tx == NULL || tx->state != STM__ACTIVE))
+    if (STM__UNLIKELY(tx != stm__active))
         stm__check_tx_slow(tx, func);
 }
 bool stm__validate(struct stm_tx *tx);

@@ -15,6 +15,8 @@
 #include "stm-internal.h"
 
 _Thread_local struct stm_tx *stm__self __attribute__((tls_model("initial-exec")));
+struct stm_tx stm__no_tx;
+_Thread_local struct stm_tx *stm__active __attribute__((tls_model("initial-exec"))) = &stm__no_tx;
 
 struct stm__global stm__g = {.clock = 1};
 pthread_mutex_t stm__reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,6 +96,7 @@ struct stm_tx *stm__thread_init(void)
     }
     tx->limbo_next = STM__RECLAIM_BATCH;
     tx->until = STM_NEVER; /* the waiter is made at the first wait */
+    tx->deadline = tx->wall_deadline = STM_NEVER;
     tx->rng = (uint64_t)(uintptr_t)tx * UINT64_C(0x9E3779B97F4A7C15) | 1;
     pthread_mutex_lock(&stm__reg_lock);
     tx->reg_next = stm__reg_head;

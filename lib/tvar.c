@@ -63,6 +63,7 @@ STM_API void stm_tvar_free(stm_tvar *var)
         if (!STM__VEC_RESERVE(tx->frees, tx->frees.n + 1) ||
             !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + 1))
             stm__nomem(tx);
+        tx->extras = 1;
         tx->frees.v[tx->frees.n].ptr = var;
         tx->frees.v[tx->frees.n].kind = STM__FREE_TVAR;
         tx->frees.v[tx->frees.n].stamp = 0;

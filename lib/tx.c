@@ -135,8 +135,8 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
 {
     /* One test for all the rare cases, so that the common path has no
      * stack frame: every way out of it is a tail call. */
-    if (STM__UNLIKELY(tx != stm__self || tx == NULL || var == NULL || tx->state != STM__ACTIVE ||
-                      (tx->wbloom & bloom_bit(var)) || tx->rn == tx->rcap))
+    if (STM__UNLIKELY(tx != stm__active || var == NULL || (tx->wbloom & bloom_bit(var)) ||
+                      tx->rn == tx->rcap))
         return read_special(tx, var);
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
@@ -184,8 +184,8 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
 STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
 {
     uint64_t bit = bloom_bit(var);
-    if (STM__UNLIKELY(tx != stm__self || tx == NULL || var == NULL || tx->state != STM__ACTIVE ||
-                      (tx->wbloom & bit) || tx->wn == tx->wcap)) {
+    if (STM__UNLIKELY(tx != stm__active || var == NULL || (tx->wbloom & bit) ||
+                      tx->wn == tx->wcap)) {
         write_special(tx, var, value);
         return;
     }
@@ -213,18 +213,28 @@ STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
 
 /* ---- begin / commit ---------------------------------------------------- */
 
-static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
+/* The state that only some transactions touch (clocks, deadlines,
+ * branches, hooks, allocations) is reset only after an attempt that
+ * touched it: whoever uses it sets tx->extras. */
+__attribute__((noinline)) static void reset_extras(struct stm_tx *tx)
 {
-    tx->jb = jb;
-    tx->rn = 0;
-    tx->wn = 0;
-    tx->wbloom = 0;
     tx->undo.n = 0;
     tx->branch = NULL;
     tx->now_valid = false;
     tx->wall_now_valid = false;
     tx->deadline = STM_NEVER;
     tx->wall_deadline = STM_NEVER;
+    tx->extras = 0;
+}
+
+static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
+{
+    tx->jb = jb;
+    tx->rn = 0;
+    tx->wn = 0;
+    tx->wbloom = 0;
+    if (STM__UNLIKELY(tx->extras))
+        reset_extras(tx);
     if (STM__UNLIKELY(tx->restarts >= STM_SERIAL_AFTER) && !tx->serial)
         stm__serial_enter(tx);
     for (;;) {
@@ -239,12 +249,13 @@ static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
         stm__serial_wait();
     }
     tx->state = STM__ACTIVE;
+    stm__active = tx;
 }
 
-static void unlock_ws(struct stm_tx *tx, uint32_t locked)
+static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
 {
-    for (uint32_t i = 0; i < locked; i++)
-        atomic_store_explicit(&tx->ws[i].var->lock, tx->ws[i].old, memory_order_release);
+    for (struct stm__wentry *w = ws; w < end; w++)
+        atomic_store_explicit(&w->var->lock, w->old, memory_order_release);
 }
 
 /* Returns the commit timestamp, or 0 if the commit failed validation.  A
@@ -254,8 +265,10 @@ static inline uint64_t commit(struct stm_tx *tx)
 {
     if (tx->wn == 0)
         return tx->snapshot;
-    for (uint32_t i = 0; i < tx->wn; i++) {
-        struct stm__wentry *w = &tx->ws[i];
+    /* locals: the atomics below are compiler barriers, and tx would be
+     * reloaded around each of them */
+    struct stm__wentry *const ws = tx->ws, *const end = ws + tx->wn;
+    for (struct stm__wentry *w = ws; w < end; w++) {
         for (unsigned spins = 0;; spins++) {
             uintptr_t l = atomic_load_explicit(&w->var->lock, memory_order_relaxed);
             if (STM__LOCKED(l)) {
@@ -264,7 +277,7 @@ static inline uint64_t commit(struct stm_tx *tx)
                     continue;
                 }
                 tx->conflict_var = w->var;
-                unlock_ws(tx, i);
+                unlock_ws(ws, w);
                 return 0;
             }
             /* seq_cst: pairs with the waiter registration in retry.c */
@@ -278,16 +291,16 @@ static inline uint64_t commit(struct stm_tx *tx)
     }
     uint64_t wv = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
     if (wv != tx->snapshot + 1 && !stm__validate(tx)) {
-        unlock_ws(tx, tx->wn);
+        unlock_ws(ws, end);
         return 0;
     }
     /* Write back and release; wake retrying transactions, at the cost of
      * one load per TVar when nobody waits.  (Waking one before the next
      * TVar is released is fine: the woken thread just finds it locked.) */
     uintptr_t nl = (uintptr_t)(wv << 1);
-    for (uint32_t i = 0; i < tx->wn; i++) {
-        stm_tvar *var = tx->ws[i].var;
-        atomic_store_explicit(&var->value, tx->ws[i].value, memory_order_release);
+    for (struct stm__wentry *w = ws; w < end; w++) {
+        stm_tvar *var = w->var;
+        atomic_store_explicit(&var->value, w->value, memory_order_release);
         atomic_store_explicit(&var->lock, nl, memory_order_release);
         if (atomic_load_explicit(&var->waiters, memory_order_seq_cst))
             stm__notify_var(var);
@@ -299,6 +312,7 @@ static inline uint64_t commit(struct stm_tx *tx)
 static inline void end_attempt(struct stm_tx *tx)
 {
     tx->state = STM__IDLE;
+    stm__active = &stm__no_tx;
     stm__epoch_clear(tx);
     if (STM__UNLIKELY(tx->serial))
         stm__serial_exit(tx);
@@ -308,10 +322,10 @@ static void finish_commit(struct stm_tx *tx, uint64_t stamp)
 {
     stm__count(&tx->st.commits);
     tx->restarts = 0;
+    if (STM__LIKELY((tx->extras | tx->limbo.n | tx->vtoken) == 0))
+        return;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
-    if (STM__LIKELY((tx->frees.n | tx->limbo.n | tx->after.n | tx->vtoken) == 0))
-        return;
     if (tx->frees.n)
         stm__frees_commit(tx, stamp);
     else if (tx->limbo.n && (++tx->limbo_age & 255) == 0)
@@ -397,6 +411,26 @@ static void backoff(struct stm_tx *tx)
         stm__cpu_relax();
 }
 
+/* One attempt, from begin to the end of the commit.  A function of its
+ * own, apart from the setjmp in stm_atomically: a function that calls
+ * setjmp keeps its variables in memory, and this is the hot path.
+ * Returns false if the commit failed validation. */
+__attribute__((noinline)) static bool attempt(struct stm_tx *tx, stm__jmpbuf *jb, stm_fn *fn,
+                                              void *arg, int *result)
+{
+    begin(tx, jb);
+    int r = fn(tx, arg);
+    uint64_t stamp = commit(tx);
+    if (STM__UNLIKELY(stamp == 0)) {
+        stm__count(&tx->st.aborts_validate);
+        return false;
+    }
+    end_attempt(tx);
+    finish_commit(tx, stamp);
+    *result = r;
+    return true;
+}
+
 STM_API int stm_atomically(stm_fn *fn, void *arg)
 {
     struct stm_tx *const tx = STM__LIKELY(stm__self != NULL) ? stm__self : stm__thread_init();
@@ -410,20 +444,13 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
     tx->until = STM_NEVER;
     stm__jmpbuf jb;
     for (;;) {
-        int why = 0;
+        int why = STM__JUMP_CONFLICT;
         if (STM__SETJMP(jb) != 0) {
             why = tx->jump;
         } else {
-            begin(tx, &jb);
-            int r = fn(tx, arg);
-            uint64_t stamp = commit(tx);
-            if (STM__LIKELY(stamp != 0)) {
-                end_attempt(tx);
-                finish_commit(tx, stamp);
+            int r;
+            if (STM__LIKELY(attempt(tx, &jb, fn, arg, &r)))
                 return r;
-            }
-            stm__count(&tx->st.aborts_validate);
-            why = STM__JUMP_CONFLICT;
         }
         int ret = 0;
         switch (why) {
@@ -434,7 +461,8 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
             tx->conflict_var = NULL;
             end_attempt(tx);
             discard(tx);
-            stm__hooks_run_abort(tx, 0);
+            if (tx->onabort.n)
+                stm__hooks_run_abort(tx, 0);
             tx->restarts++;
             backoff(tx);
             continue;
