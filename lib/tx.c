@@ -261,10 +261,17 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
 /* Returns the commit timestamp, or 0 if the commit failed validation.  A
  * read-only transaction needs neither: its reads were consistent at its
  * snapshot, which is its serialisation point. */
+__attribute__((noinline)) static uint64_t commit_writes(struct stm_tx *tx);
+
 static inline uint64_t commit(struct stm_tx *tx)
 {
     if (tx->wn == 0)
         return tx->snapshot;
+    return commit_writes(tx);
+}
+
+static uint64_t commit_writes(struct stm_tx *tx)
+{
     /* locals: the atomics below are compiler barriers, and tx would be
      * reloaded around each of them */
     struct stm__wentry *const ws = tx->ws, *const end = ws + tx->wn;
