@@ -43,24 +43,40 @@ bool stm__membarrier_register(void)
 #endif
 }
 
-void stm__heavy_barrier(void)
+bool stm__heavy_barrier(void)
 {
 #ifdef STM__TSAN
     atomic_fetch_add_explicit(&barrier_word, 1, memory_order_seq_cst);
+    return true;
 #else
 #if defined(__linux__) && defined(SYS_membarrier)
-    if (stm__g.fast_epoch && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-        return;
+    if (stm__g.fast_epoch) {
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+            return true;
+        /* Cannot happen once registered, short of a seccomp filter.
+         * Epochs published with the plain store may not be visible yet:
+         * from now on they are published with a fence, and this pass
+         * reports failure so that nothing is freed on its evidence. */
+        stm__g.fast_epoch = false;
+        atomic_thread_fence(memory_order_seq_cst);
+        return false;
+    }
 #endif
     atomic_thread_fence(memory_order_seq_cst);
+    return true;
 #endif
 }
 
-/* The oldest epoch of any running transaction, UINT64_MAX if none. */
+/* What is safe to free: everything stamped at or before the returned
+ * time.  That is the oldest epoch of any running transaction, but never
+ * more than the clock before the scan: a block retired after the scan (an
+ * exiting thread's orphans) may have been unlinked by a commit the scan
+ * could not know about.  0 (nothing) if the barrier failed. */
 static uint64_t min_epoch(void)
 {
-    uint64_t m = UINT64_MAX;
-    stm__heavy_barrier();
+    uint64_t m = atomic_load_explicit(&stm__g.clock, memory_order_seq_cst);
+    if (!stm__heavy_barrier())
+        return 0;
     pthread_mutex_lock(&stm__reg_lock);
     for (struct stm_tx *t = stm__reg_head; t; t = t->reg_next) {
         uint64_t e = atomic_load_explicit(&t->epoch, memory_order_acquire);
@@ -95,9 +111,11 @@ static uint32_t sweep(struct stm__freed *v, uint32_t *n, uint64_t safe)
     return freed;
 }
 
-static void sweep_orphans(uint64_t safe)
+static void sweep_orphans(uint64_t safe, bool wait)
 {
-    if (pthread_mutex_trylock(&orphan_lock) != 0)
+    if (wait)
+        pthread_mutex_lock(&orphan_lock);
+    else if (pthread_mutex_trylock(&orphan_lock) != 0)
         return;
     uint32_t k = sweep(orphans, &orphan_n, safe);
     pthread_mutex_unlock(&orphan_lock);
@@ -112,7 +130,7 @@ void stm__reclaim(struct stm_tx *tx)
     for (uint32_t i = 0; i < k; i++)
         stm__count(&tx->st.reclaimed);
     tx->limbo_next = tx->limbo.n + STM__RECLAIM_BATCH;
-    sweep_orphans(safe);
+    sweep_orphans(safe, false);
 }
 
 /* Wait for a grace period, then free: the path for when no list can
@@ -167,9 +185,8 @@ uint64_t stm__reclaimed_orphans(void)
 
 void stm__reclaim_shutdown(void)
 {
-    uint64_t safe = min_epoch();
     pthread_mutex_lock(&orphan_lock);
-    uint32_t k = sweep(orphans, &orphan_n, safe);
+    uint32_t k = sweep(orphans, &orphan_n, min_epoch());
     if (orphan_n == 0) {
         free(orphans);
         orphans = NULL;
@@ -184,8 +201,7 @@ void stm__reclaim_flush(void)
     struct stm_tx *tx = stm__self;
     if (tx)
         stm__reclaim(tx);
-    else
-        sweep_orphans(min_epoch());
+    sweep_orphans(min_epoch(), true);
 }
 
 size_t stm__reclaim_pending(void)

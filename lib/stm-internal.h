@@ -321,8 +321,9 @@ static inline void stm__epoch_clear(struct stm_tx *tx)
 {
     atomic_store_explicit(&tx->epoch, 0, memory_order_release);
 }
-/* The other side of stm__epoch_publish: a full barrier on every thread. */
-void stm__heavy_barrier(void);
+/* The other side of stm__epoch_publish: a full barrier on every thread;
+ * false if it could not be had (then the scan must not be trusted). */
+bool stm__heavy_barrier(void);
 
 /* ---- memory -------------------------------------------------------------- */
 

@@ -252,7 +252,7 @@ static void run_bank(int nxfer, int nauditors, long per_thread)
 /* 4 transfer threads and an auditor. */
 START_TEST(test_bank_4)
 {
-    run_bank(4, 1, TU_SCALE(50000L, 2000L));
+    run_bank(4, 1, TU_SCALE(200000L, 10000L));
 }
 END_TEST
 
@@ -265,7 +265,7 @@ START_TEST(test_bank_oversubscribed)
         n = 8;
     if (n > 32)
         n = 32;
-    run_bank(n, 2, TU_SCALE(25000L, 1000L));
+    run_bank(n, 2, TU_SCALE(100000L, 5000L));
 }
 END_TEST
 

@@ -117,7 +117,7 @@ static void *pair_reader_main(void *p)
 START_TEST(test_pair_invariant)
 {
     const int nw = 2, nr = 3;
-    const long per_writer = TU_SCALE(100000L, 3000L);
+    const long per_writer = TU_SCALE(200000L, 10000L);
     tx_x = stm_tvar_new(0);
     tx_y = stm_tvar_new(0);
     ck_assert(tx_x != NULL && tx_y != NULL);
@@ -282,7 +282,7 @@ static void *node_reader_main(void *p)
 START_TEST(test_node_invariant)
 {
     enum { NW = 2, NR = 3 };
-    const long per_writer = TU_SCALE(100000L, 3000L);
+    const long per_writer = TU_SCALE(200000L, 10000L);
     struct node *first = malloc(sizeof *first);
     ck_assert_ptr_nonnull(first);
     first->magic = NODE_MAGIC;

@@ -14,6 +14,8 @@
  * at most TU_HANDSHAKE_MS) until that count has moved; from then on the
  * waiter is either asleep or about to sleep, and "no wake-up is lost: a
  * commit that lands between the attempt's reads and the sleep wakes it".
+ * Most tests also wait until the kernel reports the thread asleep
+ * (tu_wait_asleep), so that the wake-up itself is tested.
  */
 #define _GNU_SOURCE
 #include <stm.h>
@@ -28,6 +30,7 @@ struct ow {
     atomic_int attempts; /* body runs */
     atomic_int blocked;  /* times every branch retried (about to block) */
     atomic_int done;     /* stm_atomically() returned */
+    _Atomic pid_t tid;   /* the waiter's kernel thread id */
     int result;
 };
 
@@ -91,6 +94,7 @@ static int waiter_body(stm_tx *tx, void *arg)
 static void *waiter_main(void *arg)
 {
     struct ow *o = arg;
+    atomic_store(&o->tid, tu_gettid());
     o->result = stm_atomically(waiter_body, o);
     atomic_store(&o->done, 1);
     return NULL;
@@ -117,14 +121,21 @@ static void ow_fini(struct ow *o)
 }
 
 /* Wait until the waiter has blocked at least `n` times in all, and check
- * that it has not returned (it cannot: nothing it could take is there). */
+ * that it has not returned (it cannot: nothing it could take is there).
+ * Then also wait until the kernel shows the thread asleep, so that the
+ * poke that follows has to wake it (rather than be caught by the check
+ * the library makes between registering and sleeping - that path is
+ * covered by test_many_rounds, which pokes right after the counter). */
 static void await_blocked(struct ow *o, int n)
 {
     ck_assert_msg(tu_wait_atleast(&o->blocked, n, TU_HANDSHAKE_MS),
                   "waiter did not reach retry #%d within %ld ms (attempts %d, blocked %d)", n,
                   TU_HANDSHAKE_MS, atomic_load(&o->attempts), atomic_load(&o->blocked));
+    ck_assert_msg(tu_wait_asleep(atomic_load(&o->tid), TU_HANDSHAKE_MS),
+                  "waiter (retry #%d) not seen asleep within %ld ms", n, TU_HANDSHAKE_MS);
     ck_assert_msg(atomic_load(&o->done) == 0, "waiter returned %d with nothing to take",
                   o->result);
+    ck_assert_int_eq(atomic_load(&o->blocked), n); /* asleep, so no new attempt */
 }
 
 static void await_done(struct ow *o, pthread_t t, const char *what)
@@ -283,7 +294,7 @@ START_TEST(test_many_rounds)
     struct rounds *r = calloc(1, sizeof *r);
     ck_assert_ptr_nonnull(r);
     ow_init(&r->o, 1, 0);
-    r->n = TU_SCALE(1000L, 100L);
+    r->n = TU_SCALE(1000L, 200L);
     uint64_t rng = tu_seed(7);
     long poked_a = 0, poked_b = 0;
     pthread_t t = tu_run_thread(rounds_main, r);

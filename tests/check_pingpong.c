@@ -107,10 +107,10 @@ static void run_ring(int nplayers, long rounds)
     stm_shutdown();
 }
 
-/* A and B: 100,000 round trips (5,000 under sanitizers). */
+/* A and B: 100,000 round trips (10,000 under sanitizers). */
 START_TEST(test_pingpong)
 {
-    run_ring(2, TU_SCALE(100000L, 5000L));
+    run_ring(2, TU_SCALE(100000L, 10000L));
 }
 END_TEST
 
@@ -123,7 +123,7 @@ START_TEST(test_ring)
         n = 4;
     if (n > 16)
         n = 16;
-    run_ring(n, TU_SCALE(20000L, 1000L));
+    run_ring(n, TU_SCALE(20000L, 2000L));
 }
 END_TEST
 

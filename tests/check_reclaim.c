@@ -15,8 +15,12 @@
  * replaced - unlinked in a committed transaction - and stm_tvar_free()d
  * while other threads' transactions may still be reading it, writing it,
  * or waiting on it in stm_retry().
+ *
+ * Last, a schedule aimed at the hand-over of a thread's pending frees when
+ * it exits (test_orphans_during_flush).
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <stm.h>
 
 #include "../lib/stm-internal.h"
@@ -162,7 +166,7 @@ static void *lreader_main(void *p)
 START_TEST(test_list_replace)
 {
     enum { NW = 2, NR = 2 };
-    const long per_writer = TU_SCALE(50000L, 2500L); /* ~100k replacements in all */
+    const long per_writer = TU_SCALE(50000L, 5000L); /* ~100k replacements in all */
 
     struct lnode *nodes[LIST_LEN];
     for (int i = LIST_LEN - 1; i >= 0; i--) {
@@ -410,7 +414,7 @@ START_TEST(test_tvar_free_while_read)
 
     struct replacer rp;
     memset(&rp, 0, sizeof rp);
-    rp.n = TU_SCALE(20000L, 1000L);
+    rp.n = TU_SCALE(20000L, 2000L);
     long bumps = 0, reads[2] = {0, 0};
     pthread_t tb = tu_run_thread(bumper_main, &bumps);
     pthread_t tr0 = tu_run_thread(entry_reader_main, &reads[0]);
@@ -520,7 +524,7 @@ START_TEST(test_tvar_free_wakes_waiters)
     ck_assert_ptr_nonnull(first);
     dir = stm_tvar_new((intptr_t)first);
     ck_assert_ptr_nonnull(dir);
-    const long rounds = TU_SCALE(300L, 50L);
+    const long rounds = TU_SCALE(300L, 100L);
 
     struct fwaiter *w = calloc(NWAITERS, sizeof *w);
     ck_assert_ptr_nonnull(w);
@@ -553,6 +557,185 @@ START_TEST(test_tvar_free_wakes_waiters)
 }
 END_TEST
 
+/*
+ * A block freed by a thread that then exits moves to the library's
+ * orphan list, which a reclaim pass of any other thread sweeps.  The
+ * grace-period bound that pass uses must also hold for orphans that
+ * arrive while it runs.  The schedule below aims at exactly that:
+ *
+ *   A   stm_free()s many blocks while a blocker transaction keeps them all
+ *       pending; the blocker ends; A calls stm__reclaim_flush(), which
+ *       finds no running transaction and then sweeps its long list;
+ *   R   starts a transaction meanwhile, after A looked at the epochs, and
+ *       reads the node X that `ocur` points to, and holds it;
+ *   B   replaces X (stm_free(X)) and exits: X becomes an orphan while R
+ *       can still read it;
+ *   R   reads X once A's flush and B's exit are over.
+ *
+ * A correct library keeps X until R's transaction ends, whatever the
+ * timing; the timing (a short spin) only makes a premature free likely to
+ * show: a bad magic word (the first word, overwritten by glibc's free())
+ * in a plain build, heap-use-after-free under ASan, a race under TSan.
+ */
+static stm_tvar *ocur, *ocount;
+static atomic_int blocker_in, blocker_release, blocker_out;
+static atomic_int a_flushing, a_flushed, r_holds, b_gone;
+static atomic_long orphan_violations;
+static atomic_int orphan_timeouts;
+
+/* Spin (inside a transaction, without sleeping) until *flag is set; false
+ * after TU_HANDSHAKE_MS. */
+static bool spin_until(atomic_int *flag)
+{
+    int64_t end = tu_now_ns() + TU_HANDSHAKE_MS * INT64_C(1000000);
+    while (!atomic_load(flag)) {
+        if (tu_now_ns() > end) {
+            atomic_fetch_add(&orphan_timeouts, 1);
+            return false;
+        }
+        sched_yield();
+    }
+    return true;
+}
+
+static int blocker_body(stm_tx *tx, void *arg)
+{
+    (void)tx;
+    (void)arg;
+    atomic_store(&blocker_in, 1);
+    spin_until(&blocker_release); /* holds its epoch: nothing A frees can go */
+    return 0;
+}
+
+static void *blocker_main(void *p)
+{
+    (void)p;
+    if (stm_atomically(blocker_body, NULL) != 0)
+        atomic_store(&bad_rc, -1);
+    atomic_store(&blocker_out, 1);
+    return NULL;
+}
+
+static int count_and_free_body(stm_tx *tx, void *arg)
+{
+    stm_write(tx, ocount, stm_read(tx, ocount) + 1); /* a commit stamp of its own */
+    stm_free(tx, arg);
+    return 0;
+}
+
+struct flusher {
+    long n;
+    size_t pending_before;
+};
+
+static void *flusher_main(void *p)
+{
+    struct flusher *f = p;
+    spin_until(&blocker_in);
+    for (long i = 0; i < f->n; i++) {
+        void *block = malloc(sizeof(struct lnode));
+        if (block == NULL || stm_atomically(count_and_free_body, block) != 0) {
+            atomic_store(&bad_rc, -ENOMEM);
+            free(block);
+            break;
+        }
+    }
+    f->pending_before = stm__reclaim_pending();
+    atomic_store(&blocker_release, 1);
+    spin_until(&blocker_out);
+    atomic_store(&a_flushing, 1);
+    stm__reclaim_flush();
+    atomic_store(&a_flushed, 1);
+    return NULL;
+}
+
+static int hold_body(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    const struct lnode *x = stm_read_ptr(tx, ocur);
+    atomic_store(&r_holds, 1);
+    spin_until(&b_gone);
+    spin_until(&a_flushed);
+    if (x->magic != LNODE_MAGIC || x->pos != 0 || (x->val != 42 && x->val != 43))
+        atomic_fetch_add(&orphan_violations, 1);
+    return 0;
+}
+
+static void *holder_main(void *p)
+{
+    (void)p;
+    spin_until(&a_flushing);
+    tu_spin_ns(100000); /* let A look at the epochs first */
+    if (stm_atomically(hold_body, NULL) != 0)
+        atomic_store(&bad_rc, -1);
+    return NULL;
+}
+
+static int replace_x_body(stm_tx *tx, void *arg)
+{
+    struct lnode *x = stm_read_ptr(tx, ocur);
+    stm_write_ptr(tx, ocur, arg);
+    stm_free(tx, x);
+    return 0;
+}
+
+static void *replacer_b_main(void *p)
+{
+    spin_until(&r_holds);
+    if (stm_atomically(replace_x_body, p) != 0)
+        atomic_store(&bad_rc, -1);
+    return NULL; /* exits: its pending free of X becomes an orphan */
+}
+
+START_TEST(test_orphans_during_flush)
+{
+    struct lnode *x = malloc(sizeof *x), *y = malloc(sizeof *y);
+    ck_assert(x != NULL && y != NULL);
+    *x = (struct lnode){LNODE_MAGIC, NULL, 0, 42};
+    *y = (struct lnode){LNODE_MAGIC, NULL, 0, 43};
+    ocur = stm_tvar_new((intptr_t)x);
+    ocount = stm_tvar_new(0);
+    ck_assert(ocur != NULL && ocount != NULL);
+    atomic_store(&bad_rc, 0);
+    atomic_store(&orphan_violations, 0);
+    atomic_store(&orphan_timeouts, 0);
+    atomic_store(&blocker_in, 0);
+    atomic_store(&blocker_release, 0);
+    atomic_store(&blocker_out, 0);
+    atomic_store(&a_flushing, 0);
+    atomic_store(&a_flushed, 0);
+    atomic_store(&r_holds, 0);
+    atomic_store(&b_gone, 0);
+
+    /* The flush must outlast R's start and B's exit: many pending frees
+     * (its sweep frees them one by one). */
+    struct flusher f = {TU_SCALE(300000L, 100000L), 0};
+    pthread_t t0 = tu_run_thread(blocker_main, NULL);
+    pthread_t ta = tu_run_thread(flusher_main, &f);
+    pthread_t tr = tu_run_thread(holder_main, NULL);
+    pthread_t tb = tu_run_thread(replacer_b_main, y);
+    tu_join(tb); /* B's descriptor, with X pending, is gone */
+    atomic_store(&b_gone, 1);
+    tu_join(t0);
+    tu_join(ta);
+    tu_join(tr);
+
+    ck_assert_int_eq(atomic_load(&bad_rc), 0);
+    ck_assert_int_eq(atomic_load(&orphan_timeouts), 0);
+    ck_assert_msg(f.pending_before >= (size_t)f.n / 2,
+                  "only %zu of %ld frees were pending while a transaction held its epoch",
+                  f.pending_before, f.n);
+    ck_assert_msg(atomic_load(&orphan_violations) == 0,
+                  "node X was freed while a running transaction could still read it (its "
+                  "freeing thread had exited; another thread's reclaim pass freed it)");
+    ck_assert_ptr_eq((void *)stm_tvar_peek(ocur), y);
+    free(y);
+    stm_tvar_free(ocur);
+    stm_tvar_free(ocount);
+    stm_shutdown();
+}
+END_TEST
+
 static Suite *reclaim_suite(void)
 {
     Suite *s = suite_create("reclaim");
@@ -561,6 +744,7 @@ static Suite *reclaim_suite(void)
     tcase_add_test(tc, test_list_replace);
     tcase_add_test(tc, test_tvar_free_while_read);
     tcase_add_test(tc, test_tvar_free_wakes_waiters);
+    tcase_add_test(tc, test_orphans_during_flush);
     suite_add_tcase(s, tc);
     return s;
 }

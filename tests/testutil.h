@@ -202,4 +202,69 @@ static inline bool tu_wait_atleast_long(atomic_long *p, long min, long timeout_m
     return true;
 }
 
+/* ---- helpers for the time suites (check_time.c, check_vclock.c) ----
+ *
+ * The library gives no hook that says "this thread is now asleep in
+ * stm_retry()".  Where a test needs it (ties broken by the order the waits
+ * began, or a clock change that must find the thread waiting), it waits
+ * for the thread's attempt counter and then for the kernel to report the
+ * thread asleep: state S in /proc/self/task/TID/stat on several polls in a
+ * row.  A thread that is between its body and its sleep is running (R), so
+ * once it is seen asleep, and stays so, it is in its wait. */
+#include <dirent.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+
+/* The calling thread's kernel id. */
+static inline pid_t tu_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* The state letter of thread `tid` of this process (R, S, D, ...), or 0. */
+static inline char tu_thread_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold ')' */
+    return (p != NULL && p[1] == ' ') ? p[2] : 0;
+}
+
+/* Wait (at most `timeout_ms`) until thread `tid` is seen asleep (S) on
+ * five polls in a row, 1 ms apart.  Returns whether it was. */
+static inline bool tu_wait_asleep(pid_t tid, long timeout_ms)
+{
+    int64_t end = tu_now_ns() + (int64_t)timeout_ms * 1000000;
+    int seen = 0;
+    while (seen < 5) {
+        if (tu_now_ns() > end)
+            return false;
+        seen = tu_thread_state(tid) == 'S' ? seen + 1 : 0;
+        tu_sleep_ms(1);
+    }
+    return true;
+}
+
+/* Open file descriptors of this process (entries of /proc/self/fd, not
+ * counting the one used to read it), or -1. */
+static inline int tu_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
 #endif /* STM_TESTUTIL_H */
