@@ -129,7 +129,11 @@ void stm__reclaim(struct stm_tx *tx)
     uint32_t k = sweep(tx->limbo.v, &tx->limbo.n, safe);
     for (uint32_t i = 0; i < k; i++)
         stm__count(&tx->st.reclaimed);
-    tx->limbo_next = tx->limbo.n + STM__RECLAIM_BATCH;
+    /* Next pass after as many frees again as are still pending (at least a
+     * batch): while a long transaction holds everything back, passes get
+     * rarer, so their total cost stays linear in the number of frees. */
+    uint32_t gap = tx->limbo.n > STM__RECLAIM_BATCH ? tx->limbo.n : STM__RECLAIM_BATCH;
+    tx->limbo_next = tx->limbo.n + gap;
     sweep_orphans(safe, false);
 }
 
