@@ -26,6 +26,14 @@ bench_micro_CFLAGS = $(BENCH_CFLAGS)
 bench_micro_LDFLAGS = $(BENCH_LINKFLAGS)
 bench_micro_LDADD = $(BENCH_LDADD)
 
+BENCHMARKS += bench/wake$(EXEEXT)
+EXTRA_PROGRAMS += bench/wake
+bench_wake_SOURCES = bench/wake.c bench/bench.h
+bench_wake_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_wake_CFLAGS = $(BENCH_CFLAGS)
+bench_wake_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_wake_LDADD = $(BENCH_LDADD)
+
 CLEANFILES += $(BENCHMARKS)
 
 bench: $(BENCHMARKS)

@@ -11,11 +11,20 @@ dist_man_MANS = \
 	doc/stm_tvar_new.3 \
 	doc/stm_after_commit.3 \
 	doc/stm_now.3 \
+	doc/stm_elapsed.3 \
+	doc/stm_set_waiter.3 \
+	doc/stm_clock_virtual.3 \
 	doc/stm_stats_get.3 \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
+	doc/stm_atomically_until.3 \
+	doc/stm_clock_advance.3 \
+	doc/stm_clock_is_virtual.3 \
+	doc/stm_clock_real.3 \
+	doc/stm_elapsed_wall.3 \
 	doc/stm_free.3 \
 	doc/STM_MSEC.3 \
+	doc/STM_NEVER.3 \
 	doc/stm_on_abort.3 \
 	doc/stm_or_else.3 \
 	doc/stm_read.3 \
@@ -23,6 +32,7 @@ dist_man_MANS = \
 	doc/stm_retry.3 \
 	doc/STM_SEC.3 \
 	doc/STM_SERIAL_AFTER.3 \
+	doc/stm_set_waiter_ops.3 \
 	doc/stm_shutdown.3 \
 	doc/stm_strerror.3 \
 	doc/stm_tvar_free.3 \
@@ -31,7 +41,12 @@ dist_man_MANS = \
 	doc/stm_tvar_poke.3 \
 	doc/stm_tvar_set_name.3 \
 	doc/stm_tx_now.3 \
+	doc/stm_tx_wall_now.3 \
 	doc/STM_USEC.3 \
+	doc/stm_waiter_name.3 \
 	doc/stm_wall_now.3 \
 	doc/stm_write.3 \
 	doc/stm_write_ptr.3
+
+## Guides: distributed, not installed.
+EXTRA_DIST += doc/virtual-clock.md

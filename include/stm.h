@@ -72,9 +72,11 @@ extern "C" {
 #define STM_USEC(x) ((int64_t)(x) * INT64_C(1000))
 
 /**
- * stm_now - the monotonic clock (CLOCK_MONOTONIC) in nanoseconds.
+ * stm_now - the monotonic clock (CLOCK_MONOTONIC) in nanoseconds, or the
+ * virtual clock while that is on (stm_clock_virtual()).
  *
- * Never goes backwards.  Cost: one vDSO clock_gettime call (~20 ns).
+ * Never goes backwards, except where the program switches between the real
+ * and the virtual clock.  Cost: one vDSO clock_gettime call (~20 ns).
  */
 STM_API int64_t stm_now(void);
 
@@ -341,7 +343,9 @@ STM_API int64_t stm_tx_now(stm_tx *tx);
  * As stm_atomically(), but if the body is still retrying when `deadline`
  * (monotonic, as stm_now(); STM_NEVER for none) has come, returns
  * -ETIMEDOUT.  The body always runs at least once, even if the deadline
- * has already passed; it is never cut short while running.  The deadline
+ * has already passed; it is never cut short while running.  A body that
+ * is waiting when the deadline comes is woken and run once more (now at
+ * or past the deadline): -ETIMEDOUT is returned if that run retries too.  The deadline
  * counts as something to wait for, so a body that retries having read
  * nothing sleeps until the deadline instead of returning -EDEADLK.  Inside
  * a transaction it joins the enclosing one and the deadline is ignored.
@@ -488,7 +492,9 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  *
  * Only the thread that created a waiter waits on it.  `name` is what
  * stm_waiter_name() returns.  The structure is copied; `ctx` is passed to
- * create() unchanged.
+ * create() unchanged.  notify() may be called with library locks held:
+ * keep all four functions short and do not call libstm from them.  A
+ * wait() result other than -ETIMEDOUT counts as a wake-up.
  */
 struct stm_waiter_ops {
     const char *name;
@@ -505,9 +511,11 @@ struct stm_waiter_ops {
  *
  * May be called at any time from any thread: waits already in progress
  * finish on the backend they started on; each thread switches at its next
- * wait.  At start-up the environment variable STM_WAITER chooses the
- * backend (an unknown name prints one line to stderr and keeps the
- * default).
+ * wait.  The environment variable STM_WAITER chooses the backend when the
+ * library starts (at the first transaction or stm_waiter_name() call),
+ * unless the program has already chosen one with this function or
+ * stm_set_waiter_ops(); an unknown name prints one line to stderr and
+ * keeps the default.
  */
 STM_API int stm_set_waiter(const char *name);
 
@@ -545,9 +553,11 @@ STM_API int stm_clock_virtual(int64_t start);
  * stm_clock_advance - move the virtual clock forward by `ns` (>= 0).
  *
  * Everything that comes due runs, in deadline order (ties in the order the
- * waits began), each seeing its own deadline as its now, and the call
- * returns when all of it has settled: each thread it woke has committed,
- * returned from stm_atomically(), or gone back to waiting.  (What a woken
+ * waits began), each seeing its own deadline as its now.  They run one at
+ * a time: each thread woken has settled (committed, returned from
+ * stm_atomically(), or gone back to waiting) before the next is woken, and
+ * a wait that a woken thread begins with a deadline within the step runs
+ * in the same call.  The call returns when all of it has settled.  (What a woken
  * thread does after stm_atomically() returns is not waited for.)  Then the
  * clock reads old + ns.  Overflow clamps to STM_NEVER - 1.  A no-op when
  * the virtual clock is off or `ns` is negative.  Call it from a thread

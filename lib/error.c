@@ -19,7 +19,7 @@ STM_API const char *stm_strerror(int err)
     case ENOMEM:
         return "out of memory";
     case EDEADLK:
-        return "retry with nothing to wait for (the transaction read no TVar)";
+        return "retry with nothing to wait for (no TVar read, no deadline recorded)";
     case ETIMEDOUT:
         return "deadline passed";
     case EINVAL:

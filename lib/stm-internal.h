@@ -126,9 +126,11 @@ extern const struct stm__waiter_ops stm__waiter_pipe_ops;
 extern const struct stm__waiter_ops stm__waiter_thread_ops;
 /* Make sure tx->waiter belongs to the current backend: 0 or -errno. */
 int stm__waiter_get(struct stm_tx *tx);
-/* Block on tx->waiter until notified (0), until `deadline` has passed
- * (1; never early), or fail (-ENOMEM).  Honours the virtual clock. */
-int stm__sleep(struct stm_tx *tx, int64_t deadline);
+/* Block on tx->waiter until notified (0), until `deadline` (on the
+ * library's clock: virtual when that is on) or `real` (always the real
+ * CLOCK_MONOTONIC; wall-clock deadlines) has passed (1; never early), or
+ * fail (-ENOMEM). */
+int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real);
 void stm__waiter_init_env(void);
 void stm__waiter_shutdown(void);
 static inline void stm__waiter_destroy(struct stm__waiter *w)
@@ -382,12 +384,13 @@ uint64_t stm__reclaimed_orphans(void);
 #define STM__RECLAIM_BATCH 128
 
 /* the virtual clock (vclock.c) */
-enum { STM__VWAIT_NOTIFIED = 0, STM__VWAIT_FIRED = 1, STM__VWAIT_REAL = 2 };
-/* A timed wait under the virtual clock: NOTIFIED, FIRED (the deadline came;
- * the caller holds a settle token), REAL (the clock is real, or went real
- * meanwhile: wait by real time until *real_deadline), or -ENOMEM. */
-int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
-                     int64_t *real_deadline);
+enum { STM__VWAIT_NOTIFIED = 0, STM__VWAIT_FIRED, STM__VWAIT_REAL, STM__VWAIT_TIMEOUT };
+/* A timed wait under the virtual clock, also ended by the real-time
+ * deadline `real` (STM_NEVER for none): NOTIFIED, FIRED (the virtual
+ * deadline came; the caller holds a settle token), TIMEOUT (`real` passed),
+ * REAL (the clock went real: wait by real time until *rebased), -ENOMEM. */
+int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline, int64_t real,
+                     int64_t *rebased);
 void stm__vclock_settle(struct stm_tx *tx);
 void stm__vclock_shutdown(void);
 

@@ -118,6 +118,7 @@ STM_API void stm_shutdown(void)
     stm__timer_shutdown();
     stm__wallclock_shutdown();
     stm__vclock_shutdown();
+    stm__waiter_shutdown();
     if (tx) {
         stm__self = NULL;
         pthread_setspecific(key, NULL);

@@ -343,23 +343,12 @@ static void finish_commit(struct stm_tx *tx, uint64_t stamp)
         stm__vclock_settle(tx); /* stm_clock_advance() may go on */
 }
 
-/* How long a retry may sleep: the earliest deadline the attempt recorded,
- * a wall-clock one turned into monotonic time, and stm_atomically_until's. */
-static int64_t retry_deadline(struct stm_tx *tx, int64_t until)
-{
-    int64_t d = tx->deadline < until ? tx->deadline : until;
-    if (tx->wall_deadline < STM_NEVER) {
-        int64_t w = stm__sat_add(stm__now(), tx->wall_deadline - stm__wall_ns());
-        if (w < d)
-            d = w;
-    }
-    return d;
-}
-
-/* Block for stm_retry().  0: run the body again; < 0: give up with it. */
+/* Block for stm_retry().  0: run the body again; < 0: give up with it.
+ * The sleep ends at the earliest deadline the attempt recorded (or
+ * stm_atomically_until's), or when a wall-clock one is due in real time. */
 static int retry_block(struct stm_tx *tx, int64_t until)
 {
-    int64_t deadline = retry_deadline(tx, until);
+    int64_t deadline = tx->deadline < until ? tx->deadline : until;
     bool wall = tx->wall_deadline < STM_NEVER;
     stm__count(&tx->st.retries);
     /* Register on everything read while the epoch still protects the
@@ -370,8 +359,13 @@ static int retry_block(struct stm_tx *tx, int64_t until)
     int r = stm__retry_register(tx);
     end_attempt(tx);
     if (r > 0) {
+        /* listed first, then the wall clock read: a change of the time
+         * after the read wakes the waiter */
         bool listed = wall && stm__wall_wait_begin(tx->waiter);
-        r = stm__sleep(tx, deadline);
+        int64_t real = STM_NEVER;
+        if (wall)
+            real = stm__sat_add(stm__mono_ns(), tx->wall_deadline - stm__wall_ns());
+        r = stm__sleep(tx, deadline, real);
         if (listed)
             stm__wall_wait_end(tx->waiter);
         if (r == 0)

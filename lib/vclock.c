@@ -107,14 +107,14 @@ void stm__vclock_settle(struct stm_tx *tx)
     pthread_mutex_unlock(&vc_lock);
 }
 
-int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
-                     int64_t *real_deadline)
+int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline, int64_t real,
+                     int64_t *rebased)
 {
     struct vwait vw = {.w = w};
     pthread_mutex_lock(&vc_lock);
     if (!atomic_load(&stm__g.virtual_on)) {
         pthread_mutex_unlock(&vc_lock);
-        *real_deadline = deadline;
+        *rebased = deadline;
         return STM__VWAIT_REAL;
     }
     if (deadline <= atomic_load(&stm__g.virtual_now)) {
@@ -132,18 +132,21 @@ int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
             pthread_cond_broadcast(&vc_settled);
     }
     pthread_mutex_unlock(&vc_lock);
-    w->ops->wait(w, STM_NEVER);
+    /* a wall-clock deadline still counts in real time */
+    bool notified = true;
+    while (!(notified = w->ops->wait(w, real)) && stm__mono_ns() < real)
+        ;
     pthread_mutex_lock(&vc_lock);
     int r;
     if (vw.fired) {
         tx->vtoken = true;
         r = STM__VWAIT_FIRED;
     } else if (vw.rebased) {
-        *real_deadline = vw.rebased;
+        *rebased = vw.rebased;
         r = STM__VWAIT_REAL;
     } else {
         stm__heap_remove(&vc_heap, &vw.h);
-        r = STM__VWAIT_NOTIFIED;
+        r = notified ? STM__VWAIT_NOTIFIED : STM__VWAIT_TIMEOUT;
     }
     pthread_mutex_unlock(&vc_lock);
     return r;

@@ -105,6 +105,19 @@ STM_API int stm_set_waiter_ops(const struct stm_waiter_ops *ops)
     if (ops == NULL || ops->name == NULL || ops->create == NULL || ops->destroy == NULL ||
         ops->wait == NULL || ops->notify == NULL)
         return -EINVAL;
+    pthread_mutex_lock(&users_lock);
+    for (struct user_backend *u = users; u; u = u->next) {
+        if (u->user.name == ops->name && u->user.create == ops->create &&
+            u->user.destroy == ops->destroy && u->user.wait == ops->wait &&
+            u->user.notify == ops->notify && u->user.ctx == ops->ctx) {
+            /* the same backend again: no new memory */
+            atomic_store(&chosen, true);
+            atomic_store(&current, &u->ops);
+            pthread_mutex_unlock(&users_lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&users_lock);
     struct user_backend *b = stm__calloc(1, sizeof *b);
     if (b == NULL)
         return -ENOMEM;
@@ -146,10 +159,23 @@ void stm__waiter_init_env(void)
             name, atomic_load(&current)->name);
 }
 
+/* At stm_shutdown no other thread uses the library: free the user
+ * backends except the one in use, which the program may go on using. */
 void stm__waiter_shutdown(void)
 {
-    /* User backends stay: a program may keep using the one it set, and
-     * other threads may still hold waiters made by older ones. */
+    const struct stm__waiter_ops *cur = atomic_load(&current);
+    pthread_mutex_lock(&users_lock);
+    struct user_backend **p = &users;
+    while (*p) {
+        struct user_backend *u = *p;
+        if (&u->ops == cur) {
+            p = &u->next;
+        } else {
+            *p = u->next;
+            free(u);
+        }
+    }
+    pthread_mutex_unlock(&users_lock);
 }
 
 int stm__waiter_get(struct stm_tx *tx)
@@ -173,10 +199,8 @@ int stm__waiter_get(struct stm_tx *tx)
 static void slack_tight(struct stm_tx *tx)
 {
 #if defined(__linux__) && defined(PR_SET_TIMERSLACK)
-    if (tx->slack == 0) {
-        int s = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-        tx->slack = s > 0 ? (unsigned long)s : 50000;
-    }
+    int s = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0); /* the program may change it */
+    tx->slack = s > 0 ? (unsigned long)s : 50000;
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 #else
     (void)tx;
@@ -192,24 +216,24 @@ static void slack_restore(struct stm_tx *tx)
 #endif
 }
 
-int stm__sleep(struct stm_tx *tx, int64_t deadline)
+int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
 {
     struct stm__waiter *w = tx->waiter;
+    if (deadline < STM_NEVER && atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire)) {
+        int64_t rebased;
+        int r = stm__vclock_wait(tx, w, deadline, real, &rebased);
+        if (r != STM__VWAIT_REAL)
+            return r == STM__VWAIT_NOTIFIED ? 0 : r < 0 ? r : 1;
+        deadline = rebased;
+    }
+    if (real < deadline)
+        deadline = real;
+    if (tx->vtoken)
+        stm__vclock_settle(tx);
     if (deadline >= STM_NEVER) {
-        if (tx->vtoken)
-            stm__vclock_settle(tx);
         w->ops->wait(w, STM_NEVER);
         return 0;
     }
-    if (atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire)) {
-        int64_t real;
-        int r = stm__vclock_wait(tx, w, deadline, &real);
-        if (r != STM__VWAIT_REAL)
-            return r == STM__VWAIT_FIRED ? 1 : r;
-        deadline = real;
-    }
-    if (tx->vtoken)
-        stm__vclock_settle(tx);
     int r;
     slack_tight(tx);
     for (;;) {

@@ -73,13 +73,18 @@ static bool cv_wait(struct stm__waiter *base, int64_t deadline)
     return r;
 }
 
+/* Signal after unlocking: a waiter woken under the lock would only block
+ * again on the mutex (one more sleep per wake-up, measured by bench/wake).
+ * Safe because every notifier holds a lock (a TVar's stripe, the virtual
+ * clock's, the wall-clock list's) that the waiting thread must take before
+ * its waiter can be destroyed. */
 static void cv_notify(struct stm__waiter *base)
 {
     struct cv_waiter *w = (struct cv_waiter *)base;
     pthread_mutex_lock(&w->m);
     w->signaled = true;
-    pthread_cond_signal(&w->c);
     pthread_mutex_unlock(&w->m);
+    pthread_cond_signal(&w->c);
 }
 
 const struct stm__waiter_ops stm__waiter_condvar_ops = {

@@ -26,8 +26,8 @@ static void th_fire(struct stm__timer *t)
     struct th_waiter *w = (struct th_waiter *)((char *)t - offsetof(struct th_waiter, timer));
     pthread_mutex_lock(&w->m);
     w->fired = true;
-    pthread_cond_signal(&w->c);
     pthread_mutex_unlock(&w->m);
+    pthread_cond_signal(&w->c); /* safe: cancel waits for this callback */
 }
 
 static struct stm__waiter *th_create(const struct stm__waiter_ops *self)
@@ -102,8 +102,8 @@ static void th_notify(struct stm__waiter *base)
     struct th_waiter *w = (struct th_waiter *)base;
     pthread_mutex_lock(&w->m);
     w->signaled = true;
-    pthread_cond_signal(&w->c);
     pthread_mutex_unlock(&w->m);
+    pthread_cond_signal(&w->c); /* after unlocking: see waiter_condvar.c */
 }
 
 const struct stm__waiter_ops stm__waiter_thread_ops = {

@@ -65,3 +65,4 @@ AM_TESTS_ENVIRONMENT = \
 ## The suites: single-thread semantics, then concurrency and stress.
 include $(srcdir)/tests/unit.mk
 include $(srcdir)/tests/stress.mk
+include $(srcdir)/tests/time.mk

@@ -1,0 +1,10 @@
+## tests/time.mk - the time layer (issue #3): deadlines in transactions,
+## stm_atomically_until, wall-clock deadlines, the Waiter backends and the
+## virtual clock.  Included from tests/local.mk; paths are relative to the
+## top of the tree, flags come from the program defaults set there.
+
+check_PROGRAMS += tests/check_time
+tests_check_time_SOURCES = tests/check_time.c tests/testutil.h
+
+check_PROGRAMS += tests/check_vclock
+tests_check_vclock_SOURCES = tests/check_vclock.c tests/testutil.h
