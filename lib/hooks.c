@@ -67,7 +67,7 @@ void stm__hooks_run_abort(struct stm_tx *tx, uint32_t from)
 {
     if (tx->onabort.n <= from)
         return;
-    if (from == 0 && tx->state == STM__IDLE) {
+    if (from == 0 && stm__active != tx) {
         run_detached(&tx->onabort);
         return;
     }

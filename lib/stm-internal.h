@@ -208,7 +208,6 @@ struct stm__branch {
     uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n;
 };
 
-enum { STM__IDLE = 0, STM__ACTIVE = 1 };
 /* why a body was left (stm_tx.jump) */
 enum { STM__JUMP_CONFLICT = 1, STM__JUMP_RETRY, STM__JUMP_ABORT, STM__JUMP_NOMEM };
 
@@ -221,7 +220,6 @@ enum { STM__JUMP_CONFLICT = 1, STM__JUMP_RETRY, STM__JUMP_ABORT, STM__JUMP_NOMEM
 struct stm_tx {
     /* hot: touched by every read and write */
     uint64_t snapshot;
-    uint32_t state;
     struct stm__rentry *rs;
     uint32_t rn, rcap;
     struct stm__wentry *ws;

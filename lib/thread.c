@@ -111,7 +111,7 @@ struct stm_tx *stm__thread_init(void)
 STM_API void stm_shutdown(void)
 {
     struct stm_tx *tx = stm__self;
-    if (tx && tx->state != STM__IDLE)
+    if (tx && stm__active == tx)
         stm__misuse("stm_shutdown", "called inside a transaction");
     if (stm__g.stats_env)
         stm__stats_atexit(); /* prints once */

@@ -58,7 +58,7 @@ STM_API void stm_tvar_free(stm_tvar *var)
     if (var == NULL)
         return;
     struct stm_tx *tx = stm__self;
-    if (tx && tx->state == STM__ACTIVE) {
+    if (tx && stm__active == tx) {
         /* inside a transaction: only if it commits, stamped with its time */
         if (!STM__VEC_RESERVE(tx->frees, tx->frees.n + 1) ||
             !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + 1))

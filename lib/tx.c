@@ -248,7 +248,6 @@ static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
         stm__epoch_clear(tx);
         stm__serial_wait();
     }
-    tx->state = STM__ACTIVE;
     stm__active = tx;
 }
 
@@ -258,17 +257,13 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
         atomic_store_explicit(&w->var->lock, w->old, memory_order_release);
 }
 
-/* Returns the commit timestamp, or 0 if the commit failed validation.  A
- * read-only transaction needs neither: its reads were consistent at its
- * snapshot, which is its serialisation point. */
+/* Commit a non-empty write set: returns the commit timestamp, or 0 if the
+ * commit failed validation.  (A read-only transaction needs no commit: its
+ * reads were consistent at its snapshot, which is its serialisation point.)
+ * Out of line, so that read-only attempts do not save the registers it
+ * needs. */
 __attribute__((noinline)) static uint64_t commit_writes(struct stm_tx *tx);
 
-static inline uint64_t commit(struct stm_tx *tx)
-{
-    if (tx->wn == 0)
-        return tx->snapshot;
-    return commit_writes(tx);
-}
 
 static uint64_t commit_writes(struct stm_tx *tx)
 {
@@ -318,7 +313,6 @@ static uint64_t commit_writes(struct stm_tx *tx)
 /* The attempt is over, committed or not: leave the epoch. */
 static inline void end_attempt(struct stm_tx *tx)
 {
-    tx->state = STM__IDLE;
     stm__active = &stm__no_tx;
     stm__epoch_clear(tx);
     if (STM__UNLIKELY(tx->serial))
@@ -421,10 +415,13 @@ __attribute__((noinline)) static bool attempt(struct stm_tx *tx, stm__jmpbuf *jb
 {
     begin(tx, jb);
     int r = fn(tx, arg);
-    uint64_t stamp = commit(tx);
-    if (STM__UNLIKELY(stamp == 0)) {
-        stm__count(&tx->st.aborts_validate);
-        return false;
+    uint64_t stamp = tx->snapshot;
+    if (tx->wn != 0) {
+        stamp = commit_writes(tx);
+        if (STM__UNLIKELY(stamp == 0)) {
+            stm__count(&tx->st.aborts_validate);
+            return false;
+        }
     }
     end_attempt(tx);
     finish_commit(tx, stamp);
@@ -437,12 +434,13 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
     struct stm_tx *const tx = STM__LIKELY(stm__self != NULL) ? stm__self : stm__thread_init();
     if (STM__UNLIKELY(tx == NULL))
         return -ENOMEM;
-    if (tx->state != STM__IDLE) {
+    if (stm__active == tx) {
         /* nested: join the enclosing transaction (flat nesting) */
         return fn(tx, arg);
     }
     const int64_t until = tx->until; /* set by stm_atomically_until */
-    tx->until = STM_NEVER;
+    if (STM__UNLIKELY(until != STM_NEVER))
+        tx->until = STM_NEVER;
     stm__jmpbuf jb;
     for (;;) {
         int why = STM__JUMP_CONFLICT;
@@ -506,7 +504,7 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
     struct stm_tx *tx = stm__self ? stm__self : stm__thread_init();
     if (tx == NULL)
         return -ENOMEM;
-    if (tx->state == STM__IDLE)
+    if (stm__active != tx)
         tx->until = deadline;
     return stm_atomically(fn, arg);
 }
