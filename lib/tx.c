@@ -224,7 +224,10 @@ __attribute__((noinline)) static void reset_extras(struct stm_tx *tx)
     tx->wall_now_valid = false;
     tx->deadline = STM_NEVER;
     tx->wall_deadline = STM_NEVER;
-    tx->extras = 0;
+    /* after a conflict, stay on this path until a commit resets restarts */
+    tx->extras = tx->restarts != 0;
+    if (tx->restarts >= STM_SERIAL_AFTER && !tx->serial)
+        stm__serial_enter(tx);
 }
 
 static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
@@ -235,8 +238,6 @@ static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
     tx->wbloom = 0;
     if (STM__UNLIKELY(tx->extras))
         reset_extras(tx);
-    if (STM__UNLIKELY(tx->restarts >= STM_SERIAL_AFTER) && !tx->serial)
-        stm__serial_enter(tx);
     for (;;) {
         uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
         stm__epoch_publish(tx, c);
@@ -322,9 +323,9 @@ static inline void end_attempt(struct stm_tx *tx)
 static void finish_commit(struct stm_tx *tx, uint64_t stamp)
 {
     stm__count(&tx->st.commits);
-    tx->restarts = 0;
     if (STM__LIKELY((tx->extras | tx->limbo.n | tx->vtoken) == 0))
         return;
+    tx->restarts = 0;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
     if (tx->frees.n)
@@ -377,6 +378,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
 
 static int leave(struct stm_tx *tx, int ret)
 {
+    tx->restarts = 0;
     if (tx->vtoken)
         stm__vclock_settle(tx);
     return ret;
@@ -463,6 +465,7 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
             if (tx->onabort.n)
                 stm__hooks_run_abort(tx, 0);
             tx->restarts++;
+            tx->extras = 1; /* reset_extras() decides about serial mode */
             backoff(tx);
             continue;
         case STM__JUMP_RETRY:
