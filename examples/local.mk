@@ -7,3 +7,30 @@ examples_bank_SOURCES = examples/bank.c
 examples_bank_CPPFLAGS = -I$(top_srcdir)/include
 examples_bank_LDFLAGS =
 examples_bank_LDADD = lib/libstm.la
+
+## The tutorial's programs (doc/tutorial.md), one per step.  They are
+## check_PROGRAMS: `make check` builds them, and tests/check-tutorial.sh
+## (tests/tutorial.mk) runs them and checks their output.  Flags as for
+## examples/bank: the public header and the shared library.
+check_PROGRAMS += examples/tut1_counter examples/tut2_transfer \
+	examples/tut3_queue examples/tut4_timeout examples/tut5_reconnect
+examples_tut1_counter_SOURCES = examples/tut1_counter.c
+examples_tut1_counter_CPPFLAGS = -I$(top_srcdir)/include
+examples_tut1_counter_LDFLAGS =
+examples_tut1_counter_LDADD = lib/libstm.la
+examples_tut2_transfer_SOURCES = examples/tut2_transfer.c
+examples_tut2_transfer_CPPFLAGS = -I$(top_srcdir)/include
+examples_tut2_transfer_LDFLAGS =
+examples_tut2_transfer_LDADD = lib/libstm.la
+examples_tut3_queue_SOURCES = examples/tut3_queue.c
+examples_tut3_queue_CPPFLAGS = -I$(top_srcdir)/include
+examples_tut3_queue_LDFLAGS =
+examples_tut3_queue_LDADD = lib/libstm.la
+examples_tut4_timeout_SOURCES = examples/tut4_timeout.c
+examples_tut4_timeout_CPPFLAGS = -I$(top_srcdir)/include
+examples_tut4_timeout_LDFLAGS =
+examples_tut4_timeout_LDADD = lib/libstm.la
+examples_tut5_reconnect_SOURCES = examples/tut5_reconnect.c
+examples_tut5_reconnect_CPPFLAGS = -I$(top_srcdir)/include
+examples_tut5_reconnect_LDFLAGS =
+examples_tut5_reconnect_LDADD = lib/libstm.la

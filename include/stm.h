@@ -455,8 +455,10 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  *
  *   "condvar"  a mutex, a flag and pthread_cond_timedwait() on
  *              CLOCK_MONOTONIC.  The default: a wake-up is one futex call
- *              on each side and a timed wait needs no other thread, so it
- *              is the fastest in bench/wake.
+ *              on each side (no read/write system calls, as "pipe" needs)
+ *              and a timed wait needs no second thread (as "thread" does),
+ *              so in bench/wake its deadline lateness equals a bare
+ *              clock_nanosleep() and its retry ping-pong is as fast as any.
  *   "pipe"     an eventfd (a non-blocking, close-on-exec pipe where there
  *              is no eventfd) and ppoll() with nanosecond time-outs;
  *              drained completely after each wake-up.  One descriptor per

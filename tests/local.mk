@@ -66,3 +66,4 @@ AM_TESTS_ENVIRONMENT = \
 include $(srcdir)/tests/unit.mk
 include $(srcdir)/tests/stress.mk
 include $(srcdir)/tests/time.mk
+include $(srcdir)/tests/tutorial.mk
