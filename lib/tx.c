@@ -135,8 +135,8 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
 {
     /* One test for all the rare cases, so that the common path has no
      * stack frame: every way out of it is a tail call. */
-    if (STM__UNLIKELY(tx != stm__active || var == NULL || (tx->wbloom & bloom_bit(var)) ||
-                      tx->rn == tx->rcap))
+    if (STM__UNLIKELY(tx != stm__active || var == NULL || tx->rn == tx->rcap ||
+                      (tx->wbloom != 0 && (tx->wbloom & bloom_bit(var)))))
         return read_special(tx, var);
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
