@@ -30,7 +30,9 @@
  * - Threads: every function may be called from any thread unless it says
  *   otherwise.  The library needs no initialisation call; each thread's
  *   transaction descriptor is made on its first transaction and freed when
- *   the thread exits.
+ *   the thread exits.  On Linux, loading the library registers the process
+ *   for membarrier(2) (quick while it has one thread), which lets every
+ *   transaction start without a memory fence.
  */
 #ifndef STM_H
 #define STM_H

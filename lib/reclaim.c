@@ -34,13 +34,37 @@ static _Atomic uint64_t reclaimed_orphans; /* freed from no live descriptor */
 static _Atomic int barrier_word;
 #endif
 
-bool stm__membarrier_register(void)
+/* Registering for membarrier() can take milliseconds (the kernel waits
+ * for a grace period), so it is done outside any lock (at load time, or by
+ * the first thread that starts a transaction): other threads go on
+ * meanwhile, publishing their epochs with a fence.  Only once the registration has succeeded do
+ * epochs become plain stores, and barriers use membarrier() only when it
+ * is registered, so every pairing is safe during the switch. */
+static _Atomic int mb_state; /* 0 not tried, 1 in progress, 2 done */
+static _Atomic bool mb_ok;
+
+void stm__membarrier_setup(void)
 {
+    if (atomic_load_explicit(&mb_state, memory_order_acquire) != 0 ||
+        atomic_exchange(&mb_state, 1) != 0)
+        return;
 #if defined(__linux__) && defined(SYS_membarrier) && !defined(STM__TSAN)
-    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 #else
-    return false;
+    bool ok = false;
 #endif
+    atomic_store(&mb_ok, ok);
+    atomic_store(&mb_state, 2);
+    if (ok)
+        atomic_store(&stm__g.fast_epoch, true);
+}
+
+/* While a process has one thread the registration is quick (tens of
+ * microseconds, against milliseconds once there are several), so it is
+ * done when the library is loaded, usually before main() starts threads. */
+__attribute__((constructor)) static void membarrier_at_load(void)
+{
+    stm__membarrier_setup();
 }
 
 bool stm__heavy_barrier(void)
@@ -50,14 +74,14 @@ bool stm__heavy_barrier(void)
     return true;
 #else
 #if defined(__linux__) && defined(SYS_membarrier)
-    if (stm__g.fast_epoch) {
+    if (atomic_load(&mb_ok)) {
         if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
             return true;
         /* Cannot happen once registered, short of a seccomp filter.
          * Epochs published with the plain store may not be visible yet:
          * from now on they are published with a fence, and this pass
          * reports failure so that nothing is freed on its evidence. */
-        stm__g.fast_epoch = false;
+        atomic_store(&stm__g.fast_epoch, false);
         atomic_thread_fence(memory_order_seq_cst);
         return false;
     }

@@ -279,7 +279,9 @@ void stm__global_init(void);
 struct stm__global {
     _Alignas(STM__CACHELINE) _Atomic uint64_t clock; /* TL2 global version clock */
     _Alignas(STM__CACHELINE) _Atomic uint32_t serial; /* 1 while a serial transaction runs */
-    _Alignas(STM__CACHELINE) bool fast_epoch;         /* membarrier() available */
+    /* membarrier() registered: epochs may be published with a plain store.
+     * Set once registration has succeeded, cleared if a barrier fails. */
+    _Alignas(STM__CACHELINE) _Atomic bool fast_epoch;
     bool stats_env;                                   /* STM_STATS=1 */
     _Alignas(STM__CACHELINE) _Atomic bool virtual_on; /* the virtual clock */
     _Atomic int64_t virtual_now;
@@ -311,7 +313,7 @@ static inline void stm__epoch_publish(struct stm_tx *tx, uint64_t e)
     atomic_store_explicit(&tx->epoch, e, memory_order_seq_cst);
 #else
     atomic_store_explicit(&tx->epoch, e, memory_order_release);
-    if (STM__LIKELY(stm__g.fast_epoch))
+    if (STM__LIKELY(atomic_load_explicit(&stm__g.fast_epoch, memory_order_relaxed)))
         atomic_signal_fence(memory_order_seq_cst);
     else
         atomic_thread_fence(memory_order_seq_cst);
@@ -377,7 +379,7 @@ void stm__limbo_push(struct stm_tx *tx, void *ptr, int kind, uint64_t stamp);
 void stm__reclaim_thread_exit(struct stm_tx *tx);
 void stm__reclaim_shutdown(void);
 void stm__free_now(void *ptr, int kind);
-bool stm__membarrier_register(void);
+void stm__membarrier_setup(void);
 uint64_t stm__reclaimed_orphans(void);
 #define STM__RECLAIM_BATCH 128
 

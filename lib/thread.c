@@ -67,7 +67,6 @@ static void thread_exit(void *p)
 static void global_init(void)
 {
     pthread_key_create(&key, thread_exit);
-    stm__g.fast_epoch = stm__membarrier_register();
     const char *s = getenv("STM_STATS");
     stm__g.stats_env = s && *s && strcmp(s, "0") != 0;
     if (stm__g.stats_env)
@@ -83,6 +82,7 @@ void stm__global_init(void)
 struct stm_tx *stm__thread_init(void)
 {
     stm__global_init();
+    stm__membarrier_setup();
     struct stm_tx *tx = stm__calloc(1, sizeof *tx);
     if (tx == NULL)
         return NULL;
