@@ -87,20 +87,24 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size)
     return p;
 }
 
-STM_API void stm_free(stm_tx *tx, void *ptr)
+void stm__frees_push(struct stm_tx *tx, void *ptr, int kind)
 {
-    stm__check_tx(tx, "stm_free");
-    if (ptr == NULL)
-        return;
     /* Reserve the limbo slot now: after the commit nothing may fail. */
     if (!STM__VEC_RESERVE(tx->frees, tx->frees.n + 1) ||
         !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + 1))
         stm__nomem(tx);
     tx->extras = 1;
     tx->frees.v[tx->frees.n].ptr = ptr;
-    tx->frees.v[tx->frees.n].kind = STM__FREE_BLOCK;
+    tx->frees.v[tx->frees.n].kind = kind;
     tx->frees.v[tx->frees.n].stamp = 0;
     tx->frees.n++;
+}
+
+STM_API void stm_free(stm_tx *tx, void *ptr)
+{
+    stm__check_tx(tx, "stm_free");
+    if (ptr != NULL)
+        stm__frees_push(tx, ptr, STM__FREE_BLOCK);
 }
 
 void stm__allocs_discard(struct stm_tx *tx, uint32_t from)

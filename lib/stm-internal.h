@@ -121,6 +121,18 @@ struct stm__waiter_ops {
 struct stm__waiter {
     const struct stm__waiter_ops *ops;
 };
+/* the mutex + flag + CLOCK_MONOTONIC condvar of the "condvar" backend,
+ * which the "thread" backend reuses */
+struct stm__cv_waiter {
+    struct stm__waiter base;
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    bool signaled;
+};
+int stm__cv_init(struct stm__cv_waiter *w, const struct stm__waiter_ops *self); /* 0 or errno */
+void stm__cv_fini(struct stm__cv_waiter *w);
+void stm__cv_prepare(struct stm__waiter *base);
+void stm__cv_notify(struct stm__waiter *base);
 extern const struct stm__waiter_ops stm__waiter_condvar_ops;
 extern const struct stm__waiter_ops stm__waiter_pipe_ops;
 extern const struct stm__waiter_ops stm__waiter_thread_ops;
@@ -358,6 +370,8 @@ void stm__branch_rollback(struct stm_tx *tx, struct stm__branch *br);
 /* hooks */
 void stm__hooks_run_after(struct stm_tx *tx);
 void stm__hooks_run_abort(struct stm_tx *tx, uint32_t from);
+/* stm_free / stm_tvar_free inside a transaction: done if it commits */
+void stm__frees_push(struct stm_tx *tx, void *ptr, int kind);
 /* allocation lists at the end of an attempt */
 void stm__allocs_discard(struct stm_tx *tx, uint32_t from);
 void stm__frees_commit(struct stm_tx *tx, uint64_t stamp);

@@ -60,14 +60,7 @@ STM_API void stm_tvar_free(stm_tvar *var)
     struct stm_tx *tx = stm__self;
     if (tx && stm__active == tx) {
         /* inside a transaction: only if it commits, stamped with its time */
-        if (!STM__VEC_RESERVE(tx->frees, tx->frees.n + 1) ||
-            !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + 1))
-            stm__nomem(tx);
-        tx->extras = 1;
-        tx->frees.v[tx->frees.n].ptr = var;
-        tx->frees.v[tx->frees.n].kind = STM__FREE_TVAR;
-        tx->frees.v[tx->frees.n].stamp = 0;
-        tx->frees.n++;
+        stm__frees_push(tx, var, STM__FREE_TVAR);
         return;
     }
     stm__waiters_wake_all(var);

@@ -1,7 +1,8 @@
 /*
- * waiter_condvar.c - Waiter backend: a mutex, a flag and a condition
- * variable whose timed waits use CLOCK_MONOTONIC (so setting the system
- * time does not move deadlines).
+ * waiter_condvar.c - Waiter backend "condvar": a mutex, a flag and a
+ * condition variable whose timed waits use CLOCK_MONOTONIC (so setting the
+ * system time does not move deadlines).  The "thread" backend builds on
+ * the same parts (stm__cv_*).
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  */
@@ -12,53 +13,73 @@
 
 #include "stm-internal.h"
 
-struct cv_waiter {
-    struct stm__waiter base;
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    bool signaled;
-};
-
-static struct stm__waiter *cv_create(const struct stm__waiter_ops *self)
+int stm__cv_init(struct stm__cv_waiter *w, const struct stm__waiter_ops *self)
 {
-    struct cv_waiter *w = stm__malloc(sizeof *w);
-    if (w == NULL)
-        return NULL;
     pthread_condattr_t a;
     pthread_condattr_init(&a);
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     int e = pthread_cond_init(&w->c, &a);
     pthread_condattr_destroy(&a);
-    if (e != 0) {
-        free(w);
-        return NULL;
-    }
+    if (e != 0)
+        return e;
     pthread_mutex_init(&w->m, NULL);
     w->base.ops = self;
     w->signaled = false;
-    return &w->base;
+    return 0;
 }
 
-static void cv_destroy(struct stm__waiter *base)
+void stm__cv_fini(struct stm__cv_waiter *w)
 {
-    struct cv_waiter *w = (struct cv_waiter *)base;
     pthread_cond_destroy(&w->c);
     pthread_mutex_destroy(&w->m);
-    free(w);
 }
 
-static void cv_prepare(struct stm__waiter *base)
+void stm__cv_prepare(struct stm__waiter *base)
 {
-    struct cv_waiter *w = (struct cv_waiter *)base;
+    struct stm__cv_waiter *w = (struct stm__cv_waiter *)base;
     pthread_mutex_lock(&w->m);
     w->signaled = false;
     pthread_mutex_unlock(&w->m);
 }
 
+/* Signal after unlocking: a waiter woken under the lock would only block
+ * again on the mutex (one more sleep per wake-up, measured by bench/wake).
+ * Safe because every notifier holds a lock (a TVar's stripe, the virtual
+ * clock's, the wall-clock list's) that the waiting thread must take before
+ * its waiter can be destroyed. */
+void stm__cv_notify(struct stm__waiter *base)
+{
+    struct stm__cv_waiter *w = (struct stm__cv_waiter *)base;
+    pthread_mutex_lock(&w->m);
+    w->signaled = true;
+    pthread_mutex_unlock(&w->m);
+    pthread_cond_signal(&w->c);
+}
+
+static struct stm__waiter *cv_create(const struct stm__waiter_ops *self)
+{
+    struct stm__cv_waiter *w = stm__malloc(sizeof *w);
+    if (w == NULL)
+        return NULL;
+    int e = stm__cv_init(w, self);
+    if (e != 0) {
+        free(w);
+        errno = e;
+        return NULL;
+    }
+    return &w->base;
+}
+
+static void cv_destroy(struct stm__waiter *base)
+{
+    stm__cv_fini((struct stm__cv_waiter *)base);
+    free(base);
+}
+
 static bool cv_wait(struct stm__waiter *base, int64_t deadline)
 {
-    struct cv_waiter *w = (struct cv_waiter *)base;
-    struct timespec ts = {.tv_sec = deadline / INT64_C(1000000000),
+    struct stm__cv_waiter *w = (struct stm__cv_waiter *)base;
+    struct timespec ts = {.tv_sec = (time_t)(deadline / INT64_C(1000000000)),
                           .tv_nsec = (long)(deadline % INT64_C(1000000000))};
     pthread_mutex_lock(&w->m);
     while (!w->signaled) {
@@ -73,25 +94,11 @@ static bool cv_wait(struct stm__waiter *base, int64_t deadline)
     return r;
 }
 
-/* Signal after unlocking: a waiter woken under the lock would only block
- * again on the mutex (one more sleep per wake-up, measured by bench/wake).
- * Safe because every notifier holds a lock (a TVar's stripe, the virtual
- * clock's, the wall-clock list's) that the waiting thread must take before
- * its waiter can be destroyed. */
-static void cv_notify(struct stm__waiter *base)
-{
-    struct cv_waiter *w = (struct cv_waiter *)base;
-    pthread_mutex_lock(&w->m);
-    w->signaled = true;
-    pthread_mutex_unlock(&w->m);
-    pthread_cond_signal(&w->c);
-}
-
 const struct stm__waiter_ops stm__waiter_condvar_ops = {
     .name = "condvar",
     .create = cv_create,
     .destroy = cv_destroy,
-    .prepare = cv_prepare,
+    .prepare = stm__cv_prepare,
     .wait = cv_wait,
-    .notify = cv_notify,
+    .notify = stm__cv_notify,
 };

@@ -14,20 +14,18 @@
 #include "stm-internal.h"
 
 struct th_waiter {
-    struct stm__waiter base;
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    bool signaled, fired;
+    struct stm__cv_waiter cv; /* first: the waiter handed out */
+    bool fired;               /* under cv.m */
     struct stm__timer timer;
 };
 
 static void th_fire(struct stm__timer *t)
 {
     struct th_waiter *w = (struct th_waiter *)((char *)t - offsetof(struct th_waiter, timer));
-    pthread_mutex_lock(&w->m);
+    pthread_mutex_lock(&w->cv.m);
     w->fired = true;
-    pthread_mutex_unlock(&w->m);
-    pthread_cond_signal(&w->c); /* safe: cancel waits for this callback */
+    pthread_mutex_unlock(&w->cv.m);
+    pthread_cond_signal(&w->cv.c); /* safe: cancel waits for this callback */
 }
 
 static struct stm__waiter *th_create(const struct stm__waiter_ops *self)
@@ -35,37 +33,20 @@ static struct stm__waiter *th_create(const struct stm__waiter_ops *self)
     struct th_waiter *w = stm__calloc(1, sizeof *w);
     if (w == NULL)
         return NULL;
-    /* monotonic only for the fallback below */
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    int e = pthread_cond_init(&w->c, &a);
-    pthread_condattr_destroy(&a);
+    int e = stm__cv_init(&w->cv, self);
     if (e != 0) {
         free(w);
         errno = e;
         return NULL;
     }
-    pthread_mutex_init(&w->m, NULL);
     w->timer.fn = th_fire;
-    w->base.ops = self;
-    return &w->base;
+    return &w->cv.base;
 }
 
 static void th_destroy(struct stm__waiter *base)
 {
-    struct th_waiter *w = (struct th_waiter *)base;
-    pthread_cond_destroy(&w->c);
-    pthread_mutex_destroy(&w->m);
-    free(w);
-}
-
-static void th_prepare(struct stm__waiter *base)
-{
-    struct th_waiter *w = (struct th_waiter *)base;
-    pthread_mutex_lock(&w->m);
-    w->signaled = false;
-    pthread_mutex_unlock(&w->m);
+    stm__cv_fini((struct stm__cv_waiter *)base);
+    free(base);
 }
 
 static bool th_wait(struct stm__waiter *base, int64_t deadline)
@@ -76,41 +57,32 @@ static bool th_wait(struct stm__waiter *base, int64_t deadline)
     bool own = timed && stm__timer_add(&w->timer, deadline) != 0;
     struct timespec ts = {.tv_sec = (time_t)(deadline / INT64_C(1000000000)),
                           .tv_nsec = (long)(deadline % INT64_C(1000000000))};
-    pthread_mutex_lock(&w->m);
-    while (!w->signaled && !w->fired) {
+    pthread_mutex_lock(&w->cv.m);
+    while (!w->cv.signaled && !w->fired) {
         if (own) {
-            if (pthread_cond_timedwait(&w->c, &w->m, &ts) == ETIMEDOUT)
+            if (pthread_cond_timedwait(&w->cv.c, &w->cv.m, &ts) == ETIMEDOUT)
                 break;
         } else {
-            pthread_cond_wait(&w->c, &w->m);
+            pthread_cond_wait(&w->cv.c, &w->cv.m);
         }
     }
-    bool r = w->signaled;
-    w->signaled = false;
-    pthread_mutex_unlock(&w->m);
+    bool r = w->cv.signaled;
+    w->cv.signaled = false;
+    pthread_mutex_unlock(&w->cv.m);
     if (timed && !own) {
         stm__timer_cancel(&w->timer); /* after this it cannot fire */
-        pthread_mutex_lock(&w->m);
+        pthread_mutex_lock(&w->cv.m);
         w->fired = false;
-        pthread_mutex_unlock(&w->m);
+        pthread_mutex_unlock(&w->cv.m);
     }
     return r;
-}
-
-static void th_notify(struct stm__waiter *base)
-{
-    struct th_waiter *w = (struct th_waiter *)base;
-    pthread_mutex_lock(&w->m);
-    w->signaled = true;
-    pthread_mutex_unlock(&w->m);
-    pthread_cond_signal(&w->c); /* after unlocking: see waiter_condvar.c */
 }
 
 const struct stm__waiter_ops stm__waiter_thread_ops = {
     .name = "thread",
     .create = th_create,
     .destroy = th_destroy,
-    .prepare = th_prepare,
+    .prepare = stm__cv_prepare,
     .wait = th_wait,
-    .notify = th_notify,
+    .notify = stm__cv_notify,
 };
