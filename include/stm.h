@@ -426,6 +426,22 @@ STM_API void stm_after_commit(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_
 STM_API void stm_on_abort(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_NONNULL(2);
 
 /**
+ * stm_defer - queue `fn(arg)` for the dispatcher, if the transaction
+ * commits.
+ *
+ * Callbacks run one at a time, in commit order (a transaction that read
+ * another's writes has its callbacks run after the other's; callbacks of
+ * one transaction in registration order), outside any transaction: by
+ * default on a library thread started with the first one, or on the
+ * application's thread through stm_dispatch_fd() / stm_dispatch().  This
+ * is where a transaction's side effects go (I/O, starting a connect).
+ * Dropped if the attempt (or its stm_or_else() branch) is discarded.  If
+ * memory for the callback cannot be had, the transaction is discarded and
+ * stm_atomically() returns -ENOMEM.  O(1).
+ */
+STM_API void stm_defer(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_NONNULL(2);
+
+/**
  * stm_alloc - allocate `size` bytes (malloc alignment) in a transaction.
  *
  * If the attempt is discarded, the block is freed again.  Never returns
@@ -446,6 +462,38 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
  * commits on this thread).  NULL is a harmless no-op.
  */
 STM_API void stm_free(stm_tx *tx, void *ptr);
+
+/* ======================================================================
+ * THE DISPATCHER AND THE APPLICATION'S EVENT LOOP
+ *
+ * Until stm_dispatch_fd() is called, a library thread runs deferred
+ * callbacks (stm_defer()) by itself, so a program that never calls
+ * stm_dispatch() still has them run.
+ * ====================================================================== */
+
+/**
+ * stm_dispatch_fd - hand deferred callbacks to the application's loop.
+ *
+ * Stops the library's dispatcher thread (after the callback it is running,
+ * if any) and returns a descriptor (an eventfd, close-on-exec and
+ * non-blocking, owned by the library: do not close it) that is readable
+ * while callbacks are queued; several commits make it readable once.
+ * Poll it, then call stm_dispatch().  Calling it again returns the same
+ * descriptor.  Returns -errno if no descriptor can be had, -ENOSYS where
+ * there is no eventfd.  Do not call it from a deferred callback.
+ */
+STM_API int stm_dispatch_fd(void);
+
+/**
+ * stm_dispatch - run the queued deferred callbacks on the calling thread,
+ * in commit order, until the queue is empty; returns how many ran.
+ *
+ * Callbacks queued while it runs are run too.  Must not be called inside a
+ * transaction (misuse).  With the library thread still running (no
+ * stm_dispatch_fd()), both take callbacks from the one queue, so they no
+ * longer run one at a time.
+ */
+STM_API int stm_dispatch(void);
 
 /* ======================================================================
  * WAITERS: HOW THREADS BLOCK
@@ -620,7 +668,8 @@ STM_API const char *stm_strerror(int err);
 /**
  * stm_shutdown - free everything the library holds.
  *
- * Stops the library's threads (the timer thread, the wall-clock watcher),
+ * Runs the deferred callbacks still queued, stops the library's threads
+ * (the dispatcher, the timer thread, the wall-clock watcher),
  * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction

@@ -24,6 +24,7 @@ void stm__branch_rollback(struct stm_tx *tx, struct stm__branch *br)
     tx->after.n = br->after_n;
     tx->frees.n = br->free_n;
     stm__allocs_discard(tx, br->alloc_n);
+    stm__defers_discard(tx, br->defer_n);
     tx->branch = br->outer;
     stm__hooks_run_abort(tx, br->abort_n);
 }
@@ -43,6 +44,7 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
     br.abort_n = tx->onabort.n;
     br.alloc_n = tx->allocs.n;
     br.free_n = tx->frees.n;
+    br.defer_n = tx->defers.n;
     if (STM__SETJMP(br.jb) == 0) {
         tx->branch = &br;
         int r = first(tx, arg);

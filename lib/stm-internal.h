@@ -200,6 +200,12 @@ struct stm__hookvec {
     struct stm__hook *v;
     uint32_t n, cap;
 };
+/* a stm_defer() callback: allocated in the body, queued at commit */
+struct stm__deferred {
+    struct stm__deferred *next;
+    void (*fn)(void *);
+    void *arg;
+};
 enum { STM__FREE_BLOCK = 0, STM__FREE_TVAR = 1 };
 struct stm__freed {
     void *ptr;
@@ -217,7 +223,7 @@ struct stm__branch {
     stm__jmpbuf jb;
     struct stm__branch *outer;
     uint64_t wbloom;
-    uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n;
+    uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n, defer_n;
 };
 
 /* why a body was left (stm_tx.jump) */
@@ -263,6 +269,7 @@ struct stm_tx {
     STM__VEC(struct stm__undo) undo;
     struct stm__hookvec after;
     struct stm__hookvec onabort;
+    STM__VEC(struct stm__deferred *) defers;
     STM__VEC(void *) allocs;
     STM__VEC(struct stm__freed) frees;  /* this attempt's stm_free()s */
     STM__VEC(struct stm__freed) limbo;  /* committed, awaiting grace */
@@ -370,6 +377,13 @@ void stm__branch_rollback(struct stm_tx *tx, struct stm__branch *br);
 /* hooks */
 void stm__hooks_run_after(struct stm_tx *tx);
 void stm__hooks_run_abort(struct stm_tx *tx, uint32_t from);
+/* stm_defer (dispatch.c): queue a committed attempt's callbacks in
+ * commit order (called before the commit's locks are released); free a
+ * discarded attempt's from index `from` on */
+void stm__defers_queue(struct stm_tx *tx);
+void stm__defers_discard(struct stm_tx *tx, uint32_t from);
+void stm__dispatch_shutdown(void);
+
 /* stm_free / stm_tvar_free inside a transaction: done if it commits */
 void stm__frees_push(struct stm_tx *tx, void *ptr, int kind);
 /* allocation lists at the end of an attempt */

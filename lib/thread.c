@@ -33,6 +33,7 @@ static void descriptor_free(struct stm_tx *tx)
     free(tx->after.v);
     free(tx->onabort.v);
     free(tx->allocs.v);
+    free(tx->defers.v);
     free(tx->frees.v);
     free(tx->limbo.v);
     free(tx->nodes.v);
@@ -115,6 +116,7 @@ STM_API void stm_shutdown(void)
         stm__misuse("stm_shutdown", "called inside a transaction");
     if (stm__g.stats_env)
         stm__stats_atexit(); /* prints once */
+    stm__dispatch_shutdown();
     stm__timer_shutdown();
     stm__wallclock_shutdown();
     stm__vclock_shutdown();

@@ -297,6 +297,11 @@ static uint64_t commit_writes(struct stm_tx *tx)
         unlock_ws(ws, end);
         return 0;
     }
+    /* Committed.  Deferred callbacks are queued while the write set is
+     * still locked, so a transaction that depends on this one queues
+     * its own after these. */
+    if (STM__UNLIKELY(tx->defers.n))
+        stm__defers_queue(tx);
     /* Write back and release; wake retrying transactions, at the cost of
      * one load per TVar when nobody waits.  (Waking one before the next
      * TVar is released is fine: the woken thread just finds it locked.) */
@@ -328,6 +333,8 @@ static void finish_commit(struct stm_tx *tx, uint64_t stamp)
     tx->restarts = 0;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
+    if (tx->defers.n) /* a read-only commit */
+        stm__defers_queue(tx);
     if (tx->frees.n)
         stm__frees_commit(tx, stamp);
     else if (tx->limbo.n && (++tx->limbo_age & 255) == 0)
@@ -351,6 +358,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
     tx->after.n = 0;
     tx->frees.n = 0;
     stm__allocs_discard(tx, 0);
+    stm__defers_discard(tx, 0);
     int r = stm__retry_register(tx);
     end_attempt(tx);
     if (r > 0) {
@@ -393,6 +401,7 @@ static void discard(struct stm_tx *tx)
     tx->after.n = 0;
     tx->frees.n = 0;
     stm__allocs_discard(tx, 0);
+    stm__defers_discard(tx, 0);
 }
 
 static void backoff(struct stm_tx *tx)
