@@ -10,6 +10,7 @@ dist_man_MANS = \
 	doc/stm_atomically.3 \
 	doc/stm_tvar_new.3 \
 	doc/stm_after_commit.3 \
+	doc/stm_defer.3 \
 	doc/stm_now.3 \
 	doc/stm_elapsed.3 \
 	doc/stm_set_waiter.3 \
@@ -21,6 +22,8 @@ dist_man_MANS = \
 	doc/stm_clock_advance.3 \
 	doc/stm_clock_is_virtual.3 \
 	doc/stm_clock_real.3 \
+	doc/stm_dispatch.3 \
+	doc/stm_dispatch_fd.3 \
 	doc/stm_elapsed_wall.3 \
 	doc/stm_free.3 \
 	doc/STM_MSEC.3 \

@@ -33,6 +33,10 @@
  *   the thread exits.  On Linux, loading the library registers the process
  *   for membarrier(2) (quick while it has one thread), which lets every
  *   transaction start without a memory fence.
+ * - fork(): the library's threads (dispatcher, timer, wall-clock watcher)
+ *   do not exist in a child, so a child of a process that has used the
+ *   library should only exec() or exit, like the child of any threaded
+ *   program.
  */
 #ifndef STM_H
 #define STM_H
