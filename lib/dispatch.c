@@ -56,6 +56,18 @@ void stm__defers_discard(struct stm_tx *tx, uint32_t from)
         free(tx->defers.v[--tx->defers.n]);
 }
 
+/* Take the first queued callback; q_lock held. */
+static struct stm__deferred *pop_locked(void)
+{
+    struct stm__deferred *d = q_head;
+    if (d != NULL) {
+        q_head = d->next;
+        if (q_head == NULL)
+            q_tail = &q_head;
+    }
+    return d;
+}
+
 static void *dispatcher_main(void *unused)
 {
     (void)unused;
@@ -65,10 +77,7 @@ static void *dispatcher_main(void *unused)
             pthread_cond_wait(&q_cond, &q_lock);
         if (q_head == NULL || q_fd_mode)
             break; /* stopping: the queue is empty, or the application's */
-        struct stm__deferred *d = q_head;
-        q_head = d->next;
-        if (q_head == NULL)
-            q_tail = &q_head;
+        struct stm__deferred *d = pop_locked();
         pthread_mutex_unlock(&q_lock);
         d->fn(d->arg);
         free(d);
@@ -169,15 +178,12 @@ STM_API int stm_dispatch(void)
     int ran = 0;
     for (;;) {
         pthread_mutex_lock(&q_lock);
-        struct stm__deferred *d = q_head;
+        struct stm__deferred *d = pop_locked();
         if (d == NULL) {
             fd_drain_locked();
             pthread_mutex_unlock(&q_lock);
             return ran;
         }
-        q_head = d->next;
-        if (q_head == NULL)
-            q_tail = &q_head;
         pthread_mutex_unlock(&q_lock);
         d->fn(d->arg);
         free(d);

@@ -20,60 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static const char *expect_name;
-static int saved_stderr = -1;
-static int capture_fd = -1;
-
-static void say(const char *s)
-{
-    ssize_t r = write(2, s, strlen(s));
-    (void)r;
-}
-
-static void on_sigabrt(int sig)
-{
-    (void)sig;
-    char buf[2048];
-    ssize_t n = pread(capture_fd, buf, sizeof buf - 1, 0);
-    if (n < 0)
-        n = 0;
-    buf[n] = '\0';
-    dup2(saved_stderr, 2);
-    say("captured stderr: ");
-    say(buf);
-    int lines = 0;
-    for (ssize_t i = 0; i < n; i++)
-        lines += buf[i] == '\n';
-    if (strstr(buf, expect_name) == NULL) {
-        say("\nFAIL: the message does not name ");
-        say(expect_name);
-        say("\n");
-        _exit(3);
-    }
-    if (lines != 1 || buf[n - 1] != '\n') {
-        say("\nFAIL: the message is not exactly one line\n");
-        _exit(3);
-    }
-    signal(SIGABRT, SIG_DFL);
-    raise(SIGABRT);
-}
-
-/* Capture stderr and check the abort message for `fn`. */
-static void expect_abort(const char *fn)
-{
-    expect_name = fn;
-    capture_fd = memfd_create("stm-stderr", 0);
-    ck_assert_int_ge(capture_fd, 0);
-    saved_stderr = dup(2);
-    ck_assert_int_ge(saved_stderr, 0);
-    fflush(stderr);
-    ck_assert_int_ge(dup2(capture_fd, 2), 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigabrt;
-    sigemptyset(&sa.sa_mask);
-    ck_assert_int_eq(sigaction(SIGABRT, &sa, NULL), 0);
-}
+#include "misuse.h"
 
 static stm_tvar *var;
 static stm_tx *saved_tx;

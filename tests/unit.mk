@@ -22,10 +22,10 @@ check_PROGRAMS += tests/check_nomem
 tests_check_nomem_SOURCES = tests/check_nomem.c tests/testutil.h
 
 check_PROGRAMS += tests/check_misuse
-tests_check_misuse_SOURCES = tests/check_misuse.c tests/testutil.h
+tests_check_misuse_SOURCES = tests/check_misuse.c tests/testutil.h tests/misuse.h
 
 check_PROGRAMS += tests/check_stats
 tests_check_stats_SOURCES = tests/check_stats.c tests/testutil.h
 
 check_PROGRAMS += tests/check_dispatch
-tests_check_dispatch_SOURCES = tests/check_dispatch.c tests/testutil.h
+tests_check_dispatch_SOURCES = tests/check_dispatch.c tests/testutil.h tests/misuse.h
