@@ -485,7 +485,7 @@ static void run_lateness(long n, int threads)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: wake [-q] [-c pingpong,lateness] [-b BACKEND[,BACKEND...]] [-n WAITS]\n"
-               "            [-t THREADS] [-p ROUNDTRIPS] [-r RUNS] [-v]\n");
+               "            [-t THREADS] [-p ROUNDTRIPS] [-r RUNS] [-s SPIN_NS] [-v]\n");
 }
 
 int main(int argc, char **argv)
@@ -496,8 +496,17 @@ int main(int argc, char **argv)
     bool do_pp = true, do_lat = true;
     char *blist = NULL;
 
-    while ((opt = getopt(argc, argv, "qc:b:n:t:p:r:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "qc:b:n:t:p:r:s:vh")) != -1) {
         switch (opt) {
+        case 's': { /* stm_set_wake_spin: poll the last SPIN_NS before deadlines */
+            long spin = bench_parse_count("-s", optarg);
+            if (stm_set_wake_spin(spin) != 0) {
+                fprintf(stderr, "wake: -s takes 0 .. 10000000 ns\n");
+                return 2;
+            }
+            printf("# stm_set_wake_spin(%ld): timed waits poll the last %ld ns\n", spin, spin);
+            break;
+        }
         case 'q':
             quick = true;
             break;

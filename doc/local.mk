@@ -36,6 +36,7 @@ dist_man_MANS = \
 	doc/STM_SEC.3 \
 	doc/STM_SERIAL_AFTER.3 \
 	doc/stm_set_waiter_ops.3 \
+	doc/stm_set_wake_spin.3 \
 	doc/stm_shutdown.3 \
 	doc/stm_strerror.3 \
 	doc/stm_tvar_free.3 \

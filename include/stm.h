@@ -586,6 +586,20 @@ STM_API int stm_set_waiter_ops(const struct stm_waiter_ops *ops);
 /** stm_waiter_name - the name of the backend in use, as set. */
 STM_API const char *stm_waiter_name(void);
 
+/**
+ * stm_set_wake_spin - trade CPU time for punctual deadlines.
+ *
+ * With `ns` > 0, a timed wait sleeps only until `ns` before its deadline
+ * and then polls its waiter (with any backend) until the deadline comes,
+ * so the kernel's wake-up latency (tens of microseconds on a loaded or
+ * virtual machine, see bench/wake) falls before the deadline instead of
+ * after it.  Each timed wait then burns up to about `ns` of CPU.  0 (the
+ * default) turns it off.  Returns 0, or -EINVAL unless 0 <= ns <= 10 ms.
+ * Process-wide; applies to waits that start afterwards.  Under the virtual
+ * clock nothing waits by real time, so it has no effect there.
+ */
+STM_API int stm_set_wake_spin(int64_t ns);
+
 /* ======================================================================
  * THE VIRTUAL CLOCK (deterministic tests)
  *

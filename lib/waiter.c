@@ -28,6 +28,7 @@ static const struct stm__waiter_ops *const builtins[] = {
 
 static _Atomic(const struct stm__waiter_ops *) current = &stm__waiter_condvar_ops;
 static _Atomic bool chosen; /* set explicitly: STM_WAITER no longer applies */
+static _Atomic int64_t wake_spin; /* stm_set_wake_spin(); 0 = off */
 
 /* ---- user-supplied backends -------------------------------------------- */
 
@@ -236,16 +237,32 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
     }
     int r;
     slack_tight(tx);
+    /* With a spin window, sleep only until `spin` ns before the deadline
+     * (the kernel's wake-up latency then falls before it), then poll the
+     * waiter (a wait that has already timed out) until the deadline. */
+    int64_t spin = atomic_load_explicit(&wake_spin, memory_order_relaxed);
+    int64_t sleep_until = spin > 0 ? stm__sat_add(deadline, -spin) : deadline;
     for (;;) {
-        if (w->ops->wait(w, deadline)) {
-            r = 0;
-            break;
-        }
-        if (stm__mono_ns() >= deadline) { /* never early */
+        int64_t now = stm__mono_ns();
+        if (now >= deadline) { /* never early */
             r = 1;
             break;
         }
+        if (now < sleep_until ? w->ops->wait(w, sleep_until) : w->ops->wait(w, now)) {
+            r = 0;
+            break;
+        }
+        if (now >= sleep_until)
+            stm__cpu_relax();
     }
     slack_restore(tx);
     return r;
+}
+
+STM_API int stm_set_wake_spin(int64_t ns)
+{
+    if (ns < 0 || ns > STM_MSEC(10))
+        return -EINVAL;
+    atomic_store(&wake_spin, ns);
+    return 0;
 }

@@ -82,7 +82,9 @@ static bool cv_wait(struct stm__waiter *base, int64_t deadline)
     struct timespec ts = {.tv_sec = (time_t)(deadline / INT64_C(1000000000)),
                           .tv_nsec = (long)(deadline % INT64_C(1000000000))};
     pthread_mutex_lock(&w->m);
-    while (!w->signaled) {
+    /* a deadline already past is a poll (stm_set_wake_spin): no call */
+    bool poll = deadline < INT64_MAX && deadline <= stm__mono_ns();
+    while (!w->signaled && !poll) {
         if (deadline == INT64_MAX)
             pthread_cond_wait(&w->c, &w->m);
         else if (pthread_cond_timedwait(&w->c, &w->m, &ts) == ETIMEDOUT)

@@ -52,6 +52,13 @@ static void th_destroy(struct stm__waiter *base)
 static bool th_wait(struct stm__waiter *base, int64_t deadline)
 {
     struct th_waiter *w = (struct th_waiter *)base;
+    if (deadline <= stm__mono_ns()) { /* a poll: no timer needed */
+        pthread_mutex_lock(&w->cv.m);
+        bool r = w->cv.signaled;
+        w->cv.signaled = false;
+        pthread_mutex_unlock(&w->cv.m);
+        return r;
+    }
     bool timed = deadline < STM_NEVER;
     /* If the timer service cannot take the timer, wait by ourselves. */
     bool own = timed && stm__timer_add(&w->timer, deadline) != 0;

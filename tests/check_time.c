@@ -378,6 +378,28 @@ START_TEST(test_retry_deadline_or_write)
 }
 END_TEST
 
+/* stm_set_wake_spin: a timed wait sleeps until shortly before its
+ * deadline and polls the rest.  Still never early, no extra runs of the
+ * body, and a write during the sleep still wakes the waiter. */
+START_TEST(test_wake_spin)
+{
+    ck_assert_int_eq(stm_set_wake_spin(STM_MSEC(2)), 0);
+    check_deadline_wait(STM_MSEC(5));   /* a sleep, then 2 ms of polling */
+    check_deadline_wait(STM_USEC(500)); /* polling only */
+    struct dlx p = {.x = stm_tvar_new(0)};
+    ck_assert_ptr_nonnull(p.x);
+    p.d = stm_now() + STM_SEC(60);
+    pthread_t t = tu_run_thread(thr_deadline_or_x, &p);
+    ck_assert(tu_wait_atleast(&p.attempts, 1, TU_HANDSHAKE_MS));
+    ck_assert_int_eq(stm_tvar_poke(p.x, 1), 0);
+    ck_assert_int_eq((intptr_t)tu_join(t), 2);
+    ck_assert(stm_now() < p.d);
+    ck_assert_int_le(ld(&p.attempts), 5);
+    stm_tvar_free(p.x);
+    ck_assert_int_eq(stm_set_wake_spin(0), 0);
+}
+END_TEST
+
 /* Several deadlines in one attempt: the earliest wakes it. */
 struct dl2 {
     int64_t d_early, d_late;
@@ -1070,6 +1092,7 @@ static Suite *time_suite(const char *backend)
     tcase_add_test(tc, test_retry_deadline);
     tcase_add_test(tc, test_retry_deadline_or_write);
     tcase_add_test(tc, test_retry_earliest_deadline);
+    tcase_add_test(tc, test_wake_spin);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("until");
@@ -1658,6 +1681,15 @@ START_TEST(test_library_threads)
 }
 END_TEST
 
+START_TEST(test_wake_spin_bounds)
+{
+    ck_assert_int_eq(stm_set_wake_spin(-1), -EINVAL);
+    ck_assert_int_eq(stm_set_wake_spin(STM_MSEC(10) + 1), -EINVAL);
+    ck_assert_int_eq(stm_set_wake_spin(STM_MSEC(10)), 0);
+    ck_assert_int_eq(stm_set_wake_spin(0), 0);
+}
+END_TEST
+
 static Suite *waiter_suite(void)
 {
     Suite *s = suite_create("waiter");
@@ -1665,6 +1697,7 @@ static Suite *waiter_suite(void)
     tcase_add_checked_fixture(tc, waiter_setup, waiter_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_set_waiter_invalid);
+    tcase_add_test(tc, test_wake_spin_bounds);
     tcase_add_test(tc, test_set_waiter_names);
     tcase_add_test(tc, test_ops_copied);
     tcase_add_test(tc, test_user_create_fails);
