@@ -13,7 +13,7 @@
 #define _GNU_SOURCE
 #include "stm-internal.h"
 
-void stm__branch_rollback(struct stm_tx *tx, struct stm__branch *br)
+static void branch_rollback(struct stm_tx *tx, struct stm__branch *br)
 {
     while (tx->undo.n > br->undo_n) {
         tx->undo.n--;
@@ -51,6 +51,6 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
         tx->branch = br.outer;
         return r;
     }
-    stm__branch_rollback(tx, &br);
+    branch_rollback(tx, &br);
     return second(tx, arg);
 }

@@ -164,8 +164,8 @@ struct stm__waitnode {
 struct stm_tvar {
     _Atomic uintptr_t lock;
     _Atomic intptr_t value;
-    _Atomic(struct stm__waitnode *) waiters; /* under stm__stripe(var) */
-    char *name;                              /* under stm__names_lock */
+    _Atomic(struct stm__waitnode *) waiters; /* under its stripe lock (retry.c) */
+    char *name;                              /* under the names lock (tvar.c) */
     _Atomic uint32_t conflicts;
     uint32_t name_slot; /* index in the named-TVar table + 1, 0 = unnamed */
 };
@@ -371,8 +371,6 @@ static inline void stm__check_tx(struct stm_tx *tx, const char *func)
     if (STM__UNLIKELY(tx != stm__active))
         stm__check_tx_slow(tx, func);
 }
-bool stm__validate(struct stm_tx *tx);
-void stm__branch_rollback(struct stm_tx *tx, struct stm__branch *br);
 
 /* hooks */
 void stm__hooks_run_after(struct stm_tx *tx);

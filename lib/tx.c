@@ -50,7 +50,7 @@ static inline bool owned_by(struct stm_tx *tx, uintptr_t l)
 
 /* Every read is still what it was.  Also used at commit, when the write set
  * is locked by us. */
-bool stm__validate(struct stm_tx *tx)
+static bool validate(struct stm_tx *tx)
 {
     for (uint32_t i = 0; i < tx->rn; i++) {
         const struct stm__rentry *r = &tx->rs[i];
@@ -103,7 +103,7 @@ __attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar 
         if (STM__VERSION(l1) > tx->snapshot) {
             /* Extend: everything read so far must still hold at `now`. */
             uint64_t now = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
-            if (!stm__validate(tx))
+            if (!validate(tx))
                 conflict(tx, tx->conflict_var);
             tx->snapshot = now;
             /* Read `var` again under the new snapshot: the value in hand
@@ -293,7 +293,7 @@ static uint64_t commit_writes(struct stm_tx *tx)
         }
     }
     uint64_t wv = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
-    if (wv != tx->snapshot + 1 && !stm__validate(tx)) {
+    if (wv != tx->snapshot + 1 && !validate(tx)) {
         unlock_ws(ws, end);
         return 0;
     }
