@@ -468,6 +468,122 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
 STM_API void stm_free(stm_tx *tx, void *ptr);
 
 /* ======================================================================
+ * WATCHERS AND TIMED WATCHES
+ *
+ * A watcher is a function of transactional state, `fn`, and a callback,
+ * `cb`, that the library keeps evaluating for you:
+ *
+ *   new       stm_watch_new() in a transaction that has not committed yet;
+ *             nothing happens if that transaction is discarded.
+ *   active    from the commit of that transaction on.  It was evaluated
+ *             once in that commit (fn, then cb with the first value).
+ *             From then on, every transaction that writes a TVar `fn` read
+ *             on its last run runs `fn` and `cb` again, inside itself,
+ *             before it commits; and if `fn` called stm_elapsed(tx, d) and
+ *             got false, the library runs the watcher again, in a
+ *             transaction of its own, once `d` has come.
+ *   stopped   from the commit of the transaction that called
+ *             stm_unwatch() on.  `cb` is never called again, not even by a
+ *             deadline that is being served at that moment; the memory is
+ *             reclaimed once no transaction can still reach it.
+ *
+ * `fn` and `cb` run inside transactions: like any body they may run more
+ * than once when an attempt restarts, and their side effects belong in
+ * stm_after_commit() / stm_defer().  What `cb` writes commits atomically
+ * with the change that caused the run; stm_abort() in `fn` or `cb` vetoes
+ * that commit (an invariant): stm_atomically() returns the code and nothing
+ * is written.  The watcher's reads are validated with the transaction's
+ * own.  Watchers whose TVars were written by a callback run in the same
+ * commit, in rounds: a watcher runs again when a TVar it read was written
+ * since its last run, its own callback's writes included (that is how a
+ * watcher moves its own next deadline).  The cascade settles when a round
+ * writes nothing any watcher read; if it has not settled after
+ * STM_WATCH_ROUNDS rounds the commit fails with -ELOOP.  Which watcher of
+ * one round runs first is unspecified.
+ *
+ * Runs started by a deadline happen on the library's timer thread (or, on
+ * the virtual clock, on the thread calling stm_clock_advance(), in
+ * deadline order, each seeing its deadline as stm_tx_now()).  Such a run
+ * sees stm_tx_now() >= the deadline, never less.  If it is vetoed
+ * (stm_abort), gives up (stm_retry: a deadline run never blocks the timer
+ * thread) or fails (-ENOMEM), its writes are discarded, the watcher stays
+ * as its previous run left it and runs again when a TVar it read changes;
+ * stm_stats.watch_failures counts these.  A run that reads a new deadline
+ * replaces the old one; a run that reads none leaves no timer behind.
+ * Deadlines are absolute: a periodic watcher keeps its next deadline in a
+ * TVar and advances it by the period (see stm_watch_new(3), "every 20 ms").
+ *
+ * A TVar that an active watcher read on its last run must not be freed:
+ * stm_unwatch() first.  stm_tvar_free() of such a TVar is diagnosed as
+ * misuse (one line on standard error, then abort()) when it is called
+ * outside a transaction, or when it is reclaimed.
+ *
+ * Memory: an active watcher takes STM_WATCH_BYTES bytes of heap (its timer
+ * entry and its registration on one TVar included; the timer heap adds 8
+ * to 16 bytes per armed deadline), plus 32 bytes for each further TVar it
+ * read.  Evaluating a watcher allocates nothing unless the set of TVars it
+ * read changed.
+ * ====================================================================== */
+
+typedef struct stm_watch stm_watch;
+/** A watcher's function: read TVars (and time), return a value. */
+typedef intptr_t stm_watch_fn(stm_tx *tx, void *arg);
+/** A watcher's callback: called in the same transaction with fn's value. */
+typedef void stm_watch_cb(stm_tx *tx, intptr_t value, void *arg);
+
+/** stm_watch_new() flag: call `cb` only when the value differs from the
+ * last value it was given (the first run always calls it). */
+enum { STM_WATCH_CHANGES_ONLY = 1 };
+
+/** The most rounds of watcher runs one commit may take (-ELOOP beyond). */
+#define STM_WATCH_ROUNDS 32
+
+/** Heap bytes per active watcher that read at most one TVar (see above). */
+#define STM_WATCH_BYTES 176
+
+/**
+ * stm_watch_new - create a watcher, active once `tx` commits.
+ *
+ * `fn` must not be NULL; `cb` may be (a watcher with no callback is an
+ * invariant: `fn` vetoes with stm_abort()).  `arg` is passed to both and is
+ * owned by the caller: keep it alive until the watcher is stopped.
+ * `flags` is 0 or STM_WATCH_CHANGES_ONLY.  The first evaluation happens
+ * in `tx`'s commit, after its body; anything it fails with (a veto, -ENOMEM,
+ * -ELOOP) fails `tx`.  Returns the watcher, valid until it is stopped; if
+ * `tx` is discarded the watcher is freed with it and the pointer must not
+ * be used.  Never returns NULL: when memory cannot be had the transaction
+ * is discarded and stm_atomically() returns -ENOMEM.  A NULL `fn` or an
+ * unknown flag is misuse (one line on standard error, then abort()).
+ */
+STM_API stm_watch *stm_watch_new(stm_tx *tx, stm_watch_fn *fn, stm_watch_cb *cb, void *arg,
+                                 unsigned flags);
+
+/**
+ * stm_atomically_watch - stm_watch_new() in a transaction of its own.
+ *
+ * Returns the active watcher, evaluated once (its callback has run and
+ * committed).  On failure returns NULL with errno set: ENOMEM, ELOOP, or,
+ * when the first evaluation vetoed with stm_abort(tx, code), -code if code
+ * is a negative errno value and ECANCELED otherwise.  Must not be called
+ * inside a transaction (misuse: use stm_watch_new()).
+ */
+STM_API stm_watch *stm_atomically_watch(stm_watch_fn *fn, stm_watch_cb *cb, void *arg,
+                                        unsigned flags);
+
+/**
+ * stm_unwatch - stop the watcher `w` when `tx` commits.
+ *
+ * From that commit on `cb` is never called again: stm_atomically() returns
+ * only once every run of `w` that had started elsewhere (another thread's
+ * commit, a deadline being served) has finished.  Runs of `w` inside `tx`
+ * itself after this call are skipped; a watcher may stop itself from its
+ * own callback.  NULL is a harmless no-op; stopping a watcher twice (or
+ * using it after its stop committed) is undefined, like a double free().
+ * O(number of TVars it read).
+ */
+STM_API void stm_unwatch(stm_tx *tx, stm_watch *w);
+
+/* ======================================================================
  * THE DISPATCHER AND THE APPLICATION'S EVENT LOOP
  *
  * Until stm_dispatch_fd() is called, a library thread runs deferred
@@ -658,7 +774,7 @@ struct stm_stats {
     uint64_t aborts;           /* attempts discarded, all reasons */
     uint64_t retries;          /* stm_retry() calls that blocked or restarted */
     uint64_t wakeups;          /* threads woken from stm_retry() by a commit */
-    uint64_t watch_runs;       /* reserved for watchers (0 for now) */
+    uint64_t watch_runs;       /* evaluations of watcher functions */
     uint64_t timer_fires;      /* timed waits that ended at their deadline */
     uint64_t aborts_conflict;  /* of aborts: a read found a TVar changed or locked */
     uint64_t aborts_validate;  /* of aborts: commit-time validation or locking failed */
@@ -666,6 +782,7 @@ struct stm_stats {
     uint64_t aborts_nomem;     /* of aborts: -ENOMEM */
     uint64_t serial_runs;      /* transactions run in serial mode */
     uint64_t reclaimed;        /* blocks and TVars freed by deferred reclamation */
+    uint64_t watch_failures;   /* deadline runs of watchers vetoed, given up or failed */
 };
 
 /**

@@ -6,16 +6,17 @@
  *
  * Nodes are embedded in their owners and know their own position, so a
  * cancel is O(log n) without a search.  Ties on the key go to the node
- * pushed first (a sequence number), which is what makes the virtual clock
- * deterministic.
+ * pushed first (a sequence number shared by all heaps), which is what
+ * makes the virtual clock deterministic.
  */
 #define _GNU_SOURCE
 #include "stm-internal.h"
 
-static bool before(const struct stm__hnode *a, const struct stm__hnode *b)
-{
-    return a->key < b->key || (a->key == b->key && a->seq < b->seq);
-}
+/* One sequence for all heaps, so that the virtual clock can order the
+ * entries of two heaps that share a deadline. */
+static _Atomic uint64_t push_seq;
+
+#define before stm__hnode_before
 
 static void place(struct stm__heap *h, uint32_t i, struct stm__hnode *n)
 {
@@ -57,7 +58,7 @@ bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n)
 {
     if (h->n == h->cap && !stm__grow((void **)&h->v, &h->cap, sizeof *h->v, h->n + 1))
         return false;
-    n->seq = h->seq++;
+    n->seq = atomic_fetch_add_explicit(&push_seq, 1, memory_order_relaxed);
     h->v[h->n] = n;
     sift_up(h, h->n++);
     return true;

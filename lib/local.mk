@@ -27,6 +27,9 @@ lib_libstm_la_SOURCES = \
 	lib/wallclock.c \
 	lib/elapsed.c \
 	lib/dispatch.c \
+	lib/watch.c \
+	lib/watch_phase.c \
+	lib/watch.h \
 	lib/stm-internal.h
 
 lib_libstm_la_CPPFLAGS = -I$(top_srcdir)/include -DSTM_BUILDING

@@ -25,6 +25,7 @@ static void branch_rollback(struct stm_tx *tx, struct stm__branch *br)
     tx->frees.n = br->free_n;
     stm__allocs_discard(tx, br->alloc_n);
     stm__defers_discard(tx, br->defer_n);
+    stm__watch_branch_rollback(tx, br);
     tx->branch = br->outer;
     stm__hooks_run_abort(tx, br->abort_n);
 }
@@ -45,6 +46,7 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
     br.alloc_n = tx->allocs.n;
     br.free_n = tx->frees.n;
     br.defer_n = tx->defers.n;
+    stm__watch_branch_mark(tx, &br);
     if (STM__SETJMP(br.jb) == 0) {
         tx->branch = &br;
         int r = first(tx, arg);

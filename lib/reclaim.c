@@ -115,6 +115,8 @@ void stm__free_now(void *ptr, int kind)
 {
     if (kind == STM__FREE_TVAR)
         stm__tvar_reclaim(ptr);
+    else if (kind == STM__FREE_WATCH)
+        stm__watch_reclaim(ptr);
     else
         free(ptr);
 }

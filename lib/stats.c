@@ -17,7 +17,8 @@ static struct stm_stats gone; /* under stm__reg_lock */
 
 #define FIELDS(X)                                                                                  \
     X(commits) X(aborts) X(retries) X(wakeups) X(aborts_conflict) X(aborts_validate)               \
-        X(aborts_explicit) X(aborts_nomem) X(serial_runs) X(reclaimed) X(timer_fires)
+        X(aborts_explicit) X(aborts_nomem) X(serial_runs) X(reclaimed) X(timer_fires)            \
+            X(watch_runs) X(watch_failures)
 
 static void add(struct stm_stats *out, struct stm__counters *c)
 {
@@ -60,11 +61,12 @@ void stm__stats_atexit(void)
     fprintf(stderr,
             "libstm: commits %llu, aborts %llu (conflict %llu, validate %llu, explicit %llu, "
             "nomem %llu), retries %llu, wakeups %llu, timer fires %llu, serial runs %llu, "
-            "reclaimed %llu\n",
+            "reclaimed %llu, watcher runs %llu (deadline runs failed %llu)\n",
             (unsigned long long)s.commits, (unsigned long long)s.aborts,
             (unsigned long long)s.aborts_conflict, (unsigned long long)s.aborts_validate,
             (unsigned long long)s.aborts_explicit, (unsigned long long)s.aborts_nomem,
             (unsigned long long)s.retries, (unsigned long long)s.wakeups,
-            (unsigned long long)s.timer_fires, (unsigned long long)s.serial_runs, (unsigned long long)s.reclaimed);
+            (unsigned long long)s.timer_fires, (unsigned long long)s.serial_runs, (unsigned long long)s.reclaimed,
+            (unsigned long long)s.watch_runs, (unsigned long long)s.watch_failures);
     stm__names_report(stderr);
 }

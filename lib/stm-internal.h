@@ -77,14 +77,19 @@ static inline int64_t stm__sat_add(int64_t a, int64_t b)
 
 struct stm__hnode {
     int64_t key;  /* deadline */
-    uint64_t seq; /* tie-break: push order */
+    uint64_t seq; /* tie-break: push order, over all heaps */
     uint32_t idx; /* position + 1; 0 when not in a heap */
+    uint32_t tag; /* for the heap's owner (timer.c: which heap) */
 };
 struct stm__heap {
     struct stm__hnode **v;
     uint32_t n, cap;
-    uint64_t seq;
 };
+/* (key, seq) order: a before b */
+static inline bool stm__hnode_before(const struct stm__hnode *a, const struct stm__hnode *b)
+{
+    return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+}
 bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n); /* false: ENOMEM */
 void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n);
 static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
@@ -92,15 +97,37 @@ static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
     return h->n ? h->v[0] : NULL;
 }
 
-/* ---- the timer service (timer.c) ---------------------------------------- */
-
+/* ---- the timer service (timer.c) ----------------------------------------
+ * Two heaps, one thread.  Real timers (stm__timer_add) have deadlines on
+ * the real CLOCK_MONOTONIC.  Library-clock timers (stm__timer_set: watcher
+ * deadlines) follow stm__now(): the thread serves them while the clock is
+ * real; on the virtual clock stm_clock_advance() takes them
+ * (stm__timer_take_due) and runs them itself, and switching clocks
+ * re-bases them (stm__timer_rebase).  `fn` gets the deadline it fired for.
+ * Callbacks run without the timers' lock held. */
 struct stm__timer {
     struct stm__hnode h; /* first: the heap hands back this address */
-    void (*fn)(struct stm__timer *t);
+    void (*fn)(struct stm__timer *t, int64_t deadline);
 };
 int stm__timer_add(struct stm__timer *t, int64_t deadline); /* 0, -ENOMEM, -EAGAIN */
-bool stm__timer_cancel(struct stm__timer *t); /* true if it had not fired */
+/* Remove t from its heap and wait while its callback runs (unless the
+ * caller is that callback); true if it had not fired. */
+bool stm__timer_cancel(struct stm__timer *t);
 void stm__timer_shutdown(void);
+/* Library-clock timers draw on reserved heap room, so that arming one
+ * cannot fail: reserve before, then set/unset at will.  reserve also
+ * starts the thread: 0, -ENOMEM or -EAGAIN. */
+int stm__timer_reserve(uint32_t n);
+void stm__timer_unreserve(uint32_t n);
+void stm__timer_set(struct stm__timer *t, int64_t deadline); /* (re)arm; no-op if so armed */
+void stm__timer_unset(struct stm__timer *t);                 /* disarm, no wait */
+/* virtual clock: the earliest library-clock timer, if it is due by
+ * `target` and comes before `limit` (NULL: no limit) in (key, seq) order;
+ * marked as running until stm__timer_done() */
+struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit);
+void stm__timer_done(struct stm__timer *t);
+/* clock switch: every library-clock deadline d becomes to + (d - from) */
+void stm__timer_rebase(int64_t from, int64_t to);
 
 /* ---- waiter: "sleep until notified or until a deadline" ---------------
  * A waiter belongs to one thread.  prepare() arms it; a notify() that
@@ -161,11 +188,16 @@ struct stm__waitnode {
     uint32_t stripe;
 };
 
+struct stm__wdep;
 struct stm_tvar {
     _Atomic uintptr_t lock;
     _Atomic intptr_t value;
     _Atomic(struct stm__waitnode *) waiters; /* under its stripe lock (retry.c) */
-    char *name;                              /* under the names lock (tvar.c) */
+    /* watchers that read it: changed only by a commit that holds `lock`,
+     * and under the stripe lock of watch.c; always added at the head, so
+     * an unchanged head means no watcher was added */
+    _Atomic(struct stm__wdep *) watchers;
+    char *name; /* under the names lock (tvar.c) */
     _Atomic uint32_t conflicts;
     uint32_t name_slot; /* index in the named-TVar table + 1, 0 = unnamed */
 };
@@ -206,7 +238,7 @@ struct stm__deferred {
     void (*fn)(void *);
     void *arg;
 };
-enum { STM__FREE_BLOCK = 0, STM__FREE_TVAR = 1 };
+enum { STM__FREE_BLOCK = 0, STM__FREE_TVAR = 1, STM__FREE_WATCH = 2 };
 struct stm__freed {
     void *ptr;
     uint64_t stamp; /* commit time after which it is unreachable */
@@ -215,7 +247,8 @@ struct stm__freed {
 
 struct stm__counters {
     _Atomic uint64_t commits, aborts, retries, wakeups, aborts_conflict, aborts_validate,
-        aborts_explicit, aborts_nomem, serial_runs, reclaimed, timer_fires;
+        aborts_explicit, aborts_nomem, serial_runs, reclaimed, timer_fires, watch_runs,
+        watch_failures;
 };
 
 /* An stm_or_else() branch: marks to roll back to. */
@@ -224,6 +257,7 @@ struct stm__branch {
     struct stm__branch *outer;
     uint64_t wbloom;
     uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n, defer_n;
+    uint32_t wnew_n, wstop_n; /* stm_watch_new / stm_unwatch so far */
 };
 
 /* why a body was left (stm_tx.jump) */
@@ -246,6 +280,16 @@ struct stm_tx {
     stm__jmpbuf *jb;
     struct stm__branch *branch;
     int jump; /* STM__JUMP_*: why the last jump into stm_atomically */
+    /* the attempt made, stopped or was asked to run a watcher: its commit
+     * takes the watcher path (watch.c) */
+    bool watch_work;
+    /* in the commit's watcher phase: round number (reads served from the
+     * write set are logged while watch_dep; rewrites of entries below
+     * watch_mark are logged) */
+    bool watch_dep;
+    uint32_t watch_round, watch_mark;
+    struct stm_watch *watch_cur; /* the watcher running now, if any */
+    struct stm__watchtx *wx;     /* watcher bookkeeping, made on first use */
 
     /* published epoch: the snapshot this thread's running transaction
      * started from, 0 when it runs none (read by reclamation and serial
@@ -381,6 +425,59 @@ void stm__hooks_run_abort(struct stm_tx *tx, uint32_t from);
 void stm__defers_queue(struct stm_tx *tx);
 void stm__defers_discard(struct stm_tx *tx, uint32_t from);
 void stm__dispatch_shutdown(void);
+
+/* ---- watchers (watch.c) -------------------------------------------------- */
+
+/* A watcher's registration on one TVar: a node of that TVar's list. */
+struct stm__wdep {
+    _Atomic(stm_tvar *) var;
+    struct stm__wdep *next, *prev; /* under the stripe lock of var */
+    struct stm_watch *w;
+};
+
+struct stm_watch {
+    /* Its own TVar: every run reads and writes it, so that runs of one
+     * watcher (and its stop) are serialised by the TL2 machinery, and its
+     * value is the last value given to cb (STM_WATCH_CHANGES_ONLY).  The
+     * fields below change only in a commit that holds self.lock. */
+    struct stm_tvar self;
+    struct stm__timer timer;
+    stm_watch_fn *fn;
+    stm_watch_cb *cb;
+    void *arg;
+    /* the TVars fn read on its last run, sorted by address: &dep0 when
+     * one, an array of its own when more, NULL when none */
+    _Atomic(struct stm__wdep *) deps;
+    _Atomic uint32_t ndeps;
+    uint16_t flags;            /* STM_WATCH_* */
+    _Atomic uint8_t dead;      /* stopped (set in the stopping commit) */
+    _Atomic uint8_t slot;      /* holds a reserved timer-heap slot */
+    _Atomic uint32_t running;  /* runs in progress (stm_unwatch waits) */
+    _Atomic int64_t deadline;  /* armed deadline, STM_NEVER for none */
+    struct stm__wdep dep0;
+};
+
+/* commit with watchers: run them (rounds), then commit in watch mode;
+ * returns the commit time, or 0 if the commit failed validation */
+uint64_t stm__watch_commit(struct stm_tx *tx);
+/* called by commit in watch mode, all locks held and validated */
+void stm__watch_apply(struct stm_tx *tx, uint64_t wv);
+/* after the commit (end_attempt done): stops, frees */
+void stm__watch_finish(struct stm_tx *tx, uint64_t wv);
+/* the attempt is discarded (any jump out) */
+void stm__watch_abandon(struct stm_tx *tx);
+void stm__watch_reset(struct stm_tx *tx); /* next attempt */
+void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br);
+void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br);
+void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var); /* read from the write set */
+void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx);  /* ws[idx] written again */
+void stm__watch_reclaim(struct stm_watch *w);               /* final free */
+void stm__watchtx_free(struct stm_tx *tx);
+/* the commit in watch mode (tx.c): ws[0, data_n) are writes, the rest
+ * only locked so that watcher lists can change */
+uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n,
+                                struct stm__wdep *const *heads);
+bool stm__ws_has(struct stm_tx *tx, stm_tvar *var); /* var is in the write set */
 
 /* stm_free / stm_tvar_free inside a transaction: done if it commits */
 void stm__frees_push(struct stm_tx *tx, void *ptr, int kind);

@@ -4,14 +4,25 @@
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  *
- * Timers live in a binary heap (insert and cancel O(log n), ties in the
- * order they were added); the thread sleeps on a CLOCK_MONOTONIC condition
- * variable until the earliest deadline, with its timer slack set to 1 ns,
- * and fires everything that is due in one pass.  Callbacks run on the
- * timer thread without the heap lock held.  stm__timer_cancel() waits
- * while the timer's callback is running, so that once it returns the
- * owner may free the timer.  The thread starts with the first timer and
- * stops at stm_shutdown().
+ * Timers live in binary heaps (insert and cancel O(log n), ties in the
+ * order they were added): one for deadlines on the real CLOCK_MONOTONIC
+ * (waits of the "thread" Waiter), one for deadlines on the library's clock
+ * (watchers), which is the same clock unless the virtual clock is on.  The
+ * thread sleeps on a CLOCK_MONOTONIC condition variable until the earliest
+ * deadline, with its timer slack set to 1 ns, and fires everything that
+ * is due before it sleeps again.  Callbacks run on the timer thread
+ * without the lock held.  stm__timer_cancel() waits while the timer's
+ * callback is running, so that once it returns the owner may free the
+ * timer.  The thread starts with the first timer and stops at
+ * stm_shutdown().
+ *
+ * On the virtual clock the thread leaves the library-clock heap alone:
+ * stm_clock_advance() takes its entries in deadline order and runs them on
+ * its own thread (stm__timer_take_due / stm__timer_done).
+ *
+ * Library-clock timers cannot fail to arm: their owners reserve room in
+ * the heap first (stm__timer_reserve), so arming, which happens inside a
+ * commit with its locks held, never allocates.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,18 +34,41 @@
 
 #include "stm-internal.h"
 
+enum { REAL = 1, LIBCLOCK = 2 }; /* hnode.tag: which heap */
+
 static pthread_mutex_t t_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t t_wake;    /* the thread: a new earliest timer, or stop */
-static pthread_cond_t t_done;    /* cancellers: a callback finished */
-static struct stm__heap t_heap;
-static struct stm__timer *t_running;
-static pthread_t t_thread;
+static pthread_cond_t t_wake; /* the thread: a new earliest timer, or stop */
+static pthread_cond_t t_done; /* cancellers: a callback finished */
+static struct stm__heap t_real, t_lib;
+static uint32_t t_reserved; /* room promised in t_lib */
+/* callbacks running now: on the timer thread, and on a thread in
+ * stm_clock_advance() */
+static struct stm__timer *t_running, *t_vrunning;
+static pthread_t t_thread, t_vthread;
 static bool t_started, t_stop, t_conds;
 
 static void ts_of(int64_t ns, struct timespec *ts)
 {
     ts->tv_sec = (time_t)(ns / INT64_C(1000000000));
     ts->tv_nsec = (long)(ns % INT64_C(1000000000));
+}
+
+static struct stm__heap *heap_of(const struct stm__timer *t)
+{
+    return t->h.tag == LIBCLOCK ? &t_lib : &t_real;
+}
+
+/* The earliest timer the thread serves (library-clock ones only while
+ * the clock is real). */
+static struct stm__hnode *next_locked(void)
+{
+    struct stm__hnode *r = stm__heap_top(&t_real);
+    if (!atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire)) {
+        struct stm__hnode *l = stm__heap_top(&t_lib);
+        if (l && (r == NULL || stm__hnode_before(l, r)))
+            r = l;
+    }
+    return r;
 }
 
 static void *timer_main(void *unused)
@@ -45,7 +79,7 @@ static void *timer_main(void *unused)
 #endif
     pthread_mutex_lock(&t_lock);
     while (!t_stop) {
-        struct stm__hnode *top = stm__heap_top(&t_heap);
+        struct stm__hnode *top = next_locked();
         if (top == NULL) {
             pthread_cond_wait(&t_wake, &t_lock);
             continue;
@@ -57,10 +91,11 @@ static void *timer_main(void *unused)
             continue;
         }
         struct stm__timer *t = (struct stm__timer *)top;
-        stm__heap_remove(&t_heap, top);
+        int64_t key = top->key;
+        stm__heap_remove(heap_of(t), top);
         t_running = t;
         pthread_mutex_unlock(&t_lock);
-        t->fn(t);
+        t->fn(t, key);
         pthread_mutex_lock(&t_lock);
         t_running = NULL;
         pthread_cond_broadcast(&t_done);
@@ -71,6 +106,8 @@ static void *timer_main(void *unused)
 
 static int start_locked(void)
 {
+    if (t_started)
+        return 0;
     if (!t_conds) {
         pthread_condattr_t a;
         pthread_condattr_init(&a);
@@ -88,30 +125,134 @@ static int start_locked(void)
     return 0;
 }
 
+/* t is now in a heap: wake the thread if it is the new earliest. */
+static void pushed_locked(struct stm__timer *t)
+{
+    if (next_locked() == &t->h)
+        pthread_cond_signal(&t_wake);
+}
+
 int stm__timer_add(struct stm__timer *t, int64_t deadline)
 {
     pthread_mutex_lock(&t_lock);
-    int r = t_started ? 0 : start_locked();
+    int r = start_locked();
     if (r == 0) {
         t->h.key = deadline;
-        if (!stm__heap_push(&t_heap, &t->h))
+        t->h.tag = REAL;
+        if (!stm__heap_push(&t_real, &t->h))
             r = -ENOMEM;
-        else if (stm__heap_top(&t_heap) == &t->h)
-            pthread_cond_signal(&t_wake);
+        else
+            pushed_locked(t);
     }
     pthread_mutex_unlock(&t_lock);
     return r;
+}
+
+static bool running_elsewhere(struct stm__timer *t)
+{
+    if (t_running == t && !pthread_equal(t_thread, pthread_self()))
+        return true;
+    return t_vrunning == t && !pthread_equal(t_vthread, pthread_self());
 }
 
 bool stm__timer_cancel(struct stm__timer *t)
 {
     pthread_mutex_lock(&t_lock);
     bool pending = t->h.idx != 0;
-    stm__heap_remove(&t_heap, &t->h);
-    while (t_running == t)
+    if (pending)
+        stm__heap_remove(heap_of(t), &t->h);
+    while (running_elsewhere(t))
         pthread_cond_wait(&t_done, &t_lock);
     pthread_mutex_unlock(&t_lock);
     return pending;
+}
+
+int stm__timer_reserve(uint32_t n)
+{
+    pthread_mutex_lock(&t_lock);
+    int r = start_locked();
+    if (r == 0) {
+        uint32_t want = t_reserved + n;
+        if (want < t_reserved)
+            r = -ENOMEM;
+        else if (want > t_lib.cap &&
+                 !stm__grow((void **)&t_lib.v, &t_lib.cap, sizeof *t_lib.v, want))
+            r = -ENOMEM;
+        else
+            t_reserved = want;
+    }
+    pthread_mutex_unlock(&t_lock);
+    return r;
+}
+
+void stm__timer_unreserve(uint32_t n)
+{
+    pthread_mutex_lock(&t_lock);
+    t_reserved -= n;
+    pthread_mutex_unlock(&t_lock);
+}
+
+void stm__timer_set(struct stm__timer *t, int64_t deadline)
+{
+    pthread_mutex_lock(&t_lock);
+    (void)start_locked(); /* only after stm_shutdown(); reserve started it */
+    if (t->h.idx == 0 || t->h.tag != LIBCLOCK || t->h.key != deadline) {
+        if (t->h.idx != 0)
+            stm__heap_remove(heap_of(t), &t->h);
+        t->h.key = deadline;
+        t->h.tag = LIBCLOCK;
+        /* cannot fail: the owner holds a reserved slot */
+        bool ok = stm__heap_push(&t_lib, &t->h);
+        (void)ok;
+        pushed_locked(t);
+    }
+    pthread_mutex_unlock(&t_lock);
+}
+
+void stm__timer_unset(struct stm__timer *t)
+{
+    pthread_mutex_lock(&t_lock);
+    if (t->h.idx != 0)
+        stm__heap_remove(heap_of(t), &t->h);
+    pthread_mutex_unlock(&t_lock);
+}
+
+struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit)
+{
+    pthread_mutex_lock(&t_lock);
+    struct stm__hnode *top = stm__heap_top(&t_lib);
+    struct stm__timer *t = NULL;
+    if (top && top->key <= target && (limit == NULL || stm__hnode_before(top, limit))) {
+        t = (struct stm__timer *)top;
+        stm__heap_remove(&t_lib, top);
+        t_vrunning = t;
+        t_vthread = pthread_self();
+    }
+    pthread_mutex_unlock(&t_lock);
+    return t;
+}
+
+void stm__timer_done(struct stm__timer *t)
+{
+    pthread_mutex_lock(&t_lock);
+    if (t_vrunning == t)
+        t_vrunning = NULL;
+    pthread_cond_broadcast(&t_done);
+    pthread_mutex_unlock(&t_lock);
+}
+
+void stm__timer_rebase(int64_t from, int64_t to)
+{
+    pthread_mutex_lock(&t_lock);
+    /* the same shift for every key keeps the heap ordered (saturation
+     * only merges keys into ties, which seq still orders) */
+    for (uint32_t i = 0; i < t_lib.n; i++) {
+        struct stm__hnode *n = t_lib.v[i];
+        n->key = n->key >= STM_NEVER ? STM_NEVER : stm__sat_add(to, n->key - from);
+    }
+    if (t_started)
+        pthread_cond_signal(&t_wake);
+    pthread_mutex_unlock(&t_lock);
 }
 
 void stm__timer_shutdown(void)
@@ -127,10 +268,16 @@ void stm__timer_shutdown(void)
         pthread_join(t_thread, NULL);
     pthread_mutex_lock(&t_lock);
     t_started = false;
-    if (t_heap.n == 0) {
-        free(t_heap.v);
-        t_heap.v = NULL;
-        t_heap.cap = 0;
+    if (t_real.n == 0) {
+        free(t_real.v);
+        t_real.v = NULL;
+        t_real.cap = 0;
+    }
+    /* room reserved by watchers that are still active stays theirs */
+    if (t_lib.n == 0 && t_reserved == 0) {
+        free(t_lib.v);
+        t_lib.v = NULL;
+        t_lib.cap = 0;
     }
     pthread_mutex_unlock(&t_lock);
 }

@@ -27,6 +27,7 @@ STM_API stm_tvar *stm_tvar_new(intptr_t initial)
     atomic_init(&var->lock, 0);
     atomic_init(&var->value, initial);
     atomic_init(&var->waiters, NULL);
+    atomic_init(&var->watchers, NULL);
     atomic_init(&var->conflicts, 0);
     var->name = NULL;
     var->name_slot = 0;
@@ -45,6 +46,9 @@ static void names_remove_locked(stm_tvar *var)
 
 void stm__tvar_reclaim(stm_tvar *var)
 {
+    if (atomic_load_explicit(&var->watchers, memory_order_acquire))
+        stm__misuse("stm_tvar_free", "the TVar is still read by an active watcher "
+                                     "(stm_unwatch it first)");
     stm__waiters_detach(var);
     pthread_mutex_lock(&names_lock);
     names_remove_locked(var);
@@ -63,6 +67,9 @@ STM_API void stm_tvar_free(stm_tvar *var)
         stm__frees_push(tx, var, STM__FREE_TVAR);
         return;
     }
+    if (atomic_load_explicit(&var->watchers, memory_order_acquire))
+        stm__misuse("stm_tvar_free", "the TVar is still read by an active watcher "
+                                     "(stm_unwatch it first)");
     stm__waiters_wake_all(var);
     if (tx == NULL)
         tx = stm__thread_init(); /* NULL: freed synchronously */

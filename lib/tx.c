@@ -41,6 +41,11 @@ static struct stm__wentry *ws_find(struct stm_tx *tx, stm_tvar *var)
     return NULL;
 }
 
+bool stm__ws_has(struct stm_tx *tx, stm_tvar *var)
+{
+    return (tx->wbloom & bloom_bit(var)) && ws_find(tx, var) != NULL;
+}
+
 /* Lock word `l` is held by this transaction (during its own commit). */
 static inline bool owned_by(struct stm_tx *tx, uintptr_t l)
 {
@@ -125,8 +130,11 @@ __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tv
         stm__misuse("stm_read", "the TVar is NULL");
     if (tx->wbloom & bloom_bit(var)) {
         struct stm__wentry *w = ws_find(tx, var);
-        if (w)
+        if (w) {
+            if (STM__UNLIKELY(tx->watch_dep))
+                stm__watch_dep_ws(tx, var); /* a watcher read it: a dependency */
             return w->value;
+        }
     }
     return read_slow(tx, var);
 }
@@ -168,6 +176,8 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
                 tx->undo.v[tx->undo.n].value = w->value;
                 tx->undo.n++;
             }
+            if (STM__UNLIKELY(tx->watch_round) && (uint32_t)(w - tx->ws) < tx->watch_mark)
+                stm__watch_rewrite(tx, (uint32_t)(w - tx->ws));
             w->value = value;
             return;
         }
@@ -224,6 +234,8 @@ __attribute__((noinline)) static void reset_extras(struct stm_tx *tx)
     tx->wall_now_valid = false;
     tx->deadline = STM_NEVER;
     tx->wall_deadline = STM_NEVER;
+    if (tx->watch_work)
+        stm__watch_reset(tx);
     /* after a conflict, stay on this path until a commit resets restarts */
     tx->extras = tx->restarts != 0;
     if (tx->restarts >= STM_SERIAL_AFTER && !tx->serial)
@@ -258,19 +270,30 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
         atomic_store_explicit(&w->var->lock, w->old, memory_order_release);
 }
 
+/* Returned by commit_writes() when a TVar it locked has watchers: the
+ * commit has not happened, nothing is locked, the watcher path takes over. */
+#define COMMIT_WATCH UINT64_MAX
+
 /* Commit a non-empty write set: returns the commit timestamp, or 0 if the
  * commit failed validation.  (A read-only transaction needs no commit: its
  * reads were consistent at its snapshot, which is its serialisation point.)
- * Out of line, so that read-only attempts do not save the registers it
- * needs. */
-__attribute__((noinline)) static uint64_t commit_writes(struct stm_tx *tx);
-
-
-static uint64_t commit_writes(struct stm_tx *tx)
+ *
+ * `watch`: the commit of a transaction that ran its watchers.  Entries
+ * [data_n, wn) are only locked (watcher lists of those TVars change, see
+ * watch.c): no new version, no wake-up.  A written TVar must still have the
+ * watcher list the watcher phase saw (heads[i]), else the phase missed a
+ * watcher and the transaction runs again.  Without `watch`, finding a
+ * watcher on a written TVar hands the commit to the watcher path.
+ *
+ * Inlined into its two callers, so that the common one does not pay for
+ * the other. */
+__attribute__((always_inline)) static inline uint64_t
+commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, struct stm__wdep *const *heads)
 {
     /* locals: the atomics below are compiler barriers, and tx would be
      * reloaded around each of them */
     struct stm__wentry *const ws = tx->ws, *const end = ws + tx->wn;
+    struct stm__wentry *const data_end = watch ? ws + data_n : end;
     for (struct stm__wentry *w = ws; w < end; w++) {
         for (unsigned spins = 0;; spins++) {
             uintptr_t l = atomic_load_explicit(&w->var->lock, memory_order_relaxed);
@@ -291,12 +314,26 @@ static uint64_t commit_writes(struct stm_tx *tx)
                 break;
             }
         }
+        /* Watchers of a TVar change only under its lock, which we hold. */
+        struct stm__wdep *h = atomic_load_explicit(&w->var->watchers, memory_order_acquire);
+        if (!watch) {
+            if (STM__UNLIKELY(h != NULL)) {
+                unlock_ws(ws, w + 1);
+                return COMMIT_WATCH;
+            }
+        } else if (w < data_end && h != heads[w - ws]) {
+            tx->conflict_var = w->var;
+            unlock_ws(ws, w + 1);
+            return 0;
+        }
     }
     uint64_t wv = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
     if (wv != tx->snapshot + 1 && !validate(tx)) {
         unlock_ws(ws, end);
         return 0;
     }
+    if (watch)
+        stm__watch_apply(tx, wv);
     /* Committed.  Deferred callbacks are queued while the write set is
      * still locked, so a transaction that depends on this one queues
      * its own after these. */
@@ -306,14 +343,29 @@ static uint64_t commit_writes(struct stm_tx *tx)
      * one load per TVar when nobody waits.  (Waking one before the next
      * TVar is released is fine: the woken thread just finds it locked.) */
     uintptr_t nl = (uintptr_t)(wv << 1);
-    for (struct stm__wentry *w = ws; w < end; w++) {
+    for (struct stm__wentry *w = ws; w < data_end; w++) {
         stm_tvar *var = w->var;
         atomic_store_explicit(&var->value, w->value, memory_order_release);
         atomic_store_explicit(&var->lock, nl, memory_order_release);
         if (atomic_load_explicit(&var->waiters, memory_order_seq_cst))
             stm__notify_var(var);
     }
+    if (watch)
+        unlock_ws(data_end, end);
     return wv;
+}
+
+/* Out of line, so that read-only attempts do not save the registers it
+ * needs. */
+__attribute__((noinline)) static uint64_t commit_writes(struct stm_tx *tx)
+{
+    return commit_core(tx, false, 0, NULL);
+}
+
+uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n,
+                                struct stm__wdep *const *heads)
+{
+    return commit_core(tx, true, data_n, heads);
 }
 
 /* The attempt is over, committed or not: leave the epoch. */
@@ -330,6 +382,8 @@ static void finish_commit(struct stm_tx *tx, uint64_t stamp)
     stm__count(&tx->st.commits);
     if (STM__LIKELY((tx->extras | tx->limbo.n | tx->vtoken) == 0))
         return;
+    if (tx->watch_work)
+        stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
     tx->restarts = 0;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
@@ -428,7 +482,11 @@ __attribute__((noinline)) static bool attempt(struct stm_tx *tx, stm__jmpbuf *jb
     int r = fn(tx, arg);
     uint64_t stamp = tx->snapshot;
     if (tx->wn != 0) {
-        stamp = commit_writes(tx);
+        /* (making, stopping or running a watcher writes its own TVar) */
+        if (STM__UNLIKELY(tx->watch_work))
+            stamp = stm__watch_commit(tx);
+        else if (STM__UNLIKELY((stamp = commit_writes(tx)) == COMMIT_WATCH))
+            stamp = stm__watch_commit(tx);
         if (STM__UNLIKELY(stamp == 0)) {
             stm__count(&tx->st.aborts_validate);
             return false;
@@ -457,6 +515,8 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         int why = STM__JUMP_CONFLICT;
         if (STM__SETJMP(jb) != 0) {
             why = tx->jump;
+            if (STM__UNLIKELY(tx->watch_cur != NULL))
+                stm__watch_abandon(tx); /* left in the middle of a watcher */
         } else {
             int r;
             if (STM__LIKELY(attempt(tx, &jb, fn, arg, &r)))

@@ -10,6 +10,11 @@
  * thread and waits until that thread has settled (committed, returned from
  * stm_atomically, or waited again) before it takes the next.  A woken
  * thread holds a "settle token" (stm_tx.vtoken) until then.
+ *
+ * Watcher deadlines (the timer service's library-clock heap) take part in
+ * the same order: when the earliest due entry is a watcher's, advance
+ * runs it on its own thread, with the clock at its deadline.  Ties
+ * between the two heaps go to the entry made first.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +29,7 @@ struct vwait {
     int64_t rebased; /* real deadline after stm_clock_real(), else 0 */
 };
 
+static pthread_mutex_t vc_advance = PTHREAD_MUTEX_INITIALIZER; /* one advance at a time */
 static pthread_mutex_t vc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t vc_settled = PTHREAD_COND_INITIALIZER;
 static struct stm__heap vc_heap;
@@ -38,8 +44,10 @@ STM_API int stm_clock_virtual(int64_t start)
     if (atomic_load(&stm__g.virtual_on)) {
         r = -EALREADY;
     } else {
+        int64_t rnow = stm__mono_ns();
         atomic_store(&stm__g.virtual_now, start);
         atomic_store(&stm__g.virtual_on, true);
+        stm__timer_rebase(rnow, start);
     }
     pthread_mutex_unlock(&vc_lock);
     return r;
@@ -54,9 +62,11 @@ STM_API void stm_clock_advance(int64_t ns)
 {
     if (ns < 0)
         return;
+    pthread_mutex_lock(&vc_advance);
     pthread_mutex_lock(&vc_lock);
     if (!atomic_load(&stm__g.virtual_on)) {
         pthread_mutex_unlock(&vc_lock);
+        pthread_mutex_unlock(&vc_advance);
         return;
     }
     int64_t target = stm__sat_add(atomic_load(&stm__g.virtual_now), ns);
@@ -64,7 +74,21 @@ STM_API void stm_clock_advance(int64_t ns)
         target = STM_NEVER - 1;
     for (;;) {
         struct stm__hnode *top = stm__heap_top(&vc_heap);
-        if (top == NULL || top->key > target)
+        if (top != NULL && top->key > target)
+            top = NULL;
+        /* a watcher's deadline first, if it comes before `top` */
+        struct stm__timer *t = stm__timer_take_due(target, top);
+        if (t != NULL) {
+            int64_t key = t->h.key;
+            if (key > atomic_load(&stm__g.virtual_now))
+                atomic_store(&stm__g.virtual_now, key);
+            pthread_mutex_unlock(&vc_lock);
+            t->fn(t, key);
+            stm__timer_done(t);
+            pthread_mutex_lock(&vc_lock);
+            continue;
+        }
+        if (top == NULL)
             break;
         struct vwait *vw = (struct vwait *)top;
         stm__heap_remove(&vc_heap, top);
@@ -78,6 +102,7 @@ STM_API void stm_clock_advance(int64_t ns)
     }
     atomic_store(&stm__g.virtual_now, target);
     pthread_mutex_unlock(&vc_lock);
+    pthread_mutex_unlock(&vc_advance);
 }
 
 STM_API int stm_clock_real(void)
@@ -85,6 +110,9 @@ STM_API int stm_clock_real(void)
     pthread_mutex_lock(&vc_lock);
     if (atomic_load(&stm__g.virtual_on)) {
         int64_t vnow = atomic_load(&stm__g.virtual_now), rnow = stm__mono_ns();
+        /* re-based first: the timer thread serves them once the clock
+         * is real */
+        stm__timer_rebase(vnow, rnow);
         atomic_store(&stm__g.virtual_on, false);
         struct stm__hnode *top;
         while ((top = stm__heap_top(&vc_heap)) != NULL) {

@@ -1,0 +1,288 @@
+/*
+ * watch.c - watchers: stm_watch_new, stm_atomically_watch, stm_unwatch,
+ * and their deadline runs.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * A watcher is registered on every TVar its function read on its last run
+ * (a node in the TVar's `watchers` list).  A commit that finds a watcher on
+ * a TVar it wrote runs the watcher phase (watch_phase.c) before it commits.
+ *
+ * A watcher has a TVar of its own, `self`, that every run reads and writes
+ * and whose value is the last value given to the callback.  So two runs of
+ * one watcher, or a run and the stop, never commit concurrently: the TL2
+ * locks serialise them, and the watcher's other fields (its registrations,
+ * its deadline) change only in a commit that holds self's lock.
+ *
+ * Stopping: the stopping commit sets `dead` and unlinks the watcher from
+ * its TVars while it holds their locks; afterwards (locks released) it
+ * waits until no run that started before is still inside fn or cb
+ * (`running`), cancels the timer (waiting for a deadline run in
+ * progress), then hands the memory to epoch reclamation, stamped with a
+ * clock tick taken after the unlinking: a transaction that could still
+ * have found the watcher in a list started before that tick.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stm-internal.h"
+#include "watch.h"
+
+/* ---- per-thread bookkeeping ------------------------------------------- */
+
+struct stm__watchtx *stm__wx_get(struct stm_tx *tx)
+{
+    if (STM__UNLIKELY(tx->wx == NULL)) {
+        tx->wx = stm__calloc(1, sizeof *tx->wx);
+        if (tx->wx == NULL)
+            stm__nomem(tx);
+    }
+    tx->watch_work = true;
+    tx->extras = 1;
+    return tx->wx;
+}
+
+bool stm__wx_stopping(const struct stm__watchtx *x, const struct stm_watch *w)
+{
+    for (uint32_t i = 0; i < x->stopped.n; i++)
+        if (x->stopped.v[i] == w)
+            return true;
+    return false;
+}
+
+bool stm__wx_made(const struct stm__watchtx *x, const struct stm_watch *w)
+{
+    for (uint32_t i = 0; i < x->made.n; i++)
+        if (x->made.v[i] == w)
+            return true;
+    return false;
+}
+
+void stm__watch_reset(struct stm_tx *tx)
+{
+    struct stm__watchtx *x = tx->wx;
+    tx->watch_work = false;
+    tx->watch_round = 0;
+    tx->watch_dep = false;
+    if (x == NULL)
+        return;
+    for (uint32_t i = 0; i < x->fresh.n; i++)
+        free(x->fresh.v[i]);
+    x->fresh.n = 0;
+    x->made.n = x->stopped.n = x->seeds.n = 0;
+    x->runs.n = x->deps.n = x->lockonly.n = x->retired.n = 0;
+    x->cur.n = x->next.n = x->rewrites.n = 0;
+    if (x->mapn) {
+        memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
+        x->mapn = 0;
+    }
+    x->slots = 0;
+}
+
+void stm__watchtx_free(struct stm_tx *tx)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (x == NULL)
+        return;
+    stm__watch_reset(tx);
+    free(x->made.v);
+    free(x->stopped.v);
+    free(x->seeds.v);
+    free(x->runs.v);
+    free(x->deps.v);
+    free(x->heads.v);
+    free(x->lockonly.v);
+    free(x->fresh.v);
+    free(x->retired.v);
+    free(x->cur.v);
+    free(x->next.v);
+    free(x->rewrites.v);
+    free(x->tmp.v);
+    free(x->map);
+    free(x);
+    tx->wx = NULL;
+}
+
+void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br)
+{
+    br->wnew_n = tx->wx ? tx->wx->made.n : 0;
+    br->wstop_n = tx->wx ? tx->wx->stopped.n : 0;
+}
+
+void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br)
+{
+    if (tx->wx) {
+        /* the branch's new watchers were stm_alloc()ed: freed with it */
+        tx->wx->made.n = br->wnew_n;
+        tx->wx->stopped.n = br->wstop_n;
+    }
+}
+
+/* ---- the public functions -------------------------------------------- */
+
+static void fire(struct stm__timer *t, int64_t deadline);
+
+STM_API stm_watch *stm_watch_new(stm_tx *tx, stm_watch_fn *fn, stm_watch_cb *cb, void *arg,
+                                 unsigned flags)
+{
+    stm__check_tx(tx, "stm_watch_new");
+    if (fn == NULL)
+        stm__misuse("stm_watch_new", "the watcher function is NULL");
+    if (flags & ~(unsigned)STM_WATCH_CHANGES_ONLY)
+        stm__misuse("stm_watch_new", "unknown flags");
+    struct stm__watchtx *x = stm__wx_get(tx);
+    if (!STM__VEC_RESERVE(x->made, x->made.n + 1))
+        stm__nomem(tx);
+    struct stm_watch *w = stm_alloc(tx, sizeof *w); /* freed if discarded */
+    memset(w, 0, sizeof *w);
+    atomic_init(&w->self.lock, 0);
+    atomic_init(&w->self.value, 0);
+    atomic_init(&w->self.waiters, NULL);
+    atomic_init(&w->self.watchers, NULL);
+    atomic_init(&w->self.conflicts, 0);
+    w->timer.fn = fire;
+    w->fn = fn;
+    w->cb = cb;
+    w->arg = arg;
+    atomic_init(&w->deps, NULL);
+    atomic_init(&w->ndeps, 0);
+    w->flags = (uint16_t)(flags | STM__WATCH_FRESH);
+    atomic_init(&w->dead, 0);
+    atomic_init(&w->slot, 0);
+    atomic_init(&w->running, 0);
+    atomic_init(&w->deadline, STM_NEVER);
+    atomic_init(&w->dep0.var, NULL);
+    w->dep0.w = w;
+    x->made.v[x->made.n++] = w;
+    stm_write(tx, &w->self, 0);
+    return w;
+}
+
+struct make {
+    stm_watch_fn *fn;
+    stm_watch_cb *cb;
+    void *arg;
+    unsigned flags;
+    stm_watch *w;
+    bool committed;
+};
+
+static void made_ok(void *arg)
+{
+    ((struct make *)arg)->committed = true;
+}
+
+static int make_body(stm_tx *tx, void *arg)
+{
+    struct make *m = arg;
+    m->w = stm_watch_new(tx, m->fn, m->cb, m->arg, m->flags);
+    stm_after_commit(tx, made_ok, m);
+    return 0;
+}
+
+STM_API stm_watch *stm_atomically_watch(stm_watch_fn *fn, stm_watch_cb *cb, void *arg,
+                                        unsigned flags)
+{
+    if (stm__self != NULL && stm__active == stm__self)
+        stm__misuse("stm_atomically_watch", "called inside a transaction (use stm_watch_new)");
+    if (fn == NULL)
+        stm__misuse("stm_atomically_watch", "the watcher function is NULL");
+    if (flags & ~(unsigned)STM_WATCH_CHANGES_ONLY)
+        stm__misuse("stm_atomically_watch", "unknown flags");
+    struct make m = {fn, cb, arg, flags, NULL, false};
+    int r = stm_atomically(make_body, &m);
+    if (m.committed)
+        return m.w;
+    errno = r < 0 && r != INT_MIN ? -r : ECANCELED;
+    return NULL;
+}
+
+STM_API void stm_unwatch(stm_tx *tx, stm_watch *w)
+{
+    stm__check_tx(tx, "stm_unwatch");
+    if (w == NULL)
+        return;
+    if (atomic_load_explicit(&w->dead, memory_order_relaxed))
+        stm__misuse("stm_unwatch", "the watcher was stopped already");
+    struct stm__watchtx *x = stm__wx_get(tx);
+    if (stm__wx_stopping(x, w))
+        return;
+    if (!STM__VEC_RESERVE(x->stopped, x->stopped.n + 1))
+        stm__nomem(tx);
+    x->stopped.v[x->stopped.n++] = w;
+    /* read and write its TVar: conflicts with any run of it that commits
+     * concurrently */
+    stm_write(tx, &w->self, stm_read(tx, &w->self));
+}
+
+/* ---- deadline runs ------------------------------------------------------ */
+
+struct firing {
+    struct stm_watch *w;
+    int64_t deadline;
+    bool committed;
+};
+
+static void fired_ok(void *arg)
+{
+    ((struct firing *)arg)->committed = true;
+}
+
+static int fire_body(stm_tx *tx, void *arg)
+{
+    struct firing *f = arg;
+    struct stm__watchtx *x = stm__wx_get(tx);
+    if (!STM__VEC_RESERVE(x->seeds, x->seeds.n + 1))
+        stm__nomem(tx);
+    x->seeds.v[x->seeds.n].w = f->w;
+    x->seeds.v[x->seeds.n].deadline = f->deadline;
+    x->seeds.n++;
+    /* takes the commit path even if the run turns out stale */
+    stm_write(tx, &f->w->self, stm_read(tx, &f->w->self));
+    stm_after_commit(tx, fired_ok, f);
+    return 0;
+}
+
+/* The timer service (or stm_clock_advance) calls this at the deadline.
+ * The watcher is alive: stopping it waits for this callback. */
+static void fire(struct stm__timer *t, int64_t deadline)
+{
+    struct stm_watch *w = (struct stm_watch *)((char *)t - offsetof(struct stm_watch, timer));
+    if (atomic_load_explicit(&w->dead, memory_order_acquire))
+        return;
+    struct firing f = {w, deadline, false};
+    /* A run that retries must not block the timer thread: give up at once. */
+    stm_atomically_until(fire_body, &f, stm__now());
+    struct stm_tx *tx = stm__self;
+    if (tx != NULL) {
+        stm__count(&tx->st.timer_fires);
+        if (!f.committed)
+            stm__count(&tx->st.watch_failures);
+    }
+}
+
+/* ---- the end of a watcher --------------------------------------------- */
+
+void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w)
+{
+    while (atomic_load_explicit(&w->running, memory_order_seq_cst) != 0)
+        sched_yield(); /* a run elsewhere is inside fn or cb: not for long */
+    stm__timer_cancel(&w->timer);
+    /* a transaction that found w in a list began before this tick */
+    uint64_t stamp = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
+    stm__limbo_push(tx, w, STM__FREE_WATCH, stamp);
+}
+
+void stm__watch_reclaim(struct stm_watch *w)
+{
+    stm__waiters_detach(&w->self);
+    struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_relaxed);
+    if (d != NULL && d != &w->dep0)
+        free(d);
+    free(w);
+}

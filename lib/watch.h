@@ -1,0 +1,63 @@
+/*
+ * watch.h - what watch.c and watch_phase.c share (never installed).
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ */
+#ifndef STM_WATCH_H
+#define STM_WATCH_H
+
+#include "stm-internal.h"
+
+/* stm_watch.flags: made by a transaction that has not committed yet */
+#define STM__WATCH_FRESH 0x8000u
+
+/* The last run of a watcher in the committing transaction. */
+struct stm__wrun {
+    struct stm_watch *w;
+    int64_t deadline;     /* earliest deadline fn read and found not come */
+    uint32_t dep0, depn;  /* TVars fn read: x->deps[dep0, dep0 + depn) */
+    struct stm__wdep *nd; /* prepared registrations (plan CHANGE) */
+    uint8_t plan;         /* RUN_* */
+    uint8_t needslot;     /* arms a deadline without a heap slot yet */
+};
+enum { RUN_SAME = 0, RUN_CHANGE, RUN_SKIP };
+
+struct stm__wseed {
+    struct stm_watch *w;
+    int64_t deadline;
+};
+
+/* watcher -> its run record, and the last round it was scheduled in */
+struct stm__wmap {
+    struct stm_watch *w;
+    uint32_t run; /* index + 1 in runs, 0 = none yet */
+    uint32_t round;
+};
+
+/* Per-thread watcher bookkeeping of the running attempt (reused). */
+struct stm__watchtx {
+    STM__VEC(struct stm_watch *) made;    /* stm_watch_new, in order */
+    STM__VEC(struct stm_watch *) stopped; /* stm_unwatch */
+    STM__VEC(struct stm__wseed) seeds;    /* deadline runs asked for */
+    STM__VEC(struct stm_watch *) cur, next; /* this round, the next */
+    STM__VEC(struct stm__wrun) runs;
+    STM__VEC(stm_tvar *) deps;
+    STM__VEC(stm_tvar *) tmp;
+    STM__VEC(struct stm__wdep *) heads;   /* per write-set entry: list seen */
+    STM__VEC(uint32_t) rewrites;          /* entries written again this round */
+    STM__VEC(stm_tvar *) lockonly;
+    STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
+    STM__VEC(struct stm__wdep *) retired; /* replaced by this commit */
+    struct stm__wmap *map;
+    uint32_t mapcap, mapn;
+    uint32_t slots; /* timer-heap slots reserved for this commit */
+    int64_t saved_deadline, saved_wall;
+};
+
+struct stm__watchtx *stm__wx_get(struct stm_tx *tx); /* make; mark the attempt */
+bool stm__wx_stopping(const struct stm__watchtx *x, const struct stm_watch *w);
+bool stm__wx_made(const struct stm__watchtx *x, const struct stm_watch *w);
+/* after the stopping commit: wait for runs elsewhere, then reclaim */
+void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
+
+#endif

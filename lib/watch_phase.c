@@ -1,0 +1,630 @@
+/*
+ * watch_phase.c - the watcher phase of a commit: running the watchers of
+ * the TVars a transaction wrote, in rounds, and changing their
+ * registrations atomically with the commit.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * 1. Rounds (before anything is locked).  Round 1 runs the watchers of
+ *    every TVar the body wrote, the watchers made by the body and the
+ *    deadline runs asked for; round k+1 those of the TVars written in
+ *    round k (new write-set entries, and older ones written again).  A
+ *    watcher's list is read under its stripe lock, and the head seen is
+ *    kept per write-set entry.
+ * 2. Preparation.  For each watcher run, the TVars fn read (sorted, no
+ *    duplicates) against those it is registered on (read like a seqlock
+ *    under its own TVar's version): if they differ, new registrations are
+ *    allocated, and every TVar that gains or loses the watcher is added to
+ *    the write set as "lock only".  Timer-heap room is reserved.
+ * 3. The commit locks everything, checks that each written TVar still has
+ *    the list head the phase saw (a watcher added since would have been
+ *    missed: run again), validates, and calls stm__watch_apply(): the
+ *    registrations and deadlines change while every lock is held.
+ * 4. After the commit: stopped watchers are finished, replaced
+ *    registration arrays go to reclamation.
+ *
+ * Lists change only under the TVar's lock *and* its stripe lock: a
+ * committer holding the TVar's lock sees a stable list, and a reader
+ * holding the stripe lock sees a consistent one.  New nodes go to the head,
+ * so an unchanged head means nothing was added; a removal that is not
+ * seen is caught by the watcher's own TVar, which the removal wrote.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stm-internal.h"
+#include "watch.h"
+
+#define STRIPES 64
+
+static struct {
+    _Alignas(STM__CACHELINE) pthread_mutex_t m;
+} stripes[STRIPES] = {
+#define S PTHREAD_MUTEX_INITIALIZER
+#define S4 {S}, {S}, {S}, {S}
+#define S16 S4, S4, S4, S4
+    S16, S16, S16, S16
+#undef S16
+#undef S4
+#undef S
+};
+
+static inline pthread_mutex_t *stripe_of(const stm_tvar *var)
+{
+    uintptr_t a = (uintptr_t)var;
+    return &stripes[((a >> 4) ^ (a >> 12)) % STRIPES].m;
+}
+
+/* ---- the map: watcher -> run record, round ------------------------------ */
+
+static inline uint32_t hash_ptr(const void *p, uint32_t mask)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * UINT64_C(0x9e3779b97f4a7c15);
+    return (uint32_t)(h >> 32) & mask;
+}
+
+static struct stm__wmap *map_slot(struct stm__watchtx *x, struct stm_watch *w)
+{
+    uint32_t mask = x->mapcap - 1;
+    for (uint32_t i = hash_ptr(w, mask);; i = (i + 1) & mask)
+        if (x->map[i].w == w || x->map[i].w == NULL)
+            return &x->map[i];
+}
+
+/* Room for `more` new watchers in the map (may jump with ENOMEM). */
+static void map_reserve(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
+{
+    if (x->mapcap != 0 && 2 * (uint64_t)(x->mapn + more) <= x->mapcap)
+        return;
+    uint32_t cap = x->mapcap ? x->mapcap : 16;
+    while (2 * (uint64_t)(x->mapn + more) > cap)
+        cap *= 2;
+    struct stm__wmap *old = x->map;
+    uint32_t oldcap = x->mapcap;
+    struct stm__wmap *m = stm__calloc(cap, sizeof *m);
+    if (m == NULL)
+        stm__nomem(tx);
+    x->map = m;
+    x->mapcap = cap;
+    for (uint32_t i = 0; i < oldcap; i++)
+        if (old[i].w)
+            *map_slot(x, old[i].w) = old[i];
+    free(old);
+}
+
+/* w's entry, made if new; there must be room (map_reserve). */
+static struct stm__wmap *map_insert(struct stm__watchtx *x, struct stm_watch *w)
+{
+    struct stm__wmap *e = map_slot(x, w);
+    if (e->w == NULL) {
+        e->w = w;
+        x->mapn++;
+    }
+    return e;
+}
+
+static struct stm__wmap *map_get(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
+{
+    map_reserve(tx, x, 1);
+    return map_insert(x, w);
+}
+
+/* ---- rounds ------------------------------------------------------------ */
+
+/* Put w in the next round, once; there must be room for it. */
+static void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_t round)
+{
+    if (atomic_load_explicit(&w->dead, memory_order_acquire) || stm__wx_stopping(x, w))
+        return;
+    struct stm__wmap *e = map_insert(x, w);
+    if (e->round == round)
+        return;
+    e->round = round;
+    x->next.v[x->next.n++] = w;
+}
+
+static void room(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
+{
+    if (!STM__VEC_RESERVE(x->next, x->next.n + more))
+        stm__nomem(tx);
+    map_reserve(tx, x, more);
+}
+
+/* The watchers of write-set entry idx go to `round`; the head of the list
+ * is kept for the commit to check. */
+static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uint32_t round)
+{
+    stm_tvar *var = tx->ws[idx].var;
+    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_acquire);
+    if (h != NULL) {
+        pthread_mutex_t *m = stripe_of(var);
+        for (;;) {
+            pthread_mutex_lock(m);
+            uint32_t n = 0;
+            for (struct stm__wdep *d = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+                 d; d = d->next)
+                n++;
+            if (x->next.n + n <= x->next.cap && x->mapcap != 0 &&
+                2 * (uint64_t)(x->mapn + n) <= x->mapcap)
+                break;
+            pthread_mutex_unlock(m); /* no lock held where we may jump */
+            room(tx, x, n);
+        }
+        h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+        for (struct stm__wdep *d = h; d; d = d->next)
+            schedule(x, d->w, round);
+        pthread_mutex_unlock(m);
+    }
+    x->heads.v[idx] = h;
+}
+
+static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
+                          uint32_t round)
+{
+    if (!STM__VEC_RESERVE(x->heads, to))
+        stm__nomem(tx);
+    for (uint32_t i = from; i < to; i++)
+        collect(tx, x, i, round);
+}
+
+void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (!STM__VEC_RESERVE(x->deps, x->deps.n + 1))
+        stm__nomem(tx);
+    x->deps.v[x->deps.n++] = var;
+}
+
+void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (!STM__VEC_RESERVE(x->rewrites, x->rewrites.n + 1))
+        stm__nomem(tx);
+    x->rewrites.v[x->rewrites.n++] = idx;
+}
+
+/* Run w once in tx.  seeded: a deadline run for `deadline`, skipped if a
+ * later commit moved the watcher's deadline (the timer is stale). */
+static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w, bool seeded,
+                    int64_t deadline)
+{
+    atomic_fetch_add_explicit(&w->running, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&w->dead, memory_order_seq_cst) || stm__wx_stopping(x, w)) {
+        atomic_fetch_sub_explicit(&w->running, 1, memory_order_release);
+        return;
+    }
+    tx->watch_cur = w;
+    intptr_t last = stm_read(tx, &w->self);
+    if (seeded && atomic_load_explicit(&w->deadline, memory_order_relaxed) != deadline)
+        goto out;
+    struct stm__wmap *e = map_get(tx, x, w);
+    x->saved_deadline = tx->deadline;
+    x->saved_wall = tx->wall_deadline;
+    tx->deadline = STM_NEVER;
+    tx->wall_deadline = STM_NEVER;
+    uint32_t rstart = tx->rn, d0 = x->deps.n;
+    tx->watch_dep = true;
+    intptr_t v = w->fn(tx, w->arg);
+    tx->watch_dep = false;
+    if (!STM__VEC_RESERVE(x->deps, x->deps.n + (tx->rn - rstart)))
+        stm__nomem(tx);
+    for (uint32_t i = rstart; i < tx->rn; i++)
+        x->deps.v[x->deps.n++] = tx->rs[i].var;
+    int64_t dl = tx->deadline;
+    if (tx->wall_deadline < STM_NEVER) {
+        /* a wall-clock deadline, as a deadline on the library's clock */
+        int64_t d = stm__sat_add(stm_tx_now(tx), tx->wall_deadline - stm_tx_wall_now(tx));
+        if (d < dl)
+            dl = d;
+    }
+    tx->deadline = x->saved_deadline;
+    tx->wall_deadline = x->saved_wall;
+    bool first = (w->flags & STM__WATCH_FRESH) && e->run == 0;
+    bool call = first || !(w->flags & STM_WATCH_CHANGES_ONLY) || v != last;
+    if (call && w->cb)
+        w->cb(tx, v, w->arg);
+    stm_write(tx, &w->self, call ? v : last);
+    if (e->run == 0) {
+        if (!STM__VEC_RESERVE(x->runs, x->runs.n + 1))
+            stm__nomem(tx);
+        e->run = ++x->runs.n;
+    }
+    struct stm__wrun *r = &x->runs.v[e->run - 1];
+    r->w = w;
+    r->deadline = dl;
+    r->dep0 = d0;
+    r->depn = x->deps.n - d0;
+    r->nd = NULL;
+    r->plan = RUN_SAME;
+    r->needslot = 0;
+    stm__count(&tx->st.watch_runs);
+out:
+    tx->watch_cur = NULL;
+    atomic_fetch_sub_explicit(&w->running, 1, memory_order_release);
+}
+
+void stm__watch_abandon(struct stm_tx *tx)
+{
+    struct stm_watch *w = tx->watch_cur;
+    tx->watch_cur = NULL;
+    tx->watch_dep = false;
+    tx->watch_round = 0;
+    /* a retry in fn waits for the body's deadlines too */
+    if (tx->wx->saved_deadline < tx->deadline)
+        tx->deadline = tx->wx->saved_deadline;
+    if (tx->wx->saved_wall < tx->wall_deadline)
+        tx->wall_deadline = tx->wx->saved_wall;
+    atomic_fetch_sub_explicit(&w->running, 1, memory_order_release);
+}
+
+static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
+{
+    uint32_t round = 1;
+    tx->watch_round = round;
+    tx->watch_mark = 0;
+    x->saved_deadline = x->saved_wall = STM_NEVER;
+    x->next.n = 0;
+    /* deadline runs come first; what they write is collected with the
+     * body's writes, so their own callbacks' writes re-run them */
+    for (uint32_t i = 0; i < x->seeds.n; i++)
+        run_one(tx, x, x->seeds.v[i].w, true, x->seeds.v[i].deadline);
+    collect_range(tx, x, 0, tx->wn, round);
+    room(tx, x, x->made.n);
+    for (uint32_t i = 0; i < x->made.n; i++)
+        schedule(x, x->made.v[i], round);
+    while (x->next.n) {
+        if (round > STM_WATCH_ROUNDS) {
+            tx->watch_round = 0;
+            tx->abort_code = -ELOOP;
+            stm__jump(tx, STM__JUMP_ABORT);
+        }
+        /* swap: run `cur`, collect into `next` */
+        __typeof__(x->cur) t = x->cur;
+        x->cur = x->next;
+        x->next = t;
+        x->next.n = 0;
+        uint32_t mark = tx->wn;
+        tx->watch_mark = mark;
+        tx->watch_round = round;
+        x->rewrites.n = 0;
+        for (uint32_t i = 0; i < x->cur.n; i++)
+            run_one(tx, x, x->cur.v[i], false, 0);
+        round++;
+        collect_range(tx, x, mark, tx->wn, round);
+        for (uint32_t i = 0; i < x->rewrites.n; i++)
+            collect(tx, x, x->rewrites.v[i], round);
+    }
+    tx->watch_round = 0;
+}
+
+/* ---- preparation ------------------------------------------------------- */
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (stm_tvar *const *)a, y = (uintptr_t) * (stm_tvar *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort and de-duplicate v[0, n); returns the new n. */
+static uint32_t sort_unique(stm_tvar **v, uint32_t n)
+{
+    if (n < 2)
+        return n;
+    if (n <= 16) {
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = i; j > 0 && (uintptr_t)v[j] < (uintptr_t)v[j - 1]; j--) {
+                stm_tvar *t = v[j];
+                v[j] = v[j - 1];
+                v[j - 1] = t;
+            }
+    } else {
+        qsort(v, n, sizeof *v, cmp_ptr);
+    }
+    uint32_t k = 1;
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] != v[k - 1])
+            v[k++] = v[i];
+    return k;
+}
+
+/* The TVars w is registered on, into x->tmp, consistent with the version
+ * of w's TVar (a seqlock read: changes happen under its lock). */
+static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
+{
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
+        struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
+        uint32_t n = atomic_load_explicit(&w->ndeps, memory_order_acquire);
+        if (!STM__LOCKED(l1)) {
+            if (d == NULL)
+                n = 0;
+            if (!STM__VEC_RESERVE(x->tmp, n))
+                stm__nomem(tx);
+            for (uint32_t i = 0; i < n; i++)
+                x->tmp.v[i] = atomic_load_explicit(&d[i].var, memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1) {
+                x->tmp.n = n;
+                return;
+            }
+        }
+        if (spins > 256) {
+            /* held by a commit that runs or stops w: run again */
+            tx->conflict_var = &w->self;
+            stm__count(&tx->st.aborts_conflict);
+            stm__jump(tx, STM__JUMP_CONFLICT);
+        }
+        stm__cpu_relax();
+    }
+}
+
+static void lock_only(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var)
+{
+    if (stm__ws_has(tx, var))
+        return;
+    for (uint32_t i = 0; i < x->lockonly.n; i++)
+        if (x->lockonly.v[i] == var)
+            return;
+    if (!STM__VEC_RESERVE(x->lockonly, x->lockonly.n + 1))
+        stm__nomem(tx);
+    x->lockonly.v[x->lockonly.n++] = var;
+}
+
+/* Every TVar in exactly one of old (x->tmp) and new (sorted). */
+static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *const *nv,
+                            uint32_t nn)
+{
+    uint32_t i = 0, j = 0, on = x->tmp.n;
+    while (i < on || j < nn) {
+        stm_tvar *a = i < on ? x->tmp.v[i] : NULL, *b = j < nn ? nv[j] : NULL;
+        if (a && b && a == b) {
+            i++, j++;
+        } else if (a && (!b || (uintptr_t)a < (uintptr_t)b)) {
+            lock_only(tx, x, a);
+            i++;
+        } else {
+            lock_only(tx, x, b);
+            j++;
+        }
+    }
+}
+
+static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
+{
+    uint32_t slots = 0, retiring = 0;
+    x->lockonly.n = 0;
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        struct stm_watch *w = r->w;
+        if (stm__wx_stopping(x, w)) {
+            r->plan = RUN_SKIP;
+            continue;
+        }
+        stm_tvar **nv = x->deps.v + r->dep0;
+        r->depn = sort_unique(nv, r->depn);
+        if (w->flags & STM__WATCH_FRESH)
+            x->tmp.n = 0;
+        else
+            read_registered(tx, x, w);
+        bool same = x->tmp.n == r->depn;
+        for (uint32_t i = 0; same && i < r->depn; i++)
+            same = x->tmp.v[i] == nv[i];
+        if (!same) {
+            r->plan = RUN_CHANGE;
+            lock_difference(tx, x, nv, r->depn);
+            if (r->depn >= 2) {
+                if (!STM__VEC_RESERVE(x->fresh, x->fresh.n + 1))
+                    stm__nomem(tx);
+                struct stm__wdep *a = stm__calloc(r->depn, sizeof *a);
+                if (a == NULL)
+                    stm__nomem(tx);
+                x->fresh.v[x->fresh.n++] = a;
+                r->nd = a;
+            } else {
+                r->nd = r->depn ? &w->dep0 : NULL;
+            }
+            if (x->tmp.n >= 2)
+                retiring++;
+        }
+        if (r->deadline < STM_NEVER && !atomic_load_explicit(&w->slot, memory_order_relaxed)) {
+            r->needslot = 1;
+            slots++;
+        }
+    }
+    for (uint32_t k = 0; k < x->stopped.n; k++) {
+        struct stm_watch *w = x->stopped.v[k];
+        if (w->flags & STM__WATCH_FRESH)
+            continue;
+        read_registered(tx, x, w);
+        lock_difference(tx, x, NULL, 0);
+    }
+    /* room for what must not fail once committed */
+    if (!STM__VEC_RESERVE(x->retired, retiring) ||
+        !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + retiring + x->stopped.n) ||
+        (x->lockonly.n &&
+         !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + x->lockonly.n)))
+        stm__nomem(tx);
+    if (slots) {
+        int e = stm__timer_reserve(slots);
+        if (e < 0)
+            stm__nomem(tx);
+        x->slots = slots;
+    }
+}
+
+uint64_t stm__watch_commit(struct stm_tx *tx)
+{
+    struct stm__watchtx *x = stm__wx_get(tx);
+    rounds(tx, x);
+    prepare(tx, x);
+    uint32_t data_n = tx->wn;
+    for (uint32_t i = 0; i < x->lockonly.n; i++) {
+        struct stm__wentry *e = &tx->ws[tx->wn++];
+        e->var = x->lockonly.v[i];
+        e->value = 0;
+        e->old = 0;
+    }
+    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->heads.v);
+    tx->wn = data_n;
+    if (wv == 0 && x->slots) {
+        stm__timer_unreserve(x->slots);
+        x->slots = 0;
+    }
+    return wv;
+}
+
+/* ---- applying, locks held ------------------------------------------------ */
+
+static void unlink_dep(struct stm__wdep *d)
+{
+    stm_tvar *var = atomic_load_explicit(&d->var, memory_order_relaxed);
+    pthread_mutex_t *m = stripe_of(var);
+    pthread_mutex_lock(m);
+    if (d->next)
+        d->next->prev = d->prev;
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        atomic_store_explicit(&var->watchers, d->next, memory_order_release);
+    pthread_mutex_unlock(m);
+    d->next = d->prev = NULL;
+}
+
+static void link_dep(struct stm__wdep *d, stm_tvar *var, struct stm_watch *w)
+{
+    atomic_store_explicit(&d->var, var, memory_order_relaxed);
+    d->w = w;
+    pthread_mutex_t *m = stripe_of(var);
+    pthread_mutex_lock(m);
+    d->prev = NULL;
+    d->next = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    if (d->next)
+        d->next->prev = d;
+    atomic_store_explicit(&var->watchers, d, memory_order_release);
+    pthread_mutex_unlock(m);
+}
+
+/* Put `nd` where `od` is in var's list (same membership, no lock needed
+ * beyond the stripe). */
+static void swap_dep(struct stm__wdep *od, struct stm__wdep *nd, stm_tvar *var,
+                     struct stm_watch *w)
+{
+    atomic_store_explicit(&nd->var, var, memory_order_relaxed);
+    nd->w = w;
+    pthread_mutex_t *m = stripe_of(var);
+    pthread_mutex_lock(m);
+    nd->prev = od->prev;
+    nd->next = od->next;
+    if (nd->next)
+        nd->next->prev = nd;
+    if (nd->prev)
+        nd->prev->next = nd;
+    else
+        atomic_store_explicit(&var->watchers, nd, memory_order_release);
+    pthread_mutex_unlock(m);
+    od->next = od->prev = NULL;
+}
+
+static void relink(struct stm__watchtx *x, struct stm__wrun *r)
+{
+    struct stm_watch *w = r->w;
+    struct stm__wdep *od = atomic_load_explicit(&w->deps, memory_order_relaxed);
+    uint32_t on = od ? atomic_load_explicit(&w->ndeps, memory_order_relaxed) : 0;
+    stm_tvar *const *nv = x->deps.v + r->dep0;
+    uint32_t nn = r->depn;
+    struct stm__wdep *nd = r->nd;
+    /* removals first: the new array may be dep0, which an old one used */
+    uint32_t i = 0, j = 0;
+    while (i < on) {
+        stm_tvar *a = atomic_load_explicit(&od[i].var, memory_order_relaxed);
+        while (j < nn && (uintptr_t)nv[j] < (uintptr_t)a)
+            j++;
+        if (j == nn || nv[j] != a)
+            unlink_dep(&od[i]);
+        i++;
+    }
+    for (i = 0, j = 0; j < nn; j++) {
+        while (i < on && (uintptr_t)atomic_load_explicit(&od[i].var, memory_order_relaxed) <
+                             (uintptr_t)nv[j])
+            i++;
+        if (i < on && atomic_load_explicit(&od[i].var, memory_order_relaxed) == nv[j]) {
+            if (&od[i] != &nd[j])
+                swap_dep(&od[i], &nd[j], nv[j], w);
+        } else {
+            link_dep(&nd[j], nv[j], w);
+        }
+    }
+    atomic_store_explicit(&w->deps, nd, memory_order_release);
+    atomic_store_explicit(&w->ndeps, nn, memory_order_release);
+    if (od && od != &w->dep0 && od != nd)
+        x->retired.v[x->retired.n++] = od;
+}
+
+void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
+{
+    (void)wv;
+    struct stm__watchtx *x = tx->wx;
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        struct stm_watch *w = r->w;
+        if (r->plan == RUN_SKIP)
+            continue;
+        if (w->flags & STM__WATCH_FRESH)
+            w->flags &= (uint16_t)~STM__WATCH_FRESH; /* before anyone can see it */
+        if (r->plan == RUN_CHANGE)
+            relink(x, r);
+        int64_t old = atomic_load_explicit(&w->deadline, memory_order_relaxed);
+        atomic_store_explicit(&w->deadline, r->deadline, memory_order_relaxed);
+        if (r->deadline >= STM_NEVER) {
+            if (old < STM_NEVER)
+                stm__timer_unset(&w->timer);
+        } else {
+            if (!atomic_load_explicit(&w->slot, memory_order_relaxed)) {
+                atomic_store_explicit(&w->slot, 1, memory_order_relaxed);
+                x->slots--; /* prepare reserved one for it */
+            }
+            stm__timer_set(&w->timer, r->deadline);
+        }
+    }
+    for (uint32_t k = 0; k < x->stopped.n; k++) {
+        struct stm_watch *w = x->stopped.v[k];
+        atomic_store_explicit(&w->dead, 1, memory_order_seq_cst);
+        if (w->flags & STM__WATCH_FRESH)
+            continue;
+        struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_relaxed);
+        uint32_t n = d ? atomic_load_explicit(&w->ndeps, memory_order_relaxed) : 0;
+        for (uint32_t i = 0; i < n; i++)
+            unlink_dep(&d[i]);
+        stm__timer_unset(&w->timer);
+        if (atomic_load_explicit(&w->slot, memory_order_relaxed)) {
+            atomic_store_explicit(&w->slot, 0, memory_order_relaxed);
+            x->slots++; /* given back below */
+        }
+    }
+    /* published: the arrays belong to their watchers now */
+    x->fresh.n = 0;
+}
+
+void stm__watch_finish(struct stm_tx *tx, uint64_t wv)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (x->slots) {
+        /* reserved for a watcher that had one after all, or given back */
+        stm__timer_unreserve(x->slots);
+        x->slots = 0;
+    }
+    for (uint32_t k = 0; k < x->retired.n; k++)
+        stm__limbo_push(tx, x->retired.v[k], STM__FREE_BLOCK, wv);
+    x->retired.n = 0;
+    for (uint32_t k = 0; k < x->stopped.n; k++) {
+        struct stm_watch *w = x->stopped.v[k];
+        if (w->flags & STM__WATCH_FRESH)
+            free(w); /* made and stopped by this transaction: never seen */
+        else
+            stm__watch_stopped(tx, w);
+    }
+    x->stopped.n = 0;
+    stm__watch_reset(tx);
+}
