@@ -483,7 +483,7 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  *             got false, the library runs the watcher again, in a
  *             transaction of its own, once `d` has come.
  *   stopped   from the commit of the transaction that called
- *             stm_unwatch() on.  `cb` is never called again, not even by a
+ *             stm_unwatch() on it.  `cb` is never called again, not even by a
  *             deadline that is being served at that moment; the memory is
  *             reclaimed once no transaction can still reach it.
  *
@@ -506,12 +506,13 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * deadline order, each seeing its deadline as stm_tx_now()).  Such a run
  * sees stm_tx_now() >= the deadline, never less.  If it is vetoed
  * (stm_abort), gives up (stm_retry: a deadline run never blocks the timer
- * thread) or fails (-ENOMEM), its writes are discarded, the watcher stays
- * as its previous run left it and runs again when a TVar it read changes;
- * stm_stats.watch_failures counts these.  A run that reads a new deadline
- * replaces the old one; a run that reads none leaves no timer behind.
- * Deadlines are absolute: a periodic watcher keeps its next deadline in a
- * TVar and advances it by the period (see stm_watch_new(3), "every 20 ms").
+ * thread) or fails (-ENOMEM, -ELOOP), its writes are discarded, the
+ * watcher stays as its previous run left it and runs again when a TVar it
+ * read changes; stm_stats.watch_failures counts these.  A run that reads
+ * a new deadline replaces the old one; a run that reads none leaves no
+ * timer behind.  Deadlines are absolute: a periodic watcher keeps its next
+ * deadline in a TVar and advances it by the period (see stm_watch_new(3),
+ * "every 20 ms").
  *
  * A TVar that an active watcher read on its last run must not be freed:
  * stm_unwatch() first.  stm_tvar_free() of such a TVar is diagnosed as
@@ -520,9 +521,9 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  *
  * Memory: an active watcher takes STM_WATCH_BYTES bytes of heap (its timer
  * entry and its registration on one TVar included; the timer heap adds 8
- * to 16 bytes per armed deadline), plus 32 bytes for each further TVar it
- * read.  Evaluating a watcher allocates nothing unless the set of TVars it
- * read changed.
+ * to 16 bytes per armed deadline); one that read n > 1 TVars keeps its
+ * registrations in an array of 32 * n bytes besides.  Evaluating a watcher
+ * allocates nothing unless the set of TVars it read changed.
  * ====================================================================== */
 
 typedef struct stm_watch stm_watch;

@@ -14,7 +14,7 @@
 
 /* One sequence for all heaps, so that the virtual clock can order the
  * entries of two heaps that share a deadline. */
-static _Atomic uint64_t push_seq;
+static _Atomic uint64_t push_seq = 1; /* 0 is "never pushed" */
 
 #define before stm__hnode_before
 
@@ -62,6 +62,12 @@ bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n)
     h->v[h->n] = n;
     sift_up(h, h->n++);
     return true;
+}
+
+void stm__heap_fix(struct stm__heap *h)
+{
+    for (uint32_t i = h->n / 2; i-- > 0;)
+        sift_down(h, i);
 }
 
 void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n)

@@ -92,6 +92,7 @@ static inline bool stm__hnode_before(const struct stm__hnode *a, const struct st
 }
 bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n); /* false: ENOMEM */
 void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n);
+void stm__heap_fix(struct stm__heap *h); /* after keys changed in place: O(n) */
 static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
 {
     return h->n ? h->v[0] : NULL;
@@ -104,10 +105,11 @@ static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
  * real; on the virtual clock stm_clock_advance() takes them
  * (stm__timer_take_due) and runs them itself, and switching clocks
  * re-bases them (stm__timer_rebase).  `fn` gets the deadline it fired for.
- * Callbacks run without the timers' lock held. */
+ * Callbacks run without the timers' lock held.  `fn` gets the arming it
+ * fired for: the node's seq, new at every (re)arm (re-basing keeps it). */
 struct stm__timer {
     struct stm__hnode h; /* first: the heap hands back this address */
-    void (*fn)(struct stm__timer *t, int64_t deadline);
+    void (*fn)(struct stm__timer *t, uint64_t seq);
 };
 int stm__timer_add(struct stm__timer *t, int64_t deadline); /* 0, -ENOMEM, -EAGAIN */
 /* Remove t from its heap and wait while its callback runs (unless the
@@ -119,12 +121,17 @@ void stm__timer_shutdown(void);
  * starts the thread: 0, -ENOMEM or -EAGAIN. */
 int stm__timer_reserve(uint32_t n);
 void stm__timer_unreserve(uint32_t n);
-void stm__timer_set(struct stm__timer *t, int64_t deadline); /* (re)arm; no-op if so armed */
+/* (re)arm; no-op if so armed.  wall: the deadline stands for a
+ * wall-clock one, and is moved to now when the system time is set.
+ * Returns the arming's seq (what fn will be given). */
+uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall);
+void stm__timer_wall_changed(void);
 void stm__timer_unset(struct stm__timer *t);                 /* disarm, no wait */
 /* virtual clock: the earliest library-clock timer, if it is due by
  * `target` and comes before `limit` (NULL: no limit) in (key, seq) order;
  * marked as running until stm__timer_done() */
-struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit);
+struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit,
+                                       int64_t *key, uint64_t *seq);
 void stm__timer_done(struct stm__timer *t);
 /* clock switch: every library-clock deadline d becomes to + (d - from) */
 void stm__timer_rebase(int64_t from, int64_t to);
@@ -193,9 +200,9 @@ struct stm_tvar {
     _Atomic uintptr_t lock;
     _Atomic intptr_t value;
     _Atomic(struct stm__waitnode *) waiters; /* under its stripe lock (retry.c) */
-    /* watchers that read it: changed only by a commit that holds `lock`,
-     * and under the stripe lock of watch.c; always added at the head, so
-     * an unchanged head means no watcher was added */
+    /* watchers that read it: read and changed only with `lock` held (by
+     * a commit, or for a moment by a watcher phase: watch_phase.c); new
+     * ones go to the head, so an unchanged head means none was added */
     _Atomic(struct stm__wdep *) watchers;
     char *name; /* under the names lock (tvar.c) */
     _Atomic uint32_t conflicts;
@@ -288,7 +295,9 @@ struct stm_tx {
      * watch_mark are logged) */
     bool watch_dep;
     uint32_t watch_round, watch_mark;
-    struct stm_watch *watch_cur; /* the watcher running now, if any */
+    /* the watcher whose fn or cb runs now, if any: published for
+     * stm_unwatch, which waits until no thread runs the watcher it stops */
+    _Atomic(struct stm_watch *) watch_cur;
     struct stm__watchtx *wx;     /* watcher bookkeeping, made on first use */
 
     /* published epoch: the snapshot this thread's running transaction
@@ -431,7 +440,7 @@ void stm__dispatch_shutdown(void);
 /* A watcher's registration on one TVar: a node of that TVar's list. */
 struct stm__wdep {
     _Atomic(stm_tvar *) var;
-    struct stm__wdep *next, *prev; /* under the stripe lock of var */
+    struct stm__wdep *next, *prev; /* with var's lock held */
     struct stm_watch *w;
 };
 
@@ -452,11 +461,13 @@ struct stm_watch {
     uint16_t flags;            /* STM_WATCH_* */
     _Atomic uint8_t dead;      /* stopped (set in the stopping commit) */
     _Atomic uint8_t slot;      /* holds a reserved timer-heap slot */
-    _Atomic uint32_t running;  /* runs in progress (stm_unwatch waits) */
-    _Atomic int64_t deadline;  /* armed deadline, STM_NEVER for none */
+    _Atomic uint64_t armed;    /* the timer's arming (its seq), 0 for none */
     struct stm__wdep dep0;
 };
 
+/* The commit found watchers on ws[idx].var while it holds the locks of
+ * ws[0..idx]: note them for the watcher phase (never jumps). */
+void stm__watch_found(struct stm_tx *tx, uint32_t idx);
 /* commit with watchers: run them (rounds), then commit in watch mode;
  * returns the commit time, or 0 if the commit failed validation */
 uint64_t stm__watch_commit(struct stm_tx *tx);
@@ -520,6 +531,7 @@ void stm__vclock_shutdown(void);
 /* waits on wall-clock deadlines (wallclock.c): list the waiter so that a
  * change of the system time wakes it; false if it could not be listed */
 bool stm__wall_wait_begin(struct stm__waiter *w);
+void stm__wallclock_watch(void); /* watchers read wall deadlines: watch for changes */
 void stm__wall_wait_end(struct stm__waiter *w);
 void stm__wallclock_shutdown(void);
 

@@ -34,7 +34,7 @@
 
 #include "stm-internal.h"
 
-enum { REAL = 1, LIBCLOCK = 2 }; /* hnode.tag: which heap */
+enum { REAL = 1, LIBCLOCK = 2, WALL = 4 }; /* hnode.tag: which heap; WALL: see below */
 
 static pthread_mutex_t t_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t t_wake; /* the thread: a new earliest timer, or stop */
@@ -55,7 +55,7 @@ static void ts_of(int64_t ns, struct timespec *ts)
 
 static struct stm__heap *heap_of(const struct stm__timer *t)
 {
-    return t->h.tag == LIBCLOCK ? &t_lib : &t_real;
+    return (t->h.tag & LIBCLOCK) ? &t_lib : &t_real;
 }
 
 /* The earliest timer the thread serves (library-clock ones only while
@@ -91,11 +91,11 @@ static void *timer_main(void *unused)
             continue;
         }
         struct stm__timer *t = (struct stm__timer *)top;
-        int64_t key = top->key;
+        uint64_t seq = top->seq;
         stm__heap_remove(heap_of(t), top);
         t_running = t;
         pthread_mutex_unlock(&t_lock);
-        t->fn(t, key);
+        t->fn(t, seq);
         pthread_mutex_lock(&t_lock);
         t_running = NULL;
         pthread_cond_broadcast(&t_done);
@@ -192,21 +192,24 @@ void stm__timer_unreserve(uint32_t n)
     pthread_mutex_unlock(&t_lock);
 }
 
-void stm__timer_set(struct stm__timer *t, int64_t deadline)
+uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall)
 {
+    uint32_t tag = LIBCLOCK | (wall ? WALL : 0);
     pthread_mutex_lock(&t_lock);
     (void)start_locked(); /* only after stm_shutdown(); reserve started it */
-    if (t->h.idx == 0 || t->h.tag != LIBCLOCK || t->h.key != deadline) {
+    if (t->h.idx == 0 || t->h.tag != tag || t->h.key != deadline) {
         if (t->h.idx != 0)
             stm__heap_remove(heap_of(t), &t->h);
         t->h.key = deadline;
-        t->h.tag = LIBCLOCK;
+        t->h.tag = tag;
         /* cannot fail: the owner holds a reserved slot */
         bool ok = stm__heap_push(&t_lib, &t->h);
         (void)ok;
         pushed_locked(t);
     }
+    uint64_t seq = t->h.seq;
     pthread_mutex_unlock(&t_lock);
+    return seq;
 }
 
 void stm__timer_unset(struct stm__timer *t)
@@ -217,13 +220,16 @@ void stm__timer_unset(struct stm__timer *t)
     pthread_mutex_unlock(&t_lock);
 }
 
-struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit)
+struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit,
+                                       int64_t *key, uint64_t *seq)
 {
     pthread_mutex_lock(&t_lock);
     struct stm__hnode *top = stm__heap_top(&t_lib);
     struct stm__timer *t = NULL;
     if (top && top->key <= target && (limit == NULL || stm__hnode_before(top, limit))) {
         t = (struct stm__timer *)top;
+        *key = top->key;
+        *seq = top->seq;
         stm__heap_remove(&t_lib, top);
         t_vrunning = t;
         t_vthread = pthread_self();
@@ -252,6 +258,28 @@ void stm__timer_rebase(int64_t from, int64_t to)
     }
     if (t_started)
         pthread_cond_signal(&t_wake);
+    pthread_mutex_unlock(&t_lock);
+}
+
+/* The system time was set: a deadline that stands for a wall-clock one
+ * may be due now (or later than it was).  Fire them all now; each run
+ * reads the wall clock again and arms what it finds. */
+void stm__timer_wall_changed(void)
+{
+    pthread_mutex_lock(&t_lock);
+    int64_t now = stm__now();
+    bool any = false;
+    for (uint32_t i = 0; i < t_lib.n; i++) {
+        if (t_lib.v[i]->tag & WALL) {
+            t_lib.v[i]->key = now;
+            any = true;
+        }
+    }
+    if (any) {
+        stm__heap_fix(&t_lib);
+        if (t_started)
+            pthread_cond_signal(&t_wake);
+    }
     pthread_mutex_unlock(&t_lock);
 }
 

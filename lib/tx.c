@@ -318,6 +318,7 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, struct stm__wdep *co
         struct stm__wdep *h = atomic_load_explicit(&w->var->watchers, memory_order_acquire);
         if (!watch) {
             if (STM__UNLIKELY(h != NULL)) {
+                stm__watch_found(tx, (uint32_t)(w - ws)); /* while locked */
                 unlock_ws(ws, w + 1);
                 return COMMIT_WATCH;
             }
@@ -515,7 +516,7 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         int why = STM__JUMP_CONFLICT;
         if (STM__SETJMP(jb) != 0) {
             why = tx->jump;
-            if (STM__UNLIKELY(tx->watch_cur != NULL))
+            if (STM__UNLIKELY(atomic_load_explicit(&tx->watch_cur, memory_order_relaxed)))
                 stm__watch_abandon(tx); /* left in the middle of a watcher */
         } else {
             int r;

@@ -77,13 +77,14 @@ STM_API void stm_clock_advance(int64_t ns)
         if (top != NULL && top->key > target)
             top = NULL;
         /* a watcher's deadline first, if it comes before `top` */
-        struct stm__timer *t = stm__timer_take_due(target, top);
+        int64_t key;
+        uint64_t seq;
+        struct stm__timer *t = stm__timer_take_due(target, top, &key, &seq);
         if (t != NULL) {
-            int64_t key = t->h.key;
             if (key > atomic_load(&stm__g.virtual_now))
                 atomic_store(&stm__g.virtual_now, key);
             pthread_mutex_unlock(&vc_lock);
-            t->fn(t, key);
+            t->fn(t, seq);
             stm__timer_done(t);
             pthread_mutex_lock(&vc_lock);
             continue;

@@ -19,9 +19,9 @@ struct th_waiter {
     struct stm__timer timer;
 };
 
-static void th_fire(struct stm__timer *t, int64_t deadline)
+static void th_fire(struct stm__timer *t, uint64_t seq)
 {
-    (void)deadline;
+    (void)seq;
     struct th_waiter *w = (struct th_waiter *)((char *)t - offsetof(struct th_waiter, timer));
     pthread_mutex_lock(&w->cv.m);
     w->fired = true;

@@ -10,8 +10,10 @@
  * and one library thread watches for changes of the time with a
  * CLOCK_REALTIME timerfd armed with TFD_TIMER_CANCEL_ON_SET (its read
  * fails with ECANCELED when the clock is set).  It then wakes every listed
- * waiter, whose body runs again against the new time.  The thread starts
- * with the first such wait; stm_shutdown() stops it.  Without timerfd
+ * waiter, whose body runs again against the new time, and fires at once
+ * the deadlines of watchers that read a wall-clock deadline (their runs
+ * read the new time and re-arm).  The thread starts with the first such
+ * wait or watcher; stm_shutdown() stops it.  Without timerfd
  * (not Linux) changes are noticed only when the wait ends.
  */
 #define _GNU_SOURCE
@@ -40,6 +42,7 @@ static int wc_tfd = -1, wc_stopfd = -1;
 
 static void wake_all(void)
 {
+    stm__timer_wall_changed(); /* watchers */
     pthread_mutex_lock(&wc_lock);
     for (uint32_t i = 0; i < wc_n; i++)
         wc_list[i]->ops->notify(wc_list[i]);
@@ -105,6 +108,14 @@ bool stm__wall_wait_begin(struct stm__waiter *w)
         wc_list[wc_n++] = w;
     pthread_mutex_unlock(&wc_lock);
     return ok;
+}
+
+void stm__wallclock_watch(void)
+{
+    pthread_mutex_lock(&wc_lock);
+    if (!wc_started)
+        start_locked();
+    pthread_mutex_unlock(&wc_lock);
 }
 
 void stm__wall_wait_end(struct stm__waiter *w)

@@ -16,11 +16,13 @@
  *
  * Stopping: the stopping commit sets `dead` and unlinks the watcher from
  * its TVars while it holds their locks; afterwards (locks released) it
- * waits until no run that started before is still inside fn or cb
- * (`running`), cancels the timer (waiting for a deadline run in
- * progress), then hands the memory to epoch reclamation, stamped with a
- * clock tick taken after the unlinking: a transaction that could still
- * have found the watcher in a list started before that tick.
+ * waits until no thread is inside its fn or cb (each thread publishes the
+ * watcher it runs in stm_tx.watch_cur, then checks `dead`: a Dekker pair
+ * whose expensive side, a process-wide barrier, is the stopper's), cancels
+ * the timer (waiting for a deadline run in progress), then hands the
+ * memory to epoch reclamation, stamped with a clock tick taken after the
+ * unlinking: a transaction that could still have found the watcher in a
+ * list started before that tick.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +31,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "stm-internal.h"
 #include "watch.h"
@@ -77,10 +80,11 @@ void stm__watch_reset(struct stm_tx *tx)
     x->made.n = x->stopped.n = x->seeds.n = 0;
     x->runs.n = x->deps.n = x->lockonly.n = x->retired.n = 0;
     x->cur.n = x->next.n = x->rewrites.n = 0;
-    if (x->mapn) {
+    if (x->indexed) {
         memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
-        x->mapn = 0;
+        x->indexed = 0;
     }
+    x->ents.n = 0;
     x->slots = 0;
 }
 
@@ -103,6 +107,7 @@ void stm__watchtx_free(struct stm_tx *tx)
     free(x->next.v);
     free(x->rewrites.v);
     free(x->tmp.v);
+    free(x->ents.v);
     free(x->map);
     free(x);
     tx->wx = NULL;
@@ -125,7 +130,7 @@ void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br)
 
 /* ---- the public functions -------------------------------------------- */
 
-static void fire(struct stm__timer *t, int64_t deadline);
+static void fire(struct stm__timer *t, uint64_t armed);
 
 STM_API stm_watch *stm_watch_new(stm_tx *tx, stm_watch_fn *fn, stm_watch_cb *cb, void *arg,
                                  unsigned flags)
@@ -154,8 +159,7 @@ STM_API stm_watch *stm_watch_new(stm_tx *tx, stm_watch_fn *fn, stm_watch_cb *cb,
     w->flags = (uint16_t)(flags | STM__WATCH_FRESH);
     atomic_init(&w->dead, 0);
     atomic_init(&w->slot, 0);
-    atomic_init(&w->running, 0);
-    atomic_init(&w->deadline, STM_NEVER);
+    atomic_init(&w->armed, 0);
     atomic_init(&w->dep0.var, NULL);
     w->dep0.w = w;
     x->made.v[x->made.n++] = w;
@@ -224,7 +228,7 @@ STM_API void stm_unwatch(stm_tx *tx, stm_watch *w)
 
 struct firing {
     struct stm_watch *w;
-    int64_t deadline;
+    uint64_t armed;
     bool committed;
 };
 
@@ -240,7 +244,7 @@ static int fire_body(stm_tx *tx, void *arg)
     if (!STM__VEC_RESERVE(x->seeds, x->seeds.n + 1))
         stm__nomem(tx);
     x->seeds.v[x->seeds.n].w = f->w;
-    x->seeds.v[x->seeds.n].deadline = f->deadline;
+    x->seeds.v[x->seeds.n].armed = f->armed;
     x->seeds.n++;
     /* takes the commit path even if the run turns out stale */
     stm_write(tx, &f->w->self, stm_read(tx, &f->w->self));
@@ -250,12 +254,12 @@ static int fire_body(stm_tx *tx, void *arg)
 
 /* The timer service (or stm_clock_advance) calls this at the deadline.
  * The watcher is alive: stopping it waits for this callback. */
-static void fire(struct stm__timer *t, int64_t deadline)
+static void fire(struct stm__timer *t, uint64_t armed)
 {
     struct stm_watch *w = (struct stm_watch *)((char *)t - offsetof(struct stm_watch, timer));
     if (atomic_load_explicit(&w->dead, memory_order_acquire))
         return;
-    struct firing f = {w, deadline, false};
+    struct firing f = {w, armed, false};
     /* A run that retries must not block the timer thread: give up at once. */
     stm_atomically_until(fire_body, &f, stm__now());
     struct stm_tx *tx = stm__self;
@@ -268,10 +272,30 @@ static void fire(struct stm__timer *t, int64_t deadline)
 
 /* ---- the end of a watcher --------------------------------------------- */
 
+/* Whether some thread other than tx's is inside w's fn or cb. */
+static bool running_elsewhere(struct stm_tx *tx, struct stm_watch *w)
+{
+    bool r = false;
+    pthread_mutex_lock(&stm__reg_lock);
+    for (struct stm_tx *t = stm__reg_head; t && !r; t = t->reg_next)
+        r = t != tx && atomic_load_explicit(&t->watch_cur, memory_order_acquire) == w;
+    pthread_mutex_unlock(&stm__reg_lock);
+    return r;
+}
+
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w)
 {
-    while (atomic_load_explicit(&w->running, memory_order_seq_cst) != 0)
-        sched_yield(); /* a run elsewhere is inside fn or cb: not for long */
+    /* `dead` was set in the commit: after this barrier every thread that
+     * published w before it is seen, and any later one sees `dead` */
+    if (!stm__heavy_barrier()) {
+        /* membarrier() failed after registering (a seccomp filter): the
+         * publications are fenced from now on; give a run that published
+         * without a fence time to end */
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    while (running_elsewhere(tx, w))
+        sched_yield(); /* inside fn or cb: not for long */
     stm__timer_cancel(&w->timer);
     /* a transaction that found w in a list began before this tick */
     uint64_t stamp = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;

@@ -19,12 +19,13 @@ struct stm__wrun {
     struct stm__wdep *nd; /* prepared registrations (plan CHANGE) */
     uint8_t plan;         /* RUN_* */
     uint8_t needslot;     /* arms a deadline without a heap slot yet */
+    uint8_t wall;         /* the deadline came from stm_elapsed_wall() */
 };
 enum { RUN_SAME = 0, RUN_CHANGE, RUN_SKIP };
 
 struct stm__wseed {
     struct stm_watch *w;
-    int64_t deadline;
+    uint64_t armed; /* the timer's arming that fired */
 };
 
 /* watcher -> its run record, and the last round it was scheduled in */
@@ -48,9 +49,11 @@ struct stm__watchtx {
     STM__VEC(stm_tvar *) lockonly;
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
     STM__VEC(struct stm__wdep *) retired; /* replaced by this commit */
-    struct stm__wmap *map;
-    uint32_t mapcap, mapn;
+    STM__VEC(struct stm__wmap) ents;
+    uint32_t *map; /* index into ents (number + 1), once there are many */
+    uint32_t mapcap, indexed;
     uint32_t slots; /* timer-heap slots reserved for this commit */
+    uint32_t found; /* stm__watch_found() collected ws[0, found) */
     int64_t saved_deadline, saved_wall;
 };
 

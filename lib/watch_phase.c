@@ -9,13 +9,15 @@
  *    every TVar the body wrote, the watchers made by the body and the
  *    deadline runs asked for; round k+1 those of the TVars written in
  *    round k (new write-set entries, and older ones written again).  A
- *    watcher's list is read under its stripe lock, and the head seen is
- *    kept per write-set entry.
+ *    TVar's list is read with the TVar's lock held (the commit that found
+ *    the watchers still holds it; otherwise it is taken for a moment), and
+ *    the head seen is kept per write-set entry.
  * 2. Preparation.  For each watcher run, the TVars fn read (sorted, no
  *    duplicates) against those it is registered on (read like a seqlock
  *    under its own TVar's version): if they differ, new registrations are
- *    allocated, and every TVar that gains or loses the watcher is added to
- *    the write set as "lock only".  Timer-heap room is reserved.
+ *    allocated, and every TVar that gains or loses the watcher (all it
+ *    reads, when its registrations move to a new array) is added to the
+ *    write set as "lock only".  Timer-heap room is reserved.
  * 3. The commit locks everything, checks that each written TVar still has
  *    the list head the phase saw (a watcher added since would have been
  *    missed: run again), validates, and calls stm__watch_apply(): the
@@ -23,11 +25,15 @@
  * 4. After the commit: stopped watchers are finished, replaced
  *    registration arrays go to reclamation.
  *
- * Lists change only under the TVar's lock *and* its stripe lock: a
- * committer holding the TVar's lock sees a stable list, and a reader
- * holding the stripe lock sees a consistent one.  New nodes go to the head,
- * so an unchanged head means nothing was added; a removal that is not
- * seen is caught by the watcher's own TVar, which the removal wrote.
+ * A TVar's lock guards its list: whoever holds it sees a stable list, and
+ * lists change only in a commit that holds the lock.  New nodes go to the
+ * head, so an unchanged head means nothing was added; a removal that is
+ * not seen is caught by the watcher's own TVar, which the removal wrote.
+ *
+ * While a thread runs a watcher's fn or cb it publishes the watcher in
+ * stm_tx.watch_cur (a plain store: the stopper pays for the ordering with
+ * a process-wide barrier, as for epochs), then checks that it has not
+ * been stopped.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,27 +43,28 @@
 #include "stm-internal.h"
 #include "watch.h"
 
-#define STRIPES 64
-
-static struct {
-    _Alignas(STM__CACHELINE) pthread_mutex_t m;
-} stripes[STRIPES] = {
-#define S PTHREAD_MUTEX_INITIALIZER
-#define S4 {S}, {S}, {S}, {S}
-#define S16 S4, S4, S4, S4
-    S16, S16, S16, S16
-#undef S16
-#undef S4
-#undef S
-};
-
-static inline pthread_mutex_t *stripe_of(const stm_tvar *var)
+/* Publish the watcher this thread runs (NULL: none); see above. */
+static inline void publish_cur(struct stm_tx *tx, struct stm_watch *w)
 {
-    uintptr_t a = (uintptr_t)var;
-    return &stripes[((a >> 4) ^ (a >> 12)) % STRIPES].m;
+#ifdef STM__TSAN
+    atomic_store_explicit(&tx->watch_cur, w, memory_order_seq_cst);
+#else
+    atomic_store_explicit(&tx->watch_cur, w, memory_order_release);
+    if (w != NULL) {
+        if (STM__LIKELY(atomic_load_explicit(&stm__g.fast_epoch, memory_order_relaxed)))
+            atomic_signal_fence(memory_order_seq_cst);
+        else
+            atomic_thread_fence(memory_order_seq_cst);
+    }
+#endif
 }
 
-/* ---- the map: watcher -> run record, round ------------------------------ */
+/* ---- the watchers of this commit: watcher -> run record, round ----------
+ * Entries in an array, searched linearly while there are few (the common
+ * case: a commit triggers one or two watchers), through an open-addressing
+ * index of entry numbers once there are more. */
+
+#define SMALL 8
 
 static inline uint32_t hash_ptr(const void *p, uint32_t mask)
 {
@@ -65,99 +72,168 @@ static inline uint32_t hash_ptr(const void *p, uint32_t mask)
     return (uint32_t)(h >> 32) & mask;
 }
 
-static struct stm__wmap *map_slot(struct stm__watchtx *x, struct stm_watch *w)
+/* The index slot for w: holding its entry number + 1, or 0 if absent. */
+static inline uint32_t *index_slot(struct stm__watchtx *x, const struct stm_watch *w)
 {
     uint32_t mask = x->mapcap - 1;
     for (uint32_t i = hash_ptr(w, mask);; i = (i + 1) & mask)
-        if (x->map[i].w == w || x->map[i].w == NULL)
+        if (x->map[i] == 0 || x->ents.v[x->map[i] - 1].w == w)
             return &x->map[i];
 }
 
-/* Room for `more` new watchers in the map (may jump with ENOMEM). */
-static void map_reserve(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
+static inline struct stm__wmap *ent_find(struct stm__watchtx *x, const struct stm_watch *w)
 {
-    if (x->mapcap != 0 && 2 * (uint64_t)(x->mapn + more) <= x->mapcap)
-        return;
-    uint32_t cap = x->mapcap ? x->mapcap : 16;
-    while (2 * (uint64_t)(x->mapn + more) > cap)
-        cap *= 2;
-    struct stm__wmap *old = x->map;
-    uint32_t oldcap = x->mapcap;
-    struct stm__wmap *m = stm__calloc(cap, sizeof *m);
-    if (m == NULL)
-        stm__nomem(tx);
-    x->map = m;
-    x->mapcap = cap;
-    for (uint32_t i = 0; i < oldcap; i++)
-        if (old[i].w)
-            *map_slot(x, old[i].w) = old[i];
-    free(old);
+    if (x->ents.n <= SMALL) {
+        for (uint32_t i = 0; i < x->ents.n; i++)
+            if (x->ents.v[i].w == w)
+                return &x->ents.v[i];
+        return NULL;
+    }
+    uint32_t k = *index_slot(x, w);
+    return k ? &x->ents.v[k - 1] : NULL;
 }
 
-/* w's entry, made if new; there must be room (map_reserve). */
-static struct stm__wmap *map_insert(struct stm__watchtx *x, struct stm_watch *w)
+static inline bool has_room(const struct stm__watchtx *x, uint32_t more)
 {
-    struct stm__wmap *e = map_slot(x, w);
-    if (e->w == NULL) {
-        e->w = w;
-        x->mapn++;
+    uint64_t n = (uint64_t)x->ents.n + more;
+    return x->ents.n + more <= x->ents.cap && x->next.n + more <= x->next.cap &&
+           (n <= SMALL || 2 * n <= x->mapcap);
+}
+
+/* Make has_room(x, more) true (may jump with ENOMEM). */
+static void room(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
+{
+    if (!STM__VEC_RESERVE(x->ents, x->ents.n + more) ||
+        !STM__VEC_RESERVE(x->next, x->next.n + more))
+        stm__nomem(tx);
+    uint64_t n = (uint64_t)x->ents.n + more;
+    if (n > SMALL && 2 * n > x->mapcap) {
+        uint32_t cap = x->mapcap ? x->mapcap : 32;
+        while (2 * n > cap)
+            cap *= 2;
+        uint32_t *m = stm__calloc(cap, sizeof *m);
+        if (m == NULL)
+            stm__nomem(tx);
+        free(x->map);
+        x->map = m;
+        x->mapcap = cap;
+        x->indexed = 0;
+        if (x->ents.n > SMALL)
+            for (; x->indexed < x->ents.n; x->indexed++)
+                *index_slot(x, x->ents.v[x->indexed].w) = x->indexed + 1;
+    }
+}
+
+/* w's entry, made if new; there must be room. */
+static inline struct stm__wmap *ent_get(struct stm__watchtx *x, struct stm_watch *w)
+{
+    struct stm__wmap *e = ent_find(x, w);
+    if (e != NULL)
+        return e;
+    e = &x->ents.v[x->ents.n++];
+    e->w = w;
+    e->run = 0;
+    e->round = 0;
+    if (x->ents.n > SMALL) {
+        /* index every entry not indexed yet (all of them, the first time) */
+        for (; x->indexed < x->ents.n; x->indexed++)
+            *index_slot(x, x->ents.v[x->indexed].w) = x->indexed + 1;
     }
     return e;
-}
-
-static struct stm__wmap *map_get(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
-{
-    map_reserve(tx, x, 1);
-    return map_insert(x, w);
 }
 
 /* ---- rounds ------------------------------------------------------------ */
 
 /* Put w in the next round, once; there must be room for it. */
-static void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_t round)
+static inline void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_t round)
 {
-    if (atomic_load_explicit(&w->dead, memory_order_acquire) || stm__wx_stopping(x, w))
+    if (atomic_load_explicit(&w->dead, memory_order_acquire) ||
+        (x->stopped.n && stm__wx_stopping(x, w)))
         return;
-    struct stm__wmap *e = map_insert(x, w);
+    struct stm__wmap *e = ent_get(x, w);
     if (e->round == round)
         return;
     e->round = round;
     x->next.v[x->next.n++] = w;
 }
 
-static void room(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
+/* The watchers on var's list go to `round`; returns the head.  var's
+ * lock is held; there must be room (see room()).  A watcher that already
+ * ran in this commit is left to deps_pass(): what it read then, not what
+ * it is registered on, decides. */
+static inline struct stm__wdep *collect_held(struct stm__watchtx *x, stm_tvar *var, uint32_t round)
 {
-    if (!STM__VEC_RESERVE(x->next, x->next.n + more))
-        stm__nomem(tx);
-    map_reserve(tx, x, more);
+    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    for (struct stm__wdep *d = h; d; d = d->next) {
+        struct stm__wmap *e = x->runs.n ? ent_find(x, d->w) : NULL;
+        if (e == NULL || e->run == 0)
+            schedule(x, d->w, round);
+    }
+    return h;
+}
+
+static uint32_t list_length(stm_tvar *var)
+{
+    uint32_t n = 0;
+    for (struct stm__wdep *d = atomic_load_explicit(&var->watchers, memory_order_relaxed); d;
+         d = d->next)
+        n++;
+    return n;
 }
 
 /* The watchers of write-set entry idx go to `round`; the head of the list
- * is kept for the commit to check. */
+ * is kept for the commit to check.  The TVar is locked for the moment it
+ * takes (readers wait as for a commit; after a while behind another
+ * commit's lock, the transaction runs again). */
 static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uint32_t round)
 {
     stm_tvar *var = tx->ws[idx].var;
     struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_acquire);
     if (h != NULL) {
-        pthread_mutex_t *m = stripe_of(var);
-        for (;;) {
-            pthread_mutex_lock(m);
-            uint32_t n = 0;
-            for (struct stm__wdep *d = atomic_load_explicit(&var->watchers, memory_order_relaxed);
-                 d; d = d->next)
-                n++;
-            if (x->next.n + n <= x->next.cap && x->mapcap != 0 &&
-                2 * (uint64_t)(x->mapn + n) <= x->mapcap)
-                break;
-            pthread_mutex_unlock(m); /* no lock held where we may jump */
-            room(tx, x, n);
+        uintptr_t me = (uintptr_t)&tx->ws[idx] | 1;
+        for (unsigned spins = 0;; spins++) {
+            uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
+            if (!STM__LOCKED(l) &&
+                atomic_compare_exchange_weak_explicit(&var->lock, &l, me, memory_order_acquire,
+                                                      memory_order_relaxed)) {
+                uint32_t n = list_length(var);
+                if (has_room(x, n)) {
+                    h = collect_held(x, var, round);
+                    atomic_store_explicit(&var->lock, l, memory_order_release);
+                    break;
+                }
+                atomic_store_explicit(&var->lock, l, memory_order_release);
+                room(tx, x, n); /* no lock may be held where we may jump */
+                continue;
+            }
+            if (spins >= 1024) {
+                tx->conflict_var = var;
+                stm__count(&tx->st.aborts_conflict);
+                stm__jump(tx, STM__JUMP_CONFLICT);
+            }
+            stm__cpu_relax();
         }
-        h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
-        for (struct stm__wdep *d = h; d; d = d->next)
-            schedule(x, d->w, round);
-        pthread_mutex_unlock(m);
     }
     x->heads.v[idx] = h;
+}
+
+void stm__watch_found(struct stm_tx *tx, uint32_t idx)
+{
+    /* Entries before idx have no watchers (seen with their locks held);
+     * entry idx is collected now, while its lock is held.  Without room,
+     * the phase collects everything itself. */
+    struct stm__watchtx *x = tx->wx;
+    if (x == NULL)
+        return;
+    stm_tvar *var = tx->ws[idx].var;
+    uint32_t n = list_length(var);
+    if (idx + 1 > x->heads.cap || !has_room(x, n))
+        return;
+    x->next.n = 0;
+    for (uint32_t i = 0; i < idx; i++)
+        x->heads.v[i] = NULL;
+    x->heads.v[idx] = collect_held(x, var, 1);
+    x->found = idx + 1;
 }
 
 static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
@@ -165,8 +241,57 @@ static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t fr
 {
     if (!STM__VEC_RESERVE(x->heads, to))
         stm__nomem(tx);
+    for (uint32_t i = from; i < to; i++) {
+        if (atomic_load_explicit(&tx->ws[i].var->watchers, memory_order_acquire) == NULL)
+            x->heads.v[i] = NULL; /* (collect() would say the same) */
+        else
+            collect(tx, x, i, round);
+    }
+}
+
+static inline uint64_t bloom_of(const stm_tvar *var)
+{
+    return UINT64_C(1) << (((uintptr_t)var >> 4) & 63);
+}
+
+/* Whether ws[from, to) or the rewritten entries hold var. */
+static bool written_in(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var, uint32_t from,
+                       uint32_t to)
+{
     for (uint32_t i = from; i < to; i++)
-        collect(tx, x, i, round);
+        if (tx->ws[i].var == var)
+            return true;
+    for (uint32_t i = 0; i < x->rewrites.n; i++)
+        if (tx->ws[x->rewrites.v[i]].var == var)
+            return true;
+    return false;
+}
+
+/* Watchers that ran in this commit run again in `round` if their run read
+ * a TVar written since (ws[from, to) and the rewrites). */
+static void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
+                      uint32_t round)
+{
+    if (x->runs.n == 0)
+        return;
+    uint64_t bloom = 0;
+    for (uint32_t i = from; i < to; i++)
+        bloom |= bloom_of(tx->ws[i].var);
+    for (uint32_t i = 0; i < x->rewrites.n; i++)
+        bloom |= bloom_of(tx->ws[x->rewrites.v[i]].var);
+    if (bloom == 0)
+        return;
+    room(tx, x, x->runs.n);
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        const struct stm__wrun *r = &x->runs.v[k];
+        for (uint32_t i = 0; i < r->depn; i++) {
+            stm_tvar *d = x->deps.v[r->dep0 + i];
+            if ((bloom & bloom_of(d)) && written_in(tx, x, d, from, to)) {
+                schedule(x, r->w, round);
+                break;
+            }
+        }
+    }
 }
 
 void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var)
@@ -185,21 +310,24 @@ void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
     x->rewrites.v[x->rewrites.n++] = idx;
 }
 
-/* Run w once in tx.  seeded: a deadline run for `deadline`, skipped if a
- * later commit moved the watcher's deadline (the timer is stale). */
+/* Run w once in tx.  seeded: a deadline run for the timer's arming
+ * `armed`, skipped if a commit has re-armed or disarmed it since (the
+ * firing is stale). */
 static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w, bool seeded,
-                    int64_t deadline)
+                    uint64_t armed)
 {
-    atomic_fetch_add_explicit(&w->running, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&w->dead, memory_order_seq_cst) || stm__wx_stopping(x, w)) {
-        atomic_fetch_sub_explicit(&w->running, 1, memory_order_release);
+    publish_cur(tx, w);
+    if (atomic_load_explicit(&w->dead, memory_order_seq_cst) ||
+        (x->stopped.n && stm__wx_stopping(x, w))) {
+        publish_cur(tx, NULL);
         return;
     }
-    tx->watch_cur = w;
     intptr_t last = stm_read(tx, &w->self);
-    if (seeded && atomic_load_explicit(&w->deadline, memory_order_relaxed) != deadline)
+    if (seeded && atomic_load_explicit(&w->armed, memory_order_relaxed) != armed)
         goto out;
-    struct stm__wmap *e = map_get(tx, x, w);
+    if (!has_room(x, 1))
+        room(tx, x, 1);
+    struct stm__wmap *e = ent_get(x, w);
     x->saved_deadline = tx->deadline;
     x->saved_wall = tx->wall_deadline;
     tx->deadline = STM_NEVER;
@@ -213,11 +341,15 @@ static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch 
     for (uint32_t i = rstart; i < tx->rn; i++)
         x->deps.v[x->deps.n++] = tx->rs[i].var;
     int64_t dl = tx->deadline;
+    bool wall = false;
     if (tx->wall_deadline < STM_NEVER) {
-        /* a wall-clock deadline, as a deadline on the library's clock */
+        /* a wall-clock deadline, as a deadline on the library's clock (a
+         * change of the system time fires it at once: timer.c) */
         int64_t d = stm__sat_add(stm_tx_now(tx), tx->wall_deadline - stm_tx_wall_now(tx));
-        if (d < dl)
+        if (d <= dl) {
             dl = d;
+            wall = true;
+        }
     }
     tx->deadline = x->saved_deadline;
     tx->wall_deadline = x->saved_wall;
@@ -239,16 +371,15 @@ static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch 
     r->nd = NULL;
     r->plan = RUN_SAME;
     r->needslot = 0;
+    r->wall = wall;
     stm__count(&tx->st.watch_runs);
 out:
-    tx->watch_cur = NULL;
-    atomic_fetch_sub_explicit(&w->running, 1, memory_order_release);
+    publish_cur(tx, NULL);
 }
 
 void stm__watch_abandon(struct stm_tx *tx)
 {
-    struct stm_watch *w = tx->watch_cur;
-    tx->watch_cur = NULL;
+    publish_cur(tx, NULL);
     tx->watch_dep = false;
     tx->watch_round = 0;
     /* a retry in fn waits for the body's deadlines too */
@@ -256,7 +387,6 @@ void stm__watch_abandon(struct stm_tx *tx)
         tx->deadline = tx->wx->saved_deadline;
     if (tx->wx->saved_wall < tx->wall_deadline)
         tx->wall_deadline = tx->wx->saved_wall;
-    atomic_fetch_sub_explicit(&w->running, 1, memory_order_release);
 }
 
 static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
@@ -265,12 +395,16 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
     tx->watch_round = round;
     tx->watch_mark = 0;
     x->saved_deadline = x->saved_wall = STM_NEVER;
-    x->next.n = 0;
+    if (x->found == 0)
+        x->next.n = 0; /* else stm__watch_found() scheduled round 1's first */
     /* deadline runs come first; what they write is collected with the
      * body's writes, so their own callbacks' writes re-run them */
     for (uint32_t i = 0; i < x->seeds.n; i++)
-        run_one(tx, x, x->seeds.v[i].w, true, x->seeds.v[i].deadline);
-    collect_range(tx, x, 0, tx->wn, round);
+        run_one(tx, x, x->seeds.v[i].w, true, x->seeds.v[i].armed);
+    collect_range(tx, x, x->found, tx->wn, round);
+    x->found = 0;
+    x->rewrites.n = 0;
+    deps_pass(tx, x, 0, tx->wn, round); /* deadline runs' own writes */
     room(tx, x, x->made.n);
     for (uint32_t i = 0; i < x->made.n; i++)
         schedule(x, x->made.v[i], round);
@@ -295,6 +429,7 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
         collect_range(tx, x, mark, tx->wn, round);
         for (uint32_t i = 0; i < x->rewrites.n; i++)
             collect(tx, x, x->rewrites.v[i], round);
+        deps_pass(tx, x, mark, tx->wn, round);
     }
     tx->watch_round = 0;
 }
@@ -394,11 +529,12 @@ static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar 
 static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
 {
     uint32_t slots = 0, retiring = 0;
+    bool wall = false;
     x->lockonly.n = 0;
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;
-        if (stm__wx_stopping(x, w)) {
+        if (x->stopped.n && stm__wx_stopping(x, w)) {
             r->plan = RUN_SKIP;
             continue;
         }
@@ -413,7 +549,15 @@ static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
             same = x->tmp.v[i] == nv[i];
         if (!same) {
             r->plan = RUN_CHANGE;
-            lock_difference(tx, x, nv, r->depn);
+            if (r->depn >= 2 || x->tmp.n >= 2) {
+                /* a new array: every node moves, so every list changes */
+                for (uint32_t i = 0; i < x->tmp.n; i++)
+                    lock_only(tx, x, x->tmp.v[i]);
+                for (uint32_t i = 0; i < r->depn; i++)
+                    lock_only(tx, x, nv[i]);
+            } else {
+                lock_difference(tx, x, nv, r->depn);
+            }
             if (r->depn >= 2) {
                 if (!STM__VEC_RESERVE(x->fresh, x->fresh.n + 1))
                     stm__nomem(tx);
@@ -432,6 +576,8 @@ static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
             r->needslot = 1;
             slots++;
         }
+        if (r->wall)
+            wall = true;
     }
     for (uint32_t k = 0; k < x->stopped.n; k++) {
         struct stm_watch *w = x->stopped.v[k];
@@ -446,6 +592,8 @@ static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
         (x->lockonly.n &&
          !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + x->lockonly.n)))
         stm__nomem(tx);
+    if (wall)
+        stm__wallclock_watch();
     if (slots) {
         int e = stm__timer_reserve(slots);
         if (e < 0)
@@ -477,18 +625,16 @@ uint64_t stm__watch_commit(struct stm_tx *tx)
 
 /* ---- applying, locks held ------------------------------------------------ */
 
+/* List surgery: the TVar's lock is held (this commit locked it). */
 static void unlink_dep(struct stm__wdep *d)
 {
     stm_tvar *var = atomic_load_explicit(&d->var, memory_order_relaxed);
-    pthread_mutex_t *m = stripe_of(var);
-    pthread_mutex_lock(m);
     if (d->next)
         d->next->prev = d->prev;
     if (d->prev)
         d->prev->next = d->next;
     else
-        atomic_store_explicit(&var->watchers, d->next, memory_order_release);
-    pthread_mutex_unlock(m);
+        atomic_store_explicit(&var->watchers, d->next, memory_order_relaxed);
     d->next = d->prev = NULL;
 }
 
@@ -496,25 +642,19 @@ static void link_dep(struct stm__wdep *d, stm_tvar *var, struct stm_watch *w)
 {
     atomic_store_explicit(&d->var, var, memory_order_relaxed);
     d->w = w;
-    pthread_mutex_t *m = stripe_of(var);
-    pthread_mutex_lock(m);
     d->prev = NULL;
     d->next = atomic_load_explicit(&var->watchers, memory_order_relaxed);
     if (d->next)
         d->next->prev = d;
-    atomic_store_explicit(&var->watchers, d, memory_order_release);
-    pthread_mutex_unlock(m);
+    atomic_store_explicit(&var->watchers, d, memory_order_relaxed);
 }
 
-/* Put `nd` where `od` is in var's list (same membership, no lock needed
- * beyond the stripe). */
+/* Put `nd` where `od` is in var's list. */
 static void swap_dep(struct stm__wdep *od, struct stm__wdep *nd, stm_tvar *var,
                      struct stm_watch *w)
 {
     atomic_store_explicit(&nd->var, var, memory_order_relaxed);
     nd->w = w;
-    pthread_mutex_t *m = stripe_of(var);
-    pthread_mutex_lock(m);
     nd->prev = od->prev;
     nd->next = od->next;
     if (nd->next)
@@ -522,8 +662,7 @@ static void swap_dep(struct stm__wdep *od, struct stm__wdep *nd, stm_tvar *var,
     if (nd->prev)
         nd->prev->next = nd;
     else
-        atomic_store_explicit(&var->watchers, nd, memory_order_release);
-    pthread_mutex_unlock(m);
+        atomic_store_explicit(&var->watchers, nd, memory_order_relaxed);
     od->next = od->prev = NULL;
 }
 
@@ -575,17 +714,18 @@ void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
             w->flags &= (uint16_t)~STM__WATCH_FRESH; /* before anyone can see it */
         if (r->plan == RUN_CHANGE)
             relink(x, r);
-        int64_t old = atomic_load_explicit(&w->deadline, memory_order_relaxed);
-        atomic_store_explicit(&w->deadline, r->deadline, memory_order_relaxed);
         if (r->deadline >= STM_NEVER) {
-            if (old < STM_NEVER)
+            if (atomic_load_explicit(&w->armed, memory_order_relaxed)) {
                 stm__timer_unset(&w->timer);
+                atomic_store_explicit(&w->armed, 0, memory_order_relaxed);
+            }
         } else {
             if (!atomic_load_explicit(&w->slot, memory_order_relaxed)) {
                 atomic_store_explicit(&w->slot, 1, memory_order_relaxed);
                 x->slots--; /* prepare reserved one for it */
             }
-            stm__timer_set(&w->timer, r->deadline);
+            atomic_store_explicit(&w->armed, stm__timer_set(&w->timer, r->deadline, r->wall),
+                                  memory_order_relaxed);
         }
     }
     for (uint32_t k = 0; k < x->stopped.n; k++) {
