@@ -135,6 +135,7 @@ struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *
 void stm__timer_done(struct stm__timer *t);
 /* clock switch: every library-clock deadline d becomes to + (d - from) */
 void stm__timer_rebase(int64_t from, int64_t to);
+void stm__timer_kick(void); /* the clock switched: the thread looks again */
 
 /* ---- waiter: "sleep until notified or until a deadline" ---------------
  * A waiter belongs to one thread.  prepare() arms it; a notify() that

@@ -247,6 +247,14 @@ void stm__timer_done(struct stm__timer *t)
     pthread_mutex_unlock(&t_lock);
 }
 
+void stm__timer_kick(void)
+{
+    pthread_mutex_lock(&t_lock);
+    if (t_started)
+        pthread_cond_signal(&t_wake);
+    pthread_mutex_unlock(&t_lock);
+}
+
 void stm__timer_rebase(int64_t from, int64_t to)
 {
     pthread_mutex_lock(&t_lock);

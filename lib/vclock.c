@@ -115,6 +115,7 @@ STM_API int stm_clock_real(void)
          * is real */
         stm__timer_rebase(vnow, rnow);
         atomic_store(&stm__g.virtual_on, false);
+        stm__timer_kick(); /* it may have looked in between */
         struct stm__hnode *top;
         while ((top = stm__heap_top(&vc_heap)) != NULL) {
             struct vwait *vw = (struct vwait *)top;
