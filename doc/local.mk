@@ -16,9 +16,11 @@ dist_man_MANS = \
 	doc/stm_set_waiter.3 \
 	doc/stm_clock_virtual.3 \
 	doc/stm_stats_get.3 \
+	doc/stm_watch_new.3 \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
 	doc/stm_atomically_until.3 \
+	doc/stm_atomically_watch.3 \
 	doc/stm_clock_advance.3 \
 	doc/stm_clock_is_virtual.3 \
 	doc/stm_clock_real.3 \
@@ -46,6 +48,7 @@ dist_man_MANS = \
 	doc/stm_tvar_set_name.3 \
 	doc/stm_tx_now.3 \
 	doc/stm_tx_wall_now.3 \
+	doc/stm_unwatch.3 \
 	doc/STM_USEC.3 \
 	doc/stm_waiter_name.3 \
 	doc/stm_wall_now.3 \

@@ -13,7 +13,8 @@ examples_bank_LDADD = lib/libstm.la
 ## (tests/tutorial.mk) runs them and checks their output.  Flags as for
 ## examples/bank: the public header and the shared library.
 check_PROGRAMS += examples/tut1_counter examples/tut2_transfer \
-	examples/tut3_queue examples/tut4_timeout examples/tut5_reconnect
+	examples/tut3_queue examples/tut4_timeout examples/tut5_reconnect \
+	examples/tut6_watch
 examples_tut1_counter_SOURCES = examples/tut1_counter.c
 examples_tut1_counter_CPPFLAGS = -I$(top_srcdir)/include
 examples_tut1_counter_LDFLAGS =
@@ -34,3 +35,20 @@ examples_tut5_reconnect_SOURCES = examples/tut5_reconnect.c
 examples_tut5_reconnect_CPPFLAGS = -I$(top_srcdir)/include
 examples_tut5_reconnect_LDFLAGS =
 examples_tut5_reconnect_LDADD = lib/libstm.la
+examples_tut6_watch_SOURCES = examples/tut6_watch.c
+examples_tut6_watch_CPPFLAGS = -I$(top_srcdir)/include
+examples_tut6_watch_LDFLAGS =
+examples_tut6_watch_LDADD = lib/libstm.la
+
+## The watcher demos (README.md's first command runs examples/reconnect),
+## built like examples/bank.  tests/check-examples.sh (tests/examples.mk)
+## runs both and checks their output.
+noinst_PROGRAMS += examples/reconnect examples/eventloop
+examples_reconnect_SOURCES = examples/reconnect.c
+examples_reconnect_CPPFLAGS = -I$(top_srcdir)/include
+examples_reconnect_LDFLAGS =
+examples_reconnect_LDADD = lib/libstm.la
+examples_eventloop_SOURCES = examples/eventloop.c
+examples_eventloop_CPPFLAGS = -I$(top_srcdir)/include
+examples_eventloop_LDFLAGS =
+examples_eventloop_LDADD = lib/libstm.la

@@ -747,8 +747,10 @@ STM_API int stm_clock_virtual(int64_t start);
  * in the same call.  The call returns when all of it has settled.  (What a woken
  * thread does after stm_atomically() returns is not waited for.)  Then the
  * clock reads old + ns.  Overflow clamps to STM_NEVER - 1.  A no-op when
- * the virtual clock is off or `ns` is negative.  Call it from a thread
- * that is not itself inside a transaction.
+ * the virtual clock is off or `ns` is negative.  Watchers whose deadlines
+ * come due run on the calling thread, in the same order.  Call it from a
+ * thread that is not itself inside a transaction, and not from a watcher
+ * or a hook that such a run calls (calls from two threads take turns).
  */
 STM_API void stm_clock_advance(int64_t ns);
 

@@ -405,8 +405,9 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
     x->found = 0;
     x->rewrites.n = 0;
     deps_pass(tx, x, 0, tx->wn, round); /* deadline runs' own writes */
-    room(tx, x, x->made.n);
-    for (uint32_t i = 0; i < x->made.n; i++)
+    uint32_t made = x->made.n; /* watchers made so far: first run now */
+    room(tx, x, made);
+    for (uint32_t i = 0; i < made; i++)
         schedule(x, x->made.v[i], round);
     while (x->next.n) {
         if (round > STM_WATCH_ROUNDS) {
@@ -430,6 +431,10 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
         for (uint32_t i = 0; i < x->rewrites.n; i++)
             collect(tx, x, x->rewrites.v[i], round);
         deps_pass(tx, x, mark, tx->wn, round);
+        /* watchers made by this round's callbacks run in the next */
+        room(tx, x, x->made.n - made);
+        for (; made < x->made.n; made++)
+            schedule(x, x->made.v[made], round);
     }
     tx->watch_round = 0;
 }

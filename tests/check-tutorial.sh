@@ -13,7 +13,8 @@
 #   1. it exits 0 (each checks its own outcome) within 60 s;
 #   2. its output has the line the tutorial points at;
 #   3. tut5_reconnect --virtual, run twice, prints the same thing both times
-#      (the schedule on the virtual clock is exact).
+#      (the schedule on the virtual clock is exact);
+#   4. tut6_watch --virtual prints exactly the schedule the tutorial shows.
 #
 # Exit 99 (hard error) if a program is missing.
 
@@ -82,6 +83,7 @@ expect tut2_transfer 'refused, insufficient funds; balances 100 and 100' \
 expect tut3_queue    'expected 50005000): OK'
 expect tut4_timeout  'OK: each wait ended at whichever came first'
 expect tut5_reconnect 'attempt 7 (woken): connected$' '^connected after 7 attempts$'
+expect tut6_watch     'attempt 7 (woken): connected$' '^connected after 7 attempts$'
 
 # The virtual clock: exact and repeatable.
 if run tut5_reconnect "$tmp/v1" --virtual &&
@@ -91,6 +93,26 @@ if run tut5_reconnect "$tmp/v1" --virtual &&
     if ! cmp -s "$tmp/v1" "$tmp/v2"; then
         fail "tut5_reconnect --virtual printed different things on two runs:"
         diff "$tmp/v1" "$tmp/v2"
+    fi
+fi
+
+# The watcher on the virtual clock: the schedule of doc/tutorial.md, step
+# 6, line for line.
+cat >"$tmp/tut6.expected" <<'EOF'
+[+   0.0 ms] attempt 1: Connection refused; next in 20 ms
+[+  20.0 ms] attempt 2: Connection refused; next in 40 ms
+[+  60.0 ms] attempt 3: Connection refused; next in 80 ms
+[+ 140.0 ms] attempt 4: Connection refused; next in 160 ms (cap)
+[+ 300.0 ms] attempt 5: Connection refused; next in 160 ms (cap)
+[+ 460.0 ms] attempt 6: Connection refused; next in 160 ms (cap)
+server: listening (simulated)
+[+ 460.0 ms] attempt 7 (woken): connected
+connected after 7 attempts
+EOF
+if run tut6_watch "$tmp/w1" --virtual; then
+    if ! cmp -s "$tmp/tut6.expected" "$tmp/w1"; then
+        fail "tut6_watch --virtual: not the schedule of the tutorial:"
+        diff "$tmp/tut6.expected" "$tmp/w1"
     fi
 fi
 

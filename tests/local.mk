@@ -67,3 +67,4 @@ include $(srcdir)/tests/unit.mk
 include $(srcdir)/tests/stress.mk
 include $(srcdir)/tests/time.mk
 include $(srcdir)/tests/tutorial.mk
+include $(srcdir)/tests/examples.mk

@@ -5,7 +5,8 @@
 ## `make check` builds them (and, since TESTS includes $(check_PROGRAMS),
 ## also runs each once on its own).  tests/check-tutorial.sh runs them
 ## again from the build directory ($STM_BUILDDIR) and checks their output:
-## exit status, a key line, and for tut5 that two --virtual runs print
-## exactly the same schedule.  Appending to dist_check_SCRIPTS puts it in
+## exit status, a key line, for tut5 that two --virtual runs print
+## exactly the same schedule, and for tut6 that its --virtual run prints
+## what the tutorial shows.  Appending to dist_check_SCRIPTS puts it in
 ## TESTS too (tests/local.mk: TESTS += $(dist_check_SCRIPTS)).
 dist_check_SCRIPTS += tests/check-tutorial.sh
