@@ -34,6 +34,14 @@ bench_wake_CFLAGS = $(BENCH_CFLAGS)
 bench_wake_LDFLAGS = $(BENCH_LINKFLAGS)
 bench_wake_LDADD = $(BENCH_LDADD)
 
+BENCHMARKS += bench/watch$(EXEEXT)
+EXTRA_PROGRAMS += bench/watch
+bench_watch_SOURCES = bench/watch.c bench/bench.h
+bench_watch_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_watch_CFLAGS = $(BENCH_CFLAGS)
+bench_watch_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_watch_LDADD = $(BENCH_LDADD)
+
 CLEANFILES += $(BENCHMARKS)
 
 bench: $(BENCHMARKS)

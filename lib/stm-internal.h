@@ -320,6 +320,12 @@ struct stm_tx {
     uint64_t rng;
     stm_tvar *conflict_var;
 
+    /* an index of the write set (open addressing: entry number + 1), made
+     * once it is large enough that searching it costs: entries [0,
+     * wsidx_n) are in it; reset with the extras */
+    uint32_t *wsidx;
+    uint32_t wsidx_cap, wsidx_n;
+
     STM__VEC(struct stm__undo) undo;
     struct stm__hookvec after;
     struct stm__hookvec onabort;
@@ -469,6 +475,12 @@ struct stm_watch {
 /* The commit found watchers on ws[idx].var while it holds the locks of
  * ws[0..idx]: note them for the watcher phase (never jumps). */
 void stm__watch_found(struct stm_tx *tx, uint32_t idx);
+/* per write-set entry, in the watcher phase */
+struct stm__wmeta {
+    struct stm__wdep *head; /* the TVar's list as the phase saw it */
+    uint32_t round;         /* the round that this write triggers */
+};
+
 /* commit with watchers: run them (rounds), then commit in watch mode;
  * returns the commit time, or 0 if the commit failed validation */
 uint64_t stm__watch_commit(struct stm_tx *tx);
@@ -488,8 +500,10 @@ void stm__watchtx_free(struct stm_tx *tx);
 /* the commit in watch mode (tx.c): ws[0, data_n) are writes, the rest
  * only locked so that watcher lists can change */
 uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n,
-                                struct stm__wdep *const *heads);
+                                const struct stm__wmeta *meta);
 bool stm__ws_has(struct stm_tx *tx, stm_tvar *var); /* var is in the write set */
+int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var); /* its entry, or -1 */
+void stm__ws_forget(struct stm_tx *tx);                  /* entries were dropped */
 
 /* stm_free / stm_tvar_free inside a transaction: done if it commits */
 void stm__frees_push(struct stm_tx *tx, void *ptr, int kind);

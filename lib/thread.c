@@ -37,6 +37,7 @@ static void descriptor_free(struct stm_tx *tx)
     free(tx->frees.v);
     free(tx->limbo.v);
     free(tx->nodes.v);
+    free(tx->wsidx);
     stm__watchtx_free(tx);
     stm__waiter_destroy(tx->waiter);
     free(tx);

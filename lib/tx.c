@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "stm-internal.h"
 
@@ -33,12 +34,72 @@ static inline uint64_t bloom_bit(stm_tvar *var)
     return UINT64_C(1) << (((uintptr_t)var >> 4) & 63);
 }
 
+/* Past this many entries the write set gets an index (the Bloom filter
+ * is saturated long before). */
+#define WS_INDEX_AT 32
+
+static inline uint32_t ws_hash(const stm_tvar *var, uint32_t mask)
+{
+    return (uint32_t)(((uint64_t)(uintptr_t)var * UINT64_C(0x9e3779b97f4a7c15)) >> 40) & mask;
+}
+
+static uint32_t *ws_slot(struct stm_tx *tx, const stm_tvar *var)
+{
+    uint32_t mask = tx->wsidx_cap - 1;
+    for (uint32_t i = ws_hash(var, mask);; i = (i + 1) & mask)
+        if (tx->wsidx[i] == 0 || tx->ws[tx->wsidx[i] - 1].var == var)
+            return &tx->wsidx[i];
+}
+
+/* Bring the index up to date (jumps with ENOMEM: every caller runs inside
+ * the transaction's attempt). */
+static void ws_index_update(struct stm_tx *tx)
+{
+    if (2 * (uint64_t)tx->wn > tx->wsidx_cap) {
+        uint32_t cap = tx->wsidx_cap ? tx->wsidx_cap : 128;
+        while (2 * (uint64_t)tx->wn > cap)
+            cap *= 2;
+        uint32_t *v = stm__calloc(cap, sizeof *v);
+        if (v == NULL)
+            stm__nomem(tx);
+        free(tx->wsidx);
+        tx->wsidx = v;
+        tx->wsidx_cap = cap;
+        tx->wsidx_n = 0;
+    }
+    tx->extras = 1; /* reset_extras() empties it */
+    for (; tx->wsidx_n < tx->wn; tx->wsidx_n++) {
+        uint32_t *s = ws_slot(tx, tx->ws[tx->wsidx_n].var);
+        if (*s == 0)
+            *s = tx->wsidx_n + 1;
+    }
+}
+
+void stm__ws_forget(struct stm_tx *tx)
+{
+    if (tx->wsidx_n) {
+        memset(tx->wsidx, 0, (size_t)tx->wsidx_cap * sizeof *tx->wsidx);
+        tx->wsidx_n = 0;
+    }
+}
+
 static struct stm__wentry *ws_find(struct stm_tx *tx, stm_tvar *var)
 {
+    if (tx->wn > WS_INDEX_AT) {
+        ws_index_update(tx);
+        uint32_t k = *ws_slot(tx, var);
+        return k ? &tx->ws[k - 1] : NULL;
+    }
     for (uint32_t i = tx->wn; i-- > 0;)
         if (tx->ws[i].var == var)
             return &tx->ws[i];
     return NULL;
+}
+
+int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var)
+{
+    struct stm__wentry *w = ws_find(tx, var);
+    return w ? w - tx->ws : -1;
 }
 
 bool stm__ws_has(struct stm_tx *tx, stm_tvar *var)
@@ -230,6 +291,7 @@ __attribute__((noinline)) static void reset_extras(struct stm_tx *tx)
 {
     tx->undo.n = 0;
     tx->branch = NULL;
+    stm__ws_forget(tx);
     tx->now_valid = false;
     tx->wall_now_valid = false;
     tx->deadline = STM_NEVER;
@@ -281,14 +343,14 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
  * `watch`: the commit of a transaction that ran its watchers.  Entries
  * [data_n, wn) are only locked (watcher lists of those TVars change, see
  * watch.c): no new version, no wake-up.  A written TVar must still have the
- * watcher list the watcher phase saw (heads[i]), else the phase missed a
+ * watcher list the watcher phase saw (meta[i].head), else the phase missed a
  * watcher and the transaction runs again.  Without `watch`, finding a
  * watcher on a written TVar hands the commit to the watcher path.
  *
  * Inlined into its two callers, so that the common one does not pay for
  * the other. */
 __attribute__((always_inline)) static inline uint64_t
-commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, struct stm__wdep *const *heads)
+commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wmeta *meta)
 {
     /* locals: the atomics below are compiler barriers, and tx would be
      * reloaded around each of them */
@@ -322,7 +384,7 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, struct stm__wdep *co
                 unlock_ws(ws, w + 1);
                 return COMMIT_WATCH;
             }
-        } else if (w < data_end && h != heads[w - ws]) {
+        } else if (w < data_end && h != meta[w - ws].head) {
             tx->conflict_var = w->var;
             unlock_ws(ws, w + 1);
             return 0;
@@ -364,9 +426,9 @@ __attribute__((noinline)) static uint64_t commit_writes(struct stm_tx *tx)
 }
 
 uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n,
-                                struct stm__wdep *const *heads)
+                                const struct stm__wmeta *meta)
 {
-    return commit_core(tx, true, data_n, heads);
+    return commit_core(tx, true, data_n, meta);
 }
 
 /* The attempt is over, committed or not: leave the epoch. */

@@ -50,22 +50,6 @@ struct stm__watchtx *stm__wx_get(struct stm_tx *tx)
     return tx->wx;
 }
 
-bool stm__wx_stopping(const struct stm__watchtx *x, const struct stm_watch *w)
-{
-    for (uint32_t i = 0; i < x->stopped.n; i++)
-        if (x->stopped.v[i] == w)
-            return true;
-    return false;
-}
-
-bool stm__wx_made(const struct stm__watchtx *x, const struct stm_watch *w)
-{
-    for (uint32_t i = 0; i < x->made.n; i++)
-        if (x->made.v[i] == w)
-            return true;
-    return false;
-}
-
 void stm__watch_reset(struct stm_tx *tx)
 {
     struct stm__watchtx *x = tx->wx;
@@ -78,7 +62,7 @@ void stm__watch_reset(struct stm_tx *tx)
         free(x->fresh.v[i]);
     x->fresh.n = 0;
     x->made.n = x->stopped.n = x->seeds.n = 0;
-    x->runs.n = x->deps.n = x->lockonly.n = x->retired.n = 0;
+    x->runs.n = x->deps.n = x->retired.n = 0;
     x->cur.n = x->next.n = x->rewrites.n = 0;
     if (x->indexed) {
         memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
@@ -99,8 +83,7 @@ void stm__watchtx_free(struct stm_tx *tx)
     free(x->seeds.v);
     free(x->runs.v);
     free(x->deps.v);
-    free(x->heads.v);
-    free(x->lockonly.v);
+    free(x->meta.v);
     free(x->fresh.v);
     free(x->retired.v);
     free(x->cur.v);
@@ -121,10 +104,12 @@ void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br)
 
 void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br)
 {
-    if (tx->wx) {
+    struct stm__watchtx *x = tx->wx;
+    if (x) {
         /* the branch's new watchers were stm_alloc()ed: freed with it */
-        tx->wx->made.n = br->wnew_n;
-        tx->wx->stopped.n = br->wstop_n;
+        x->made.n = br->wnew_n;
+        while (x->stopped.n > br->wstop_n)
+            stm__wx_unstop(x, x->stopped.v[--x->stopped.n]);
     }
 }
 
@@ -214,10 +199,10 @@ STM_API void stm_unwatch(stm_tx *tx, stm_watch *w)
     if (atomic_load_explicit(&w->dead, memory_order_relaxed))
         stm__misuse("stm_unwatch", "the watcher was stopped already");
     struct stm__watchtx *x = stm__wx_get(tx);
-    if (stm__wx_stopping(x, w))
-        return;
     if (!STM__VEC_RESERVE(x->stopped, x->stopped.n + 1))
         stm__nomem(tx);
+    if (!stm__wx_stop(tx, x, w))
+        return;
     x->stopped.v[x->stopped.n++] = w;
     /* read and write its TVar: conflicts with any run of it that commits
      * concurrently */

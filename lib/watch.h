@@ -16,6 +16,7 @@ struct stm__wrun {
     struct stm_watch *w;
     int64_t deadline;     /* earliest deadline fn read and found not come */
     uint32_t dep0, depn;  /* TVars fn read: x->deps[dep0, dep0 + depn) */
+    uint64_t depbloom;    /* of those TVars */
     struct stm__wdep *nd; /* prepared registrations (plan CHANGE) */
     uint8_t plan;         /* RUN_* */
     uint8_t needslot;     /* arms a deadline without a heap slot yet */
@@ -32,8 +33,10 @@ struct stm__wseed {
 struct stm__wmap {
     struct stm_watch *w;
     uint32_t run; /* index + 1 in runs, 0 = none yet */
-    uint32_t round;
+    uint32_t round : 31;
+    uint32_t stopped : 1; /* stm_unwatch in this attempt */
 };
+
 
 /* Per-thread watcher bookkeeping of the running attempt (reused). */
 struct stm__watchtx {
@@ -44,9 +47,10 @@ struct stm__watchtx {
     STM__VEC(struct stm__wrun) runs;
     STM__VEC(stm_tvar *) deps;
     STM__VEC(stm_tvar *) tmp;
-    STM__VEC(struct stm__wdep *) heads;   /* per write-set entry: list seen */
+    STM__VEC(struct stm__wmeta) meta;     /* per write-set entry */
+    uint64_t roundbloom; /* of the TVars written for the coming round */
+    uint32_t data_n;     /* write-set entries that are writes */
     STM__VEC(uint32_t) rewrites;          /* entries written again this round */
-    STM__VEC(stm_tvar *) lockonly;
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
     STM__VEC(struct stm__wdep *) retired; /* replaced by this commit */
     STM__VEC(struct stm__wmap) ents;
@@ -58,8 +62,10 @@ struct stm__watchtx {
 };
 
 struct stm__watchtx *stm__wx_get(struct stm_tx *tx); /* make; mark the attempt */
-bool stm__wx_stopping(const struct stm__watchtx *x, const struct stm_watch *w);
-bool stm__wx_made(const struct stm__watchtx *x, const struct stm_watch *w);
+/* stm_unwatch: note w as stopped by this attempt; false if it was */
+bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w);
+bool stm__wx_stopping(struct stm__watchtx *x, const struct stm_watch *w);
+void stm__wx_unstop(struct stm__watchtx *x, const struct stm_watch *w);
 /* after the stopping commit: wait for runs elsewhere, then reclaim */
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
 

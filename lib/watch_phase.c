@@ -134,6 +134,7 @@ static inline struct stm__wmap *ent_get(struct stm__watchtx *x, struct stm_watch
     e->w = w;
     e->run = 0;
     e->round = 0;
+    e->stopped = 0;
     if (x->ents.n > SMALL) {
         /* index every entry not indexed yet (all of them, the first time) */
         for (; x->indexed < x->ents.n; x->indexed++)
@@ -142,13 +143,43 @@ static inline struct stm__wmap *ent_get(struct stm__watchtx *x, struct stm_watch
     return e;
 }
 
+bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
+{
+    if (!has_room(x, 1))
+        room(tx, x, 1);
+    struct stm__wmap *e = ent_get(x, w);
+    if (e->stopped)
+        return false;
+    e->stopped = 1;
+    return true;
+}
+
+bool stm__wx_stopping(struct stm__watchtx *x, const struct stm_watch *w)
+{
+    if (x->stopped.n == 0)
+        return false;
+    struct stm__wmap *e = ent_find(x, w);
+    return e && e->stopped;
+}
+
+void stm__wx_unstop(struct stm__watchtx *x, const struct stm_watch *w)
+{
+    struct stm__wmap *e = ent_find(x, w);
+    if (e)
+        e->stopped = 0;
+}
+
 /* ---- rounds ------------------------------------------------------------ */
+
+static inline uint64_t bloom_of(const stm_tvar *var)
+{
+    return UINT64_C(1) << (((uintptr_t)var >> 4) & 63);
+}
 
 /* Put w in the next round, once; there must be room for it. */
 static inline void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_t round)
 {
-    if (atomic_load_explicit(&w->dead, memory_order_acquire) ||
-        (x->stopped.n && stm__wx_stopping(x, w)))
+    if (atomic_load_explicit(&w->dead, memory_order_acquire) || stm__wx_stopping(x, w))
         return;
     struct stm__wmap *e = ent_get(x, w);
     if (e->round == round)
@@ -214,7 +245,9 @@ static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uin
             stm__cpu_relax();
         }
     }
-    x->heads.v[idx] = h;
+    x->meta.v[idx].head = h;
+    x->meta.v[idx].round = round;
+    x->roundbloom |= bloom_of(var);
 }
 
 void stm__watch_found(struct stm_tx *tx, uint32_t idx)
@@ -227,66 +260,54 @@ void stm__watch_found(struct stm_tx *tx, uint32_t idx)
         return;
     stm_tvar *var = tx->ws[idx].var;
     uint32_t n = list_length(var);
-    if (idx + 1 > x->heads.cap || !has_room(x, n))
+    if (idx + 1 > x->meta.cap || !has_room(x, n))
         return;
     x->next.n = 0;
-    for (uint32_t i = 0; i < idx; i++)
-        x->heads.v[i] = NULL;
-    x->heads.v[idx] = collect_held(x, var, 1);
+    x->roundbloom = 0;
+    for (uint32_t i = 0; i <= idx; i++) {
+        x->meta.v[i].head = NULL;
+        x->meta.v[i].round = 1;
+        x->roundbloom |= bloom_of(tx->ws[i].var);
+    }
+    x->meta.v[idx].head = collect_held(x, var, 1);
     x->found = idx + 1;
 }
 
 static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
                           uint32_t round)
 {
-    if (!STM__VEC_RESERVE(x->heads, to))
+    if (!STM__VEC_RESERVE(x->meta, to))
         stm__nomem(tx);
     for (uint32_t i = from; i < to; i++) {
-        if (atomic_load_explicit(&tx->ws[i].var->watchers, memory_order_acquire) == NULL)
-            x->heads.v[i] = NULL; /* (collect() would say the same) */
-        else
+        stm_tvar *var = tx->ws[i].var;
+        if (atomic_load_explicit(&var->watchers, memory_order_acquire) == NULL) {
+            x->meta.v[i].head = NULL; /* (collect() would say the same) */
+            x->meta.v[i].round = round;
+            x->roundbloom |= bloom_of(var);
+        } else {
             collect(tx, x, i, round);
+        }
     }
 }
 
-static inline uint64_t bloom_of(const stm_tvar *var)
-{
-    return UINT64_C(1) << (((uintptr_t)var >> 4) & 63);
-}
-
-/* Whether ws[from, to) or the rewritten entries hold var. */
-static bool written_in(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var, uint32_t from,
-                       uint32_t to)
-{
-    for (uint32_t i = from; i < to; i++)
-        if (tx->ws[i].var == var)
-            return true;
-    for (uint32_t i = 0; i < x->rewrites.n; i++)
-        if (tx->ws[x->rewrites.v[i]].var == var)
-            return true;
-    return false;
-}
-
 /* Watchers that ran in this commit run again in `round` if their run read
- * a TVar written since (ws[from, to) and the rewrites). */
-static void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
-                      uint32_t round)
+ * a TVar written for it (meta[].round == round; x->roundbloom has them). */
+static void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t round)
 {
-    if (x->runs.n == 0)
-        return;
-    uint64_t bloom = 0;
-    for (uint32_t i = from; i < to; i++)
-        bloom |= bloom_of(tx->ws[i].var);
-    for (uint32_t i = 0; i < x->rewrites.n; i++)
-        bloom |= bloom_of(tx->ws[x->rewrites.v[i]].var);
-    if (bloom == 0)
+    uint64_t bloom = x->roundbloom;
+    if (x->runs.n == 0 || bloom == 0)
         return;
     room(tx, x, x->runs.n);
     for (uint32_t k = 0; k < x->runs.n; k++) {
         const struct stm__wrun *r = &x->runs.v[k];
+        if (!(r->depbloom & bloom))
+            continue;
         for (uint32_t i = 0; i < r->depn; i++) {
             stm_tvar *d = x->deps.v[r->dep0 + i];
-            if ((bloom & bloom_of(d)) && written_in(tx, x, d, from, to)) {
+            if (!(bloom & bloom_of(d)))
+                continue;
+            int64_t e = stm__ws_index(tx, d);
+            if (e >= 0 && x->meta.v[e].round == round) {
                 schedule(x, r->w, round);
                 break;
             }
@@ -317,8 +338,7 @@ static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch 
                     uint64_t armed)
 {
     publish_cur(tx, w);
-    if (atomic_load_explicit(&w->dead, memory_order_seq_cst) ||
-        (x->stopped.n && stm__wx_stopping(x, w))) {
+    if (atomic_load_explicit(&w->dead, memory_order_seq_cst) || stm__wx_stopping(x, w)) {
         publish_cur(tx, NULL);
         return;
     }
@@ -368,6 +388,9 @@ static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch 
     r->deadline = dl;
     r->dep0 = d0;
     r->depn = x->deps.n - d0;
+    r->depbloom = 0;
+    for (uint32_t i = d0; i < x->deps.n; i++)
+        r->depbloom |= bloom_of(x->deps.v[i]);
     r->nd = NULL;
     r->plan = RUN_SAME;
     r->needslot = 0;
@@ -401,10 +424,12 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
      * body's writes, so their own callbacks' writes re-run them */
     for (uint32_t i = 0; i < x->seeds.n; i++)
         run_one(tx, x, x->seeds.v[i].w, true, x->seeds.v[i].armed);
+    if (x->found == 0)
+        x->roundbloom = 0;
     collect_range(tx, x, x->found, tx->wn, round);
     x->found = 0;
     x->rewrites.n = 0;
-    deps_pass(tx, x, 0, tx->wn, round); /* deadline runs' own writes */
+    deps_pass(tx, x, round); /* deadline runs' own writes */
     uint32_t made = x->made.n; /* watchers made so far: first run now */
     room(tx, x, made);
     for (uint32_t i = 0; i < made; i++)
@@ -427,10 +452,11 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
         for (uint32_t i = 0; i < x->cur.n; i++)
             run_one(tx, x, x->cur.v[i], false, 0);
         round++;
+        x->roundbloom = 0;
         collect_range(tx, x, mark, tx->wn, round);
         for (uint32_t i = 0; i < x->rewrites.n; i++)
             collect(tx, x, x->rewrites.v[i], round);
-        deps_pass(tx, x, mark, tx->wn, round);
+        deps_pass(tx, x, round);
         /* watchers made by this round's callbacks run in the next */
         room(tx, x, x->made.n - made);
         for (; made < x->made.n; made++)
@@ -500,16 +526,19 @@ static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct st
     }
 }
 
+/* Add var to the write set as "lock only" (entries past x->data_n). */
 static void lock_only(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var)
 {
+    (void)x;
     if (stm__ws_has(tx, var))
         return;
-    for (uint32_t i = 0; i < x->lockonly.n; i++)
-        if (x->lockonly.v[i] == var)
-            return;
-    if (!STM__VEC_RESERVE(x->lockonly, x->lockonly.n + 1))
+    if (tx->wn == tx->wcap && !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
         stm__nomem(tx);
-    x->lockonly.v[x->lockonly.n++] = var;
+    struct stm__wentry *e = &tx->ws[tx->wn++];
+    e->var = var;
+    e->value = 0;
+    e->old = 0;
+    tx->wbloom |= bloom_of(var);
 }
 
 /* Every TVar in exactly one of old (x->tmp) and new (sorted). */
@@ -535,11 +564,11 @@ static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
 {
     uint32_t slots = 0, retiring = 0;
     bool wall = false;
-    x->lockonly.n = 0;
+    x->data_n = tx->wn;
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;
-        if (x->stopped.n && stm__wx_stopping(x, w)) {
+        if (stm__wx_stopping(x, w)) {
             r->plan = RUN_SKIP;
             continue;
         }
@@ -593,9 +622,7 @@ static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
     }
     /* room for what must not fail once committed */
     if (!STM__VEC_RESERVE(x->retired, retiring) ||
-        !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + retiring + x->stopped.n) ||
-        (x->lockonly.n &&
-         !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + x->lockonly.n)))
+        !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + retiring + x->stopped.n))
         stm__nomem(tx);
     if (wall)
         stm__wallclock_watch();
@@ -612,14 +639,10 @@ uint64_t stm__watch_commit(struct stm_tx *tx)
     struct stm__watchtx *x = stm__wx_get(tx);
     rounds(tx, x);
     prepare(tx, x);
-    uint32_t data_n = tx->wn;
-    for (uint32_t i = 0; i < x->lockonly.n; i++) {
-        struct stm__wentry *e = &tx->ws[tx->wn++];
-        e->var = x->lockonly.v[i];
-        e->value = 0;
-        e->old = 0;
-    }
-    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->heads.v);
+    uint32_t data_n = x->data_n;
+    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->meta.v);
+    if (tx->wsidx_n > data_n)
+        stm__ws_forget(tx); /* it knew the lock-only entries */
     tx->wn = data_n;
     if (wv == 0 && x->slots) {
         stm__timer_unreserve(x->slots);
