@@ -710,8 +710,10 @@ STM_API const char *stm_waiter_name(void);
  * and then polls its waiter (with any backend) until the deadline comes,
  * so the kernel's wake-up latency (tens of microseconds on a loaded or
  * virtual machine, see bench/wake) falls before the deadline instead of
- * after it.  Each timed wait then burns up to about `ns` of CPU.  0 (the
- * default) turns it off.  Returns 0, or -EINVAL unless 0 <= ns <= 10 ms.
+ * after it.  Each timed wait then burns up to about `ns` of CPU.  The
+ * library's timer thread does the same before each deadline it serves
+ * (watchers' deadline runs, the "thread" backend).  0 (the default) turns
+ * it off.  Returns 0, or -EINVAL unless 0 <= ns <= 10 ms.
  * Process-wide; applies to waits that start afterwards.  Under the virtual
  * clock nothing waits by real time, so it has no effect there.
  */

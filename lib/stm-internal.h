@@ -179,6 +179,7 @@ int stm__waiter_get(struct stm_tx *tx);
  * fail (-ENOMEM). */
 int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real);
 void stm__waiter_init_env(void);
+int64_t stm__wake_spin(void); /* stm_set_wake_spin()'s window, 0 = off */
 void stm__waiter_shutdown(void);
 static inline void stm__waiter_destroy(struct stm__waiter *w)
 {

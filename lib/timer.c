@@ -46,6 +46,7 @@ static uint32_t t_reserved; /* room promised in t_lib */
 static struct stm__timer *t_running, *t_vrunning;
 static pthread_t t_thread, t_vthread;
 static bool t_started, t_stop, t_conds;
+static _Atomic uint64_t t_newtop; /* counts new earliest timers (for the spin) */
 
 static void ts_of(int64_t ns, struct timespec *ts)
 {
@@ -84,9 +85,23 @@ static void *timer_main(void *unused)
             pthread_cond_wait(&t_wake, &t_lock);
             continue;
         }
-        if (top->key > stm__mono_ns()) {
+        int64_t now = stm__mono_ns();
+        if (top->key > now) {
+            /* stm_set_wake_spin(): sleep until `spin` before the deadline,
+             * then poll the clock (unless a new earliest timer comes) */
+            int64_t spin = stm__wake_spin();
+            if (spin > 0 && top->key - now <= spin) {
+                int64_t key = top->key;
+                uint64_t gen = atomic_load_explicit(&t_newtop, memory_order_relaxed);
+                pthread_mutex_unlock(&t_lock);
+                while (stm__mono_ns() < key &&
+                       atomic_load_explicit(&t_newtop, memory_order_relaxed) == gen)
+                    stm__cpu_relax();
+                pthread_mutex_lock(&t_lock);
+                continue;
+            }
             struct timespec ts;
-            ts_of(top->key, &ts);
+            ts_of(spin > 0 ? top->key - spin : top->key, &ts);
             pthread_cond_timedwait(&t_wake, &t_lock, &ts);
             continue;
         }
@@ -128,8 +143,10 @@ static int start_locked(void)
 /* t is now in a heap: wake the thread if it is the new earliest. */
 static void pushed_locked(struct stm__timer *t)
 {
-    if (next_locked() == &t->h)
+    if (next_locked() == &t->h) {
+        atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
         pthread_cond_signal(&t_wake);
+    }
 }
 
 int stm__timer_add(struct stm__timer *t, int64_t deadline)
@@ -250,6 +267,7 @@ void stm__timer_done(struct stm__timer *t)
 void stm__timer_kick(void)
 {
     pthread_mutex_lock(&t_lock);
+    atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
     if (t_started)
         pthread_cond_signal(&t_wake);
     pthread_mutex_unlock(&t_lock);
@@ -264,6 +282,7 @@ void stm__timer_rebase(int64_t from, int64_t to)
         struct stm__hnode *n = t_lib.v[i];
         n->key = n->key >= STM_NEVER ? STM_NEVER : stm__sat_add(to, n->key - from);
     }
+    atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
     if (t_started)
         pthread_cond_signal(&t_wake);
     pthread_mutex_unlock(&t_lock);
@@ -285,6 +304,7 @@ void stm__timer_wall_changed(void)
     }
     if (any) {
         stm__heap_fix(&t_lib);
+        atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
         if (t_started)
             pthread_cond_signal(&t_wake);
     }

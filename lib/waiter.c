@@ -259,6 +259,11 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
     return r;
 }
 
+int64_t stm__wake_spin(void)
+{
+    return atomic_load_explicit(&wake_spin, memory_order_relaxed);
+}
+
 STM_API int stm_set_wake_spin(int64_t ns)
 {
     if (ns < 0 || ns > STM_MSEC(10))
