@@ -21,3 +21,6 @@ tests_check_reclaim_SOURCES = tests/check_reclaim.c tests/testutil.h
 
 check_PROGRAMS += tests/check_starvation
 tests_check_starvation_SOURCES = tests/check_starvation.c tests/testutil.h
+
+check_PROGRAMS += tests/check_watch_stress
+tests_check_watch_stress_SOURCES = tests/check_watch_stress.c tests/testutil.h

@@ -8,3 +8,9 @@ tests_check_time_SOURCES = tests/check_time.c tests/testutil.h
 
 check_PROGRAMS += tests/check_vclock
 tests_check_vclock_SOURCES = tests/check_vclock.c tests/testutil.h
+
+check_PROGRAMS += tests/check_watch_time
+tests_check_watch_time_SOURCES = tests/check_watch_time.c tests/testutil.h
+
+check_PROGRAMS += tests/check_watch_wall
+tests_check_watch_wall_SOURCES = tests/check_watch_wall.c tests/testutil.h
