@@ -27,6 +27,7 @@ lib_libstm_la_SOURCES = \
 	lib/wallclock.c \
 	lib/elapsed.c \
 	lib/dispatch.c \
+	lib/readonly.c \
 	lib/stm-internal.h
 
 lib_libstm_la_CPPFLAGS = -I$(top_srcdir)/include -DSTM_BUILDING

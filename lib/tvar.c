@@ -63,6 +63,8 @@ STM_API void stm_tvar_free(stm_tvar *var)
         stm__frees_push(tx, var, STM__FREE_TVAR);
         return;
     }
+    if (tx && stm__ro == tx)
+        stm__check_tx_slow(tx, "stm_tvar_free"); /* falls back to a normal transaction */
     stm__waiters_wake_all(var);
     if (tx == NULL)
         tx = stm__thread_init(); /* NULL: freed synchronously */

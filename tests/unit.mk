@@ -29,3 +29,6 @@ tests_check_stats_SOURCES = tests/check_stats.c tests/testutil.h
 
 check_PROGRAMS += tests/check_dispatch
 tests_check_dispatch_SOURCES = tests/check_dispatch.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_readonly
+tests_check_readonly_SOURCES = tests/check_readonly.c tests/testutil.h tests/misuse.h
