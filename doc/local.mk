@@ -18,6 +18,7 @@ dist_man_MANS = \
 	doc/stm_stats_get.3 \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
+	doc/stm_atomically_ro.3 \
 	doc/stm_atomically_until.3 \
 	doc/stm_clock_advance.3 \
 	doc/stm_clock_is_virtual.3 \
