@@ -35,7 +35,7 @@ static int q_fd = -1;
 
 STM_API void stm_defer(stm_tx *tx, void (*fn)(void *arg), void *arg)
 {
-    stm__check_tx(tx, "stm_defer");
+    stm__check_tx_ro(tx, "stm_defer");
     if (fn == NULL)
         stm__misuse("stm_defer", "the callback is NULL");
     if (!STM__VEC_RESERVE(tx->defers, tx->defers.n + 1))
@@ -173,7 +173,7 @@ STM_API int stm_dispatch_fd(void)
 STM_API int stm_dispatch(void)
 {
     struct stm_tx *tx = stm__self;
-    if (tx != NULL && stm__active == tx)
+    if (tx != NULL && stm__in_body(tx))
         stm__misuse("stm_dispatch", "called inside a transaction");
     int ran = 0;
     for (;;) {

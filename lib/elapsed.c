@@ -15,7 +15,7 @@
 
 STM_API int64_t stm_tx_now(stm_tx *tx)
 {
-    stm__check_tx(tx, "stm_tx_now");
+    stm__check_tx_ro(tx, "stm_tx_now");
     if (!tx->now_valid) {
         tx->now = stm__now();
         tx->now_valid = true;
@@ -26,7 +26,7 @@ STM_API int64_t stm_tx_now(stm_tx *tx)
 
 STM_API int64_t stm_tx_wall_now(stm_tx *tx)
 {
-    stm__check_tx(tx, "stm_tx_wall_now");
+    stm__check_tx_ro(tx, "stm_tx_wall_now");
     if (!tx->wall_now_valid) {
         tx->wall_now = stm__wall_ns();
         tx->wall_now_valid = true;

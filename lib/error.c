@@ -42,8 +42,12 @@ _Noreturn void stm__misuse(const char *func, const char *what)
     abort();
 }
 
-void stm__check_tx_slow(struct stm_tx *tx, const char *func)
+_Noreturn void stm__check_tx_slow(struct stm_tx *tx, const char *func)
 {
+    /* a declared read-only attempt (stm__ro is never NULL): fall back to
+     * a normal transaction (readonly.c) */
+    if (tx == stm__ro)
+        stm__jump(tx, STM__JUMP_FALLBACK);
     if (tx == NULL)
         stm__misuse(func, "called outside a transaction (the stm_tx handle is NULL)");
     if (tx != stm__self)

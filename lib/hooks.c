@@ -26,7 +26,7 @@ static void push(struct stm_tx *tx, struct stm__hookvec *vec, void (*fn)(void *)
 
 STM_API void stm_after_commit(stm_tx *tx, void (*fn)(void *arg), void *arg)
 {
-    stm__check_tx(tx, "stm_after_commit");
+    stm__check_tx_ro(tx, "stm_after_commit");
     if (fn == NULL)
         stm__misuse("stm_after_commit", "the hook function is NULL");
     push(tx, &tx->after, fn, arg);
@@ -34,7 +34,7 @@ STM_API void stm_after_commit(stm_tx *tx, void (*fn)(void *arg), void *arg)
 
 STM_API void stm_on_abort(stm_tx *tx, void (*fn)(void *arg), void *arg)
 {
-    stm__check_tx(tx, "stm_on_abort");
+    stm__check_tx_ro(tx, "stm_on_abort");
     if (fn == NULL)
         stm__misuse("stm_on_abort", "the hook function is NULL");
     push(tx, &tx->onabort, fn, arg);

@@ -27,6 +27,7 @@ lib_libstm_la_SOURCES = \
 	lib/wallclock.c \
 	lib/elapsed.c \
 	lib/dispatch.c \
+	lib/readonly.c \
 	lib/watch.c \
 	lib/watch_phase.c \
 	lib/watch.h \

@@ -269,8 +269,15 @@ struct stm__branch {
     uint32_t wnew_n, wstop_n; /* stm_watch_new / stm_unwatch so far */
 };
 
-/* why a body was left (stm_tx.jump) */
-enum { STM__JUMP_CONFLICT = 1, STM__JUMP_RETRY, STM__JUMP_ABORT, STM__JUMP_NOMEM };
+/* why a body was left (stm_tx.jump); FALLBACK: a declared read-only
+ * attempt called something only a normal transaction can do */
+enum {
+    STM__JUMP_CONFLICT = 1,
+    STM__JUMP_RETRY,
+    STM__JUMP_ABORT,
+    STM__JUMP_NOMEM,
+    STM__JUMP_FALLBACK
+};
 
 #define STM__VEC(T)                                                                                \
     struct {                                                                                       \
@@ -349,7 +356,21 @@ extern _Thread_local struct stm_tx *stm__self __attribute__((tls_model("initial-
  * &stm__no_tx (never NULL): so "is tx the caller's running transaction?"
  * is one compare, which also rejects NULL. */
 extern _Thread_local struct stm_tx *stm__active __attribute__((tls_model("initial-exec")));
+/* The calling thread's descriptor while it runs a declared read-only
+ * attempt (stm_atomically_ro), else &stm__no_tx.  stm__active is then
+ * &stm__no_tx, so every operation's one-compare check fails and lands in
+ * its slow path, which looks here (readonly.c). */
+extern _Thread_local struct stm_tx *stm__ro __attribute__((tls_model("initial-exec")));
 extern struct stm_tx stm__no_tx;
+
+/* Whether the calling thread, whose descriptor is tx (not NULL), is
+ * inside a body, of a normal or of a declared read-only transaction: that
+ * is exactly while its epoch is published (the clock starts at 1, so a
+ * published epoch is never 0).  Decides nesting, with one load. */
+static inline bool stm__in_body(struct stm_tx *tx)
+{
+    return atomic_load_explicit(&tx->epoch, memory_order_relaxed) != 0;
+}
 
 struct stm_tx *stm__thread_init(void);
 void stm__global_init(void);
@@ -426,12 +447,38 @@ _Noreturn static inline void stm__jump(struct stm_tx *tx, int why)
     STM__LONGJMP(*tx->jb);
 }
 _Noreturn void stm__misuse(const char *func, const char *what);
-void stm__check_tx_slow(struct stm_tx *tx, const char *func);
+/* tx is not the running (normal) transaction: if it runs a declared
+ * read-only attempt, fall back (does not return: the body runs again as
+ * a normal transaction); otherwise diagnose the misuse. */
+_Noreturn void stm__check_tx_slow(struct stm_tx *tx, const char *func);
+/* For the operations only a normal transaction can do. */
 static inline void stm__check_tx(struct stm_tx *tx, const char *func)
 {
     if (STM__UNLIKELY(tx != stm__active))
         stm__check_tx_slow(tx, func);
 }
+/* For those a declared read-only attempt may do as well (stm_abort, the
+ * hooks, stm_defer, the attempt's clocks). */
+static inline void stm__check_tx_ro(struct stm_tx *tx, const char *func)
+{
+    if (STM__UNLIKELY(tx != stm__active) && tx != stm__ro)
+        stm__check_tx_slow(tx, func);
+}
+
+/* Shared by stm_atomically (tx.c) and stm_atomically_ro (readonly.c). */
+/* A conflict: count it on the TVar that caused it (the attempt's epoch
+ * must still protect that TVar from reclamation). */
+static inline void stm__blame_conflict(struct stm_tx *tx)
+{
+    if (tx->conflict_var)
+        atomic_fetch_add_explicit(&tx->conflict_var->conflicts, 1, memory_order_relaxed);
+    tx->conflict_var = NULL;
+}
+void stm__reset_extras(struct stm_tx *tx);
+void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp);
+void stm__discard(struct stm_tx *tx);
+void stm__conflict_restart(struct stm_tx *tx);
+int stm__leave(struct stm_tx *tx, int ret);
 
 /* hooks */
 void stm__hooks_run_after(struct stm_tx *tx);
@@ -555,6 +602,23 @@ void stm__wallclock_shutdown(void);
 void stm__serial_enter(struct stm_tx *tx);
 void stm__serial_exit(struct stm_tx *tx);
 void stm__serial_wait(void);
+
+/* Begin an attempt: take the snapshot and publish it as the epoch, once
+ * no serial transaction runs (or this is the serial one). */
+static inline void stm__snapshot_begin(struct stm_tx *tx)
+{
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
+        stm__epoch_publish(tx, c);
+        if (STM__LIKELY(!atomic_load_explicit(&stm__g.serial, memory_order_acquire)) ||
+            tx->serial) {
+            tx->snapshot = c;
+            return;
+        }
+        stm__epoch_clear(tx);
+        stm__serial_wait();
+    }
+}
 
 /* statistics: single-writer counters, read by stm_stats_get() */
 static inline void stm__count(_Atomic uint64_t *c)

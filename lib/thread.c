@@ -17,6 +17,7 @@
 _Thread_local struct stm_tx *stm__self __attribute__((tls_model("initial-exec")));
 struct stm_tx stm__no_tx;
 _Thread_local struct stm_tx *stm__active __attribute__((tls_model("initial-exec"))) = &stm__no_tx;
+_Thread_local struct stm_tx *stm__ro __attribute__((tls_model("initial-exec"))) = &stm__no_tx;
 
 struct stm__global stm__g = {.clock = 1};
 pthread_mutex_t stm__reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -114,7 +115,7 @@ struct stm_tx *stm__thread_init(void)
 STM_API void stm_shutdown(void)
 {
     struct stm_tx *tx = stm__self;
-    if (tx && stm__active == tx)
+    if (tx != NULL && stm__in_body(tx))
         stm__misuse("stm_shutdown", "called inside a transaction");
     if (stm__g.stats_env)
         stm__stats_atexit(); /* prints once */

@@ -67,6 +67,8 @@ STM_API void stm_tvar_free(stm_tvar *var)
         stm__frees_push(tx, var, STM__FREE_TVAR);
         return;
     }
+    if (tx && stm__ro == tx)
+        stm__check_tx_slow(tx, "stm_tvar_free"); /* falls back to a normal transaction */
     if (atomic_load_explicit(&var->watchers, memory_order_acquire))
         stm__misuse("stm_tvar_free", "the TVar is still read by an active watcher "
                                      "(stm_unwatch it first)");

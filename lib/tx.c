@@ -11,7 +11,9 @@
  * point in time (opacity).  Writes go to a redo log; commit locks the write
  * set, takes a new clock value, validates the read set (skipped when no
  * other commit happened since the snapshot), writes back and releases each
- * lock with the new version.
+ * lock with the new version.  The reads of a declared read-only
+ * transaction (readonly.c) take the same snapshot test but are recorded
+ * nowhere, and cannot extend it (read_not_active).
  *
  * Memory ordering, reader side (a seqlock read):
  *   l1 = lock (acquire); v = value (acquire); l2 = lock (relaxed)
@@ -200,11 +202,51 @@ __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tv
     return read_slow(tx, var);
 }
 
+/* A declared read-only attempt's read, when the TVar is locked or newer
+ * than the snapshot: nothing was recorded, so the snapshot cannot be
+ * extended; the attempt restarts with a fresh one (readonly.c). */
+__attribute__((noinline)) static intptr_t read_ro_slow(struct stm_tx *tx, stm_tvar *var)
+{
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
+        intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
+        uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
+        if (l1 != l2 || STM__LOCKED(l1)) {
+            if (spins >= STM__READ_SPIN)
+                conflict(tx, var);
+            stm__cpu_relax();
+            continue;
+        }
+        if (STM__VERSION(l1) > tx->snapshot)
+            conflict(tx, var);
+        return v;
+    }
+}
+
+/* tx is not the running normal transaction: a declared read-only
+ * attempt's read (checked against the snapshot, recorded nowhere), or
+ * misuse. */
+__attribute__((noinline)) static intptr_t read_not_active(struct stm_tx *tx, stm_tvar *var)
+{
+    if (STM__UNLIKELY(tx != stm__ro))
+        return read_special(tx, var); /* diagnoses the handle */
+    if (STM__UNLIKELY(var == NULL))
+        stm__misuse("stm_read", "the TVar is NULL");
+    uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
+    intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
+    uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
+    if (STM__UNLIKELY((l1 != l2) | STM__LOCKED(l1) | (STM__VERSION(l1) > tx->snapshot)))
+        return read_ro_slow(tx, var);
+    return v;
+}
+
 STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
 {
-    /* One test for all the rare cases, so that the common path has no
+    /* Two tests for all the rare cases, so that the common path has no
      * stack frame: every way out of it is a tail call. */
-    if (STM__UNLIKELY(tx != stm__active || var == NULL || tx->rn == tx->rcap ||
+    if (STM__UNLIKELY(tx != stm__active))
+        return read_not_active(tx, var);
+    if (STM__UNLIKELY(var == NULL || tx->rn == tx->rcap ||
                       (tx->wbloom != 0 && (tx->wbloom & bloom_bit(var)))))
         return read_special(tx, var);
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
@@ -277,7 +319,7 @@ STM_API _Noreturn void stm_retry(stm_tx *tx)
 
 STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
 {
-    stm__check_tx(tx, "stm_abort");
+    stm__check_tx_ro(tx, "stm_abort");
     tx->abort_code = code;
     stm__jump(tx, STM__JUMP_ABORT);
 }
@@ -287,7 +329,7 @@ STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
 /* The state that only some transactions touch (clocks, deadlines,
  * branches, hooks, allocations) is reset only after an attempt that
  * touched it: whoever uses it sets tx->extras. */
-__attribute__((noinline)) static void reset_extras(struct stm_tx *tx)
+__attribute__((noinline)) void stm__reset_extras(struct stm_tx *tx)
 {
     tx->undo.n = 0;
     tx->branch = NULL;
@@ -311,18 +353,8 @@ static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
     tx->wn = 0;
     tx->wbloom = 0;
     if (STM__UNLIKELY(tx->extras))
-        reset_extras(tx);
-    for (;;) {
-        uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
-        stm__epoch_publish(tx, c);
-        if (STM__LIKELY(!atomic_load_explicit(&stm__g.serial, memory_order_acquire)) ||
-            tx->serial) {
-            tx->snapshot = c;
-            break;
-        }
-        stm__epoch_clear(tx);
-        stm__serial_wait();
-    }
+        stm__reset_extras(tx);
+    stm__snapshot_begin(tx);
     stm__active = tx;
 }
 
@@ -440,11 +472,17 @@ static inline void end_attempt(struct stm_tx *tx)
         stm__serial_exit(tx);
 }
 
-static void finish_commit(struct stm_tx *tx, uint64_t stamp)
+static inline void finish_commit(struct stm_tx *tx, uint64_t stamp)
 {
     stm__count(&tx->st.commits);
-    if (STM__LIKELY((tx->extras | tx->limbo.n | tx->vtoken) == 0))
-        return;
+    if (STM__UNLIKELY((tx->extras | tx->limbo.n | tx->vtoken) != 0))
+        stm__finish_commit_slow(tx, stamp);
+}
+
+/* What only some commits need: hooks, frees, deferred callbacks,
+ * reclamation, the virtual clock. */
+__attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp)
+{
     if (tx->watch_work)
         stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
     tx->restarts = 0;
@@ -501,7 +539,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
     return r < 0 ? r : 0;
 }
 
-static int leave(struct stm_tx *tx, int ret)
+int stm__leave(struct stm_tx *tx, int ret)
 {
     tx->restarts = 0;
     if (tx->vtoken)
@@ -512,7 +550,7 @@ static int leave(struct stm_tx *tx, int ret)
 /* Discard the attempt: free its allocations; on_abort hooks run later
  * (they may start transactions, so only once the attempt's state is no
  * longer needed). */
-static void discard(struct stm_tx *tx)
+void stm__discard(struct stm_tx *tx)
 {
     stm__count(&tx->st.aborts);
     tx->after.n = 0;
@@ -532,6 +570,19 @@ static void backoff(struct stm_tx *tx)
     unsigned n = (unsigned)(x % ((uint64_t)4 << shift));
     for (unsigned i = 0; i < n; i++)
         stm__cpu_relax();
+}
+
+/* After a conflict, once the attempt has ended (and stm__blame_conflict):
+ * discard the attempt, run its on_abort hooks and back off before the
+ * next. */
+void stm__conflict_restart(struct stm_tx *tx)
+{
+    stm__discard(tx);
+    if (tx->onabort.n)
+        stm__hooks_run_abort(tx, 0);
+    tx->restarts++;
+    tx->extras = 1; /* stm__reset_extras() decides about serial mode */
+    backoff(tx);
 }
 
 /* One attempt, from begin to the end of the commit.  A function of its
@@ -566,8 +617,9 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
     struct stm_tx *const tx = STM__LIKELY(stm__self != NULL) ? stm__self : stm__thread_init();
     if (STM__UNLIKELY(tx == NULL))
         return -ENOMEM;
-    if (stm__active == tx) {
-        /* nested: join the enclosing transaction (flat nesting) */
+    if (stm__in_body(tx)) {
+        /* nested (also in stm_atomically_ro): join the enclosing
+         * transaction (flat nesting) */
         return fn(tx, arg);
     }
     const int64_t until = tx->until; /* set by stm_atomically_until */
@@ -588,17 +640,9 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         int ret = 0;
         switch (why) {
         case STM__JUMP_CONFLICT:
-            if (tx->conflict_var)
-                atomic_fetch_add_explicit(&tx->conflict_var->conflicts, 1,
-                                          memory_order_relaxed);
-            tx->conflict_var = NULL;
+            stm__blame_conflict(tx);
             end_attempt(tx);
-            discard(tx);
-            if (tx->onabort.n)
-                stm__hooks_run_abort(tx, 0);
-            tx->restarts++;
-            tx->extras = 1; /* reset_extras() decides about serial mode */
-            backoff(tx);
+            stm__conflict_restart(tx);
             continue;
         case STM__JUMP_RETRY:
             tx->restarts = 0;
@@ -616,7 +660,7 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
             ret = retry_block(tx, until);
             if (ret == 0)
                 continue;
-            return leave(tx, ret);
+            return stm__leave(tx, ret);
         case STM__JUMP_ABORT:
             stm__count(&tx->st.aborts_explicit);
             end_attempt(tx);
@@ -628,9 +672,9 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
             ret = -ENOMEM;
             break;
         }
-        discard(tx);
+        stm__discard(tx);
         stm__hooks_run_abort(tx, 0);
-        return leave(tx, ret);
+        return stm__leave(tx, ret);
     }
 }
 
@@ -639,7 +683,7 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
     struct stm_tx *tx = stm__self ? stm__self : stm__thread_init();
     if (tx == NULL)
         return -ENOMEM;
-    if (stm__active != tx)
+    if (!stm__in_body(tx))
         tx->until = deadline;
     return stm_atomically(fn, arg);
 }

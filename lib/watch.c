@@ -177,7 +177,8 @@ static int make_body(stm_tx *tx, void *arg)
 STM_API stm_watch *stm_atomically_watch(stm_watch_fn *fn, stm_watch_cb *cb, void *arg,
                                         unsigned flags)
 {
-    if (stm__self != NULL && stm__active == stm__self)
+    /* (a published epoch: a body of either kind is running) */
+    if (stm__self != NULL && atomic_load_explicit(&stm__self->epoch, memory_order_relaxed) != 0)
         stm__misuse("stm_atomically_watch", "called inside a transaction (use stm_watch_new)");
     if (fn == NULL)
         stm__misuse("stm_atomically_watch", "the watcher function is NULL");

@@ -32,3 +32,6 @@ tests_check_dispatch_SOURCES = tests/check_dispatch.c tests/testutil.h tests/mis
 
 check_PROGRAMS += tests/check_watch
 tests_check_watch_SOURCES = tests/check_watch.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_readonly
+tests_check_readonly_SOURCES = tests/check_readonly.c tests/testutil.h tests/misuse.h

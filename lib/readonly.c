@@ -1,0 +1,142 @@
+/*
+ * readonly.c - stm_atomically_ro: declared read-only transactions.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * A body that promises not to write needs no read set.  Each read is
+ * checked against the snapshot taken at begin (tx.c, read_not_active) and
+ * recorded nowhere: every value the body sees was current at the
+ * snapshot, which is the transaction's serialisation point, so the commit
+ * has nothing to validate and nothing to lock.  Without a read set the
+ * snapshot cannot be extended (that would mean re-validating the earlier
+ * reads), so a read that meets a TVar newer than the snapshot, or one that
+ * stays locked, restarts the attempt with a fresh snapshot.  After
+ * STM__RO_RESTARTS such restarts in a row the body runs as a normal
+ * transaction instead, which can extend, and which has the serial-mode
+ * guarantee of progress.
+ *
+ * While a read-only attempt runs, stm__ro (not stm__active) names the
+ * descriptor.  So every operation's one-compare "is tx the running
+ * transaction?" test fails, and the decision is made in its slow path:
+ *   - stm_read: the read-only read;
+ *   - stm_abort, stm_after_commit, stm_on_abort, stm_defer, stm_tx_now,
+ *     stm_tx_wall_now (and the stm_elapsed pair): accepted as they are
+ *     (stm__check_tx_ro);
+ *   - everything else that takes tx (stm_write, stm_retry, stm_or_else,
+ *     stm_alloc, stm_free, and stm_tvar_free in a body): the attempt falls
+ *     back (stm__check_tx_slow jumps here with STM__JUMP_FALLBACK), is
+ *     discarded, and the body runs again from the start under
+ *     stm_atomically().  A retry in particular needs the read set to wait
+ *     on, and the deadlines recorded by stm_elapsed() with it.
+ * Normal transactions pay nothing for any of this.  Nesting is decided by
+ * the published epoch (stm__in_body), which both kinds of attempt have, so
+ * a stm_atomically() inside a read-only body joins it.
+ *
+ * The hot path is stm_atomically_ro() (the setjmp, which makes its caller
+ * save every callee-saved register and keep its variables in memory, so
+ * it does nothing else) and ro_attempt(); what happens after a jump is
+ * out of line in ro_again(), which also runs any further attempts.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "stm-internal.h"
+
+/* Read-only conflict restarts in a row after which the body runs as a
+ * normal transaction. */
+#define STM__RO_RESTARTS 3
+
+static inline void ro_end(struct stm_tx *tx)
+{
+    stm__ro = &stm__no_tx;
+    stm__epoch_clear(tx);
+    if (STM__UNLIKELY(tx->serial))
+        stm__serial_exit(tx);
+}
+
+/* One attempt, begin to commit; the commit is the end of the epoch.  Out
+ * of line, apart from the setjmp, as attempt() in tx.c (the parameters
+ * in the order that leaves tx and arg where fn wants them). */
+__attribute__((noinline)) static int ro_attempt(struct stm_tx *tx, void *arg, stm_fn *fn,
+                                                stm__jmpbuf *jb)
+{
+    tx->jb = jb;
+    if (STM__UNLIKELY(tx->extras))
+        stm__reset_extras(tx);
+    stm__snapshot_begin(tx);
+    stm__ro = tx;
+    int r = fn(tx, arg);
+    ro_end(tx);
+    stm__count(&tx->st.commits);
+    if (STM__UNLIKELY((tx->extras | tx->limbo.n | tx->vtoken) != 0))
+        stm__finish_commit_slow(tx, tx->snapshot);
+    return r;
+}
+
+/* The attempt was left by a jump: end it and decide.  Returns true with
+ * *result when stm_atomically_ro() is done, false to run another
+ * read-only attempt.  Out of line, so that stm_atomically_ro() (which
+ * calls setjmp, and so keeps its variables in memory) stays small. */
+__attribute__((noinline)) static bool ro_jumped(struct stm_tx *tx, stm_fn *fn, void *arg,
+                                                int *result)
+{
+    int why = tx->jump, ret;
+    if (why == STM__JUMP_CONFLICT)
+        stm__blame_conflict(tx);
+    ro_end(tx);
+    switch (why) {
+    case STM__JUMP_CONFLICT:
+        stm__conflict_restart(tx);
+        if (tx->restarts < STM__RO_RESTARTS)
+            return false;
+        break; /* run it as a normal transaction */
+    case STM__JUMP_FALLBACK:
+        stm__discard(tx);
+        stm__hooks_run_abort(tx, 0);
+        break;
+    case STM__JUMP_ABORT:
+        stm__count(&tx->st.aborts_explicit);
+        ret = tx->abort_code;
+        goto give_up;
+    default: /* STM__JUMP_NOMEM; stm_retry() falls back instead */
+        stm__count(&tx->st.aborts_nomem);
+        ret = -ENOMEM;
+        goto give_up;
+    }
+    /* Again from the start, as a normal transaction; the restarts so far
+     * count towards its serial mode. */
+    *result = stm_atomically(fn, arg);
+    return true;
+give_up:
+    stm__discard(tx);
+    stm__hooks_run_abort(tx, 0);
+    *result = stm__leave(tx, ret);
+    return true;
+}
+
+/* The first attempt was left by a jump: deal with it, and run any further
+ * attempts from here. */
+__attribute__((noinline)) static int ro_again(struct stm_tx *tx, stm_fn *fn, void *arg)
+{
+    stm__jmpbuf jb;
+    int r;
+    while (!ro_jumped(tx, fn, arg, &r))
+        if (STM__SETJMP(jb) == 0)
+            return ro_attempt(tx, arg, fn, &jb);
+    return r;
+}
+
+STM_API int stm_atomically_ro(stm_fn *fn, void *arg)
+{
+    struct stm_tx *const tx = STM__LIKELY(stm__self != NULL) ? stm__self : stm__thread_init();
+    if (STM__UNLIKELY(tx == NULL))
+        return -ENOMEM;
+    if (STM__UNLIKELY(fn == NULL))
+        stm__misuse("stm_atomically_ro", "the body function is NULL");
+    if (STM__UNLIKELY(stm__in_body(tx)))
+        return fn(tx, arg); /* nested: join the enclosing transaction */
+    stm__jmpbuf jb;
+    if (STM__LIKELY(STM__SETJMP(jb) == 0))
+        return ro_attempt(tx, arg, fn, &jb);
+    return ro_again(tx, fn, arg);
+}
