@@ -614,6 +614,8 @@ __attribute__((noinline)) static bool attempt(struct stm_tx *tx, stm__jmpbuf *jb
 
 STM_API int stm_atomically(stm_fn *fn, void *arg)
 {
+    if (STM__UNLIKELY(fn == NULL))
+        stm__misuse("stm_atomically", "the body function is NULL");
     struct stm_tx *const tx = STM__LIKELY(stm__self != NULL) ? stm__self : stm__thread_init();
     if (STM__UNLIKELY(tx == NULL))
         return -ENOMEM;
