@@ -500,10 +500,11 @@ struct stm__wdep {
 };
 
 struct stm_watch {
-    /* Its own TVar: every run reads and writes it, so that runs of one
-     * watcher (and its stop) are serialised by the TL2 machinery, and its
-     * value is the last value given to cb (STM_WATCH_CHANGES_ONLY).  The
-     * fields below change only in a commit that holds self.lock. */
+    /* Its own TVar: every run reads it, and a run that changes the
+     * watcher (its registrations, its timer, the last value given to a
+     * CHANGES_ONLY cb, which is self's value) and the stop write it, so
+     * that such commits are serialised by the TL2 machinery.  The fields
+     * below change only in a commit that holds self.lock. */
     struct stm_tvar self;
     struct stm__timer timer;
     stm_watch_fn *fn;

@@ -8,11 +8,13 @@
  * (a node in the TVar's `watchers` list).  A commit that finds a watcher on
  * a TVar it wrote runs the watcher phase (watch_phase.c) before it commits.
  *
- * A watcher has a TVar of its own, `self`, that every run reads and writes
- * and whose value is the last value given to the callback.  So two runs of
- * one watcher, or a run and the stop, never commit concurrently: the TL2
- * locks serialise them, and the watcher's other fields (its registrations,
- * its deadline) change only in a commit that holds self's lock.
+ * A watcher has a TVar of its own, `self`, that every run reads, and that
+ * a run that changes the watcher (its registrations, its timer, or, with
+ * STM_WATCH_CHANGES_ONLY, the last value given to the callback, which is
+ * self's value) writes, as does the stop.  So two such runs, or a run and
+ * the stop, never commit concurrently: the TL2 locks serialise them, and
+ * the watcher's other fields change only in a commit that holds self's
+ * lock.
  *
  * Stopping: the stopping commit sets `dead` and unlinks the watcher from
  * its TVars while it holds their locks; afterwards (locks released) it

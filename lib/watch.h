@@ -50,6 +50,7 @@ struct stm__watchtx {
     STM__VEC(struct stm__wmeta) meta;     /* per write-set entry */
     uint64_t roundbloom; /* of the TVars written for the coming round */
     uint32_t data_n;     /* write-set entries that are writes */
+    uint32_t metan;      /* meta is filled in for entries [0, metan) */
     STM__VEC(uint32_t) rewrites;          /* entries written again this round */
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
     STM__VEC(struct stm__wdep *) retired; /* replaced by this commit */

@@ -101,7 +101,7 @@ static inline bool has_room(const struct stm__watchtx *x, uint32_t more)
 }
 
 /* Make has_room(x, more) true (may jump with ENOMEM). */
-static void room(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
+static void room_slow(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
 {
     if (!STM__VEC_RESERVE(x->ents, x->ents.n + more) ||
         !STM__VEC_RESERVE(x->next, x->next.n + more))
@@ -122,6 +122,12 @@ static void room(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
             for (; x->indexed < x->ents.n; x->indexed++)
                 *index_slot(x, x->ents.v[x->indexed].w) = x->indexed + 1;
     }
+}
+
+static inline void room(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
+{
+    if (!has_room(x, more))
+        room_slow(tx, x, more);
 }
 
 /* w's entry, made if new; there must be room. */
@@ -145,8 +151,7 @@ static inline struct stm__wmap *ent_get(struct stm__watchtx *x, struct stm_watch
 
 bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
 {
-    if (!has_room(x, 1))
-        room(tx, x, 1);
+    room(tx, x, 1);
     struct stm__wmap *e = ent_get(x, w);
     if (e->stopped)
         return false;
@@ -295,13 +300,13 @@ static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t fr
 static void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t round)
 {
     uint64_t bloom = x->roundbloom;
-    if (x->runs.n == 0 || bloom == 0)
+    if (bloom == 0)
         return;
-    room(tx, x, x->runs.n);
     for (uint32_t k = 0; k < x->runs.n; k++) {
         const struct stm__wrun *r = &x->runs.v[k];
         if (!(r->depbloom & bloom))
             continue;
+        room(tx, x, 1);
         for (uint32_t i = 0; i < r->depn; i++) {
             stm_tvar *d = x->deps.v[r->dep0 + i];
             if (!(bloom & bloom_of(d)))
@@ -377,7 +382,11 @@ static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch 
     bool call = first || !(w->flags & STM_WATCH_CHANGES_ONLY) || v != last;
     if (call && w->cb)
         w->cb(tx, v, w->arg);
-    stm_write(tx, &w->self, call ? v : last);
+    /* its TVar holds the last value given to cb (what CHANGES_ONLY
+     * compares with); prepare() writes it anyway when the watcher's
+     * registrations or timer change */
+    if (call && v != last && (w->flags & STM_WATCH_CHANGES_ONLY))
+        stm_write(tx, &w->self, v);
     if (e->run == 0) {
         if (!STM__VEC_RESERVE(x->runs, x->runs.n + 1))
             stm__nomem(tx);
@@ -418,6 +427,7 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
     tx->watch_round = round;
     tx->watch_mark = 0;
     x->saved_deadline = x->saved_wall = STM_NEVER;
+    x->metan = 0;
     if (x->found == 0)
         x->next.n = 0; /* else stm__watch_found() scheduled round 1's first */
     /* deadline runs come first; what they write is collected with the
@@ -430,10 +440,13 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
     x->found = 0;
     x->rewrites.n = 0;
     deps_pass(tx, x, round); /* deadline runs' own writes */
+    x->metan = tx->wn;
     uint32_t made = x->made.n; /* watchers made so far: first run now */
-    room(tx, x, made);
-    for (uint32_t i = 0; i < made; i++)
-        schedule(x, x->made.v[i], round);
+    if (made) {
+        room(tx, x, made);
+        for (uint32_t i = 0; i < made; i++)
+            schedule(x, x->made.v[i], round);
+    }
     while (x->next.n) {
         if (round > STM_WATCH_ROUNDS) {
             tx->watch_round = 0;
@@ -457,10 +470,13 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
         for (uint32_t i = 0; i < x->rewrites.n; i++)
             collect(tx, x, x->rewrites.v[i], round);
         deps_pass(tx, x, round);
+        x->metan = tx->wn;
         /* watchers made by this round's callbacks run in the next */
-        room(tx, x, x->made.n - made);
-        for (; made < x->made.n; made++)
-            schedule(x, x->made.v[made], round);
+        if (made < x->made.n) {
+            room(tx, x, x->made.n - made);
+            for (; made < x->made.n; made++)
+                schedule(x, x->made.v[made], round);
+        }
     }
     tx->watch_round = 0;
 }
@@ -527,6 +543,32 @@ static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct st
 }
 
 /* Add var to the write set as "lock only" (entries past x->data_n). */
+/* Whether w is registered on exactly nv[0, n) (sorted), read like
+ * read_registered(). */
+static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv,
+                            uint32_t n)
+{
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
+        if (!STM__LOCKED(l1)) {
+            struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
+            uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
+            bool same = on == n;
+            for (uint32_t i = 0; same && i < n; i++)
+                same = atomic_load_explicit(&d[i].var, memory_order_relaxed) == nv[i];
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1)
+                return same;
+        }
+        if (spins > 256) {
+            tx->conflict_var = &w->self;
+            stm__count(&tx->st.aborts_conflict);
+            stm__jump(tx, STM__JUMP_CONFLICT);
+        }
+        stm__cpu_relax();
+    }
+}
+
 static void lock_only(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var)
 {
     (void)x;
@@ -564,7 +606,10 @@ static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
 {
     uint32_t slots = 0, retiring = 0;
     bool wall = false;
-    x->data_n = tx->wn;
+    /* First the plans, and the watchers' own TVars that must be written:
+     * a run that changes a watcher's registrations or timer holds its
+     * lock while the commit changes them (runs that only read it and
+     * change nothing need not). */
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;
@@ -574,15 +619,33 @@ static void prepare(struct stm_tx *tx, struct stm__watchtx *x)
         }
         stm_tvar **nv = x->deps.v + r->dep0;
         r->depn = sort_unique(nv, r->depn);
-        if (w->flags & STM__WATCH_FRESH)
-            x->tmp.n = 0;
-        else
-            read_registered(tx, x, w);
-        bool same = x->tmp.n == r->depn;
-        for (uint32_t i = 0; same && i < r->depn; i++)
-            same = x->tmp.v[i] == nv[i];
-        if (!same) {
-            r->plan = RUN_CHANGE;
+        bool fresh = w->flags & STM__WATCH_FRESH;
+        r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME
+                                                                             : RUN_CHANGE;
+        if (!fresh && (r->plan == RUN_CHANGE || r->deadline < STM_NEVER ||
+                       atomic_load_explicit(&w->armed, memory_order_relaxed)))
+            stm_write(tx, &w->self, stm_read(tx, &w->self)); /* fresh: written */
+    }
+    /* those writes are new write-set entries: TVars of watchers, on
+     * which no watcher is registered */
+    if (!STM__VEC_RESERVE(x->meta, tx->wn))
+        stm__nomem(tx);
+    for (uint32_t i = x->metan; i < tx->wn; i++) {
+        x->meta.v[i].head = atomic_load_explicit(&tx->ws[i].var->watchers, memory_order_acquire);
+        x->meta.v[i].round = 0;
+    }
+    x->data_n = tx->wn;
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        struct stm_watch *w = r->w;
+        if (r->plan == RUN_SKIP)
+            continue;
+        stm_tvar **nv = x->deps.v + r->dep0;
+        if (r->plan == RUN_CHANGE) {
+            if (w->flags & STM__WATCH_FRESH)
+                x->tmp.n = 0;
+            else
+                read_registered(tx, x, w);
             if (r->depn >= 2 || x->tmp.n >= 2) {
                 /* a new array: every node moves, so every list changes */
                 for (uint32_t i = 0; i < x->tmp.n; i++)
