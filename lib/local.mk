@@ -30,6 +30,7 @@ lib_libstm_la_SOURCES = \
 	lib/readonly.c \
 	lib/watch.c \
 	lib/watch_phase.c \
+	lib/watch_apply.c \
 	lib/watch.h \
 	lib/stm-internal.h
 

@@ -211,6 +211,12 @@ struct stm_tvar {
     uint32_t name_slot; /* index in the named-TVar table + 1, 0 = unnamed */
 };
 
+/* a TVar's bit in a 64-bit Bloom filter (write sets, watcher rounds) */
+static inline uint64_t stm__bloom_bit(const stm_tvar *var)
+{
+    return UINT64_C(1) << (((uintptr_t)var >> 4) & 63);
+}
+
 #define STM__LOCKED(l) ((l)&1u)
 #define STM__VERSION(l) ((uint64_t)(l) >> 1)
 

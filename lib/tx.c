@@ -31,11 +31,6 @@
 #define STM__READ_SPIN 256
 #define STM__LOCK_SPIN 64
 
-static inline uint64_t bloom_bit(stm_tvar *var)
-{
-    return UINT64_C(1) << (((uintptr_t)var >> 4) & 63);
-}
-
 /* Past this many entries the write set gets an index (the Bloom filter
  * is saturated long before). */
 #define WS_INDEX_AT 32
@@ -106,7 +101,7 @@ int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var)
 
 bool stm__ws_has(struct stm_tx *tx, stm_tvar *var)
 {
-    return (tx->wbloom & bloom_bit(var)) && ws_find(tx, var) != NULL;
+    return (tx->wbloom & stm__bloom_bit(var)) && ws_find(tx, var) != NULL;
 }
 
 /* Lock word `l` is held by this transaction (during its own commit). */
@@ -191,7 +186,7 @@ __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tv
     stm__check_tx(tx, "stm_read");
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
-    if (tx->wbloom & bloom_bit(var)) {
+    if (tx->wbloom & stm__bloom_bit(var)) {
         struct stm__wentry *w = ws_find(tx, var);
         if (w) {
             if (STM__UNLIKELY(tx->watch_dep))
@@ -247,7 +242,7 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
     if (STM__UNLIKELY(tx != stm__active))
         return read_not_active(tx, var);
     if (STM__UNLIKELY(var == NULL || tx->rn == tx->rcap ||
-                      (tx->wbloom != 0 && (tx->wbloom & bloom_bit(var)))))
+                      (tx->wbloom != 0 && (tx->wbloom & stm__bloom_bit(var)))))
         return read_special(tx, var);
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
@@ -266,7 +261,7 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
     stm__check_tx(tx, "stm_write");
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_write", "the TVar is NULL");
-    uint64_t bit = bloom_bit(var);
+    uint64_t bit = stm__bloom_bit(var);
     if (tx->wbloom & bit) {
         struct stm__wentry *w = ws_find(tx, var);
         if (w) {
@@ -296,7 +291,7 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
 
 STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
 {
-    uint64_t bit = bloom_bit(var);
+    uint64_t bit = stm__bloom_bit(var);
     if (STM__UNLIKELY(tx != stm__active || var == NULL || (tx->wbloom & bit) ||
                       tx->wn == tx->wcap)) {
         write_special(tx, var, value);

@@ -1,5 +1,6 @@
 /*
- * watch.h - what watch.c and watch_phase.c share (never installed).
+ * watch.h - what watch.c, watch_phase.c and watch_apply.c share (never
+ * installed).
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  */
@@ -67,6 +68,8 @@ struct stm__watchtx *stm__wx_get(struct stm_tx *tx); /* make; mark the attempt *
 bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w);
 bool stm__wx_stopping(struct stm__watchtx *x, const struct stm_watch *w);
 void stm__wx_unstop(struct stm__watchtx *x, const struct stm_watch *w);
+/* watch_apply.c: before the commit locks anything */
+void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x);
 /* after the stopping commit: wait for runs elsewhere, then reclaim */
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
 

@@ -1,0 +1,389 @@
+/*
+ * watch_apply.c - what a commit with watchers changes in them: their
+ * registrations on TVars and their timers, prepared before the commit
+ * locks anything, applied while it holds every lock, finished after.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * Preparation: for each watcher run of the commit, the TVars fn read
+ * (sorted, no duplicates) are compared with those the watcher is
+ * registered on (read like a seqlock under its own TVar's version).  If
+ * they differ, new registrations are allocated, and every TVar that gains
+ * or loses the watcher (all it reads, when its registrations move to a new
+ * array) is added to the write set as "lock only": a TVar's list changes
+ * only with its lock held.  Timer-heap room is reserved, so that arming a
+ * timer with the locks held cannot fail.  Stopped watchers lock every TVar
+ * they are registered on.
+ *
+ * After the commit, stopped watchers are finished (watch.c) and replaced
+ * registration arrays go to epoch reclamation.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stm-internal.h"
+#include "watch.h"
+
+
+/* ---- preparation ------------------------------------------------------- */
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (stm_tvar *const *)a, y = (uintptr_t) * (stm_tvar *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort and de-duplicate v[0, n); returns the new n. */
+static uint32_t sort_unique(stm_tvar **v, uint32_t n)
+{
+    if (n < 2)
+        return n;
+    if (n <= 16) {
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = i; j > 0 && (uintptr_t)v[j] < (uintptr_t)v[j - 1]; j--) {
+                stm_tvar *t = v[j];
+                v[j] = v[j - 1];
+                v[j - 1] = t;
+            }
+    } else {
+        qsort(v, n, sizeof *v, cmp_ptr);
+    }
+    uint32_t k = 1;
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] != v[k - 1])
+            v[k++] = v[i];
+    return k;
+}
+
+/* The TVars w is registered on, into x->tmp, consistent with the version
+ * of w's TVar (a seqlock read: changes happen under its lock). */
+static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
+{
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
+        struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
+        uint32_t n = atomic_load_explicit(&w->ndeps, memory_order_acquire);
+        if (!STM__LOCKED(l1)) {
+            if (d == NULL)
+                n = 0;
+            if (!STM__VEC_RESERVE(x->tmp, n))
+                stm__nomem(tx);
+            /* (acquire loads: the lock word below is read after them) */
+            for (uint32_t i = 0; i < n; i++)
+                x->tmp.v[i] = atomic_load_explicit(&d[i].var, memory_order_acquire);
+            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1) {
+                x->tmp.n = n;
+                return;
+            }
+        }
+        if (spins > 256) {
+            /* held by a commit that runs or stops w: run again */
+            tx->conflict_var = &w->self;
+            stm__count(&tx->st.aborts_conflict);
+            stm__jump(tx, STM__JUMP_CONFLICT);
+        }
+        stm__cpu_relax();
+    }
+}
+
+/* Add var to the write set as "lock only" (entries past x->data_n). */
+/* Whether w is registered on exactly nv[0, n) (sorted), read like
+ * read_registered(). */
+static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv,
+                            uint32_t n)
+{
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
+        if (!STM__LOCKED(l1)) {
+            struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
+            uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
+            bool same = on == n;
+            for (uint32_t i = 0; same && i < n; i++)
+                same = atomic_load_explicit(&d[i].var, memory_order_acquire) == nv[i];
+            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1)
+                return same;
+        }
+        if (spins > 256) {
+            tx->conflict_var = &w->self;
+            stm__count(&tx->st.aborts_conflict);
+            stm__jump(tx, STM__JUMP_CONFLICT);
+        }
+        stm__cpu_relax();
+    }
+}
+
+static void lock_only(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var)
+{
+    (void)x;
+    if (stm__ws_has(tx, var))
+        return;
+    if (tx->wn == tx->wcap && !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
+        stm__nomem(tx);
+    struct stm__wentry *e = &tx->ws[tx->wn++];
+    e->var = var;
+    e->value = 0;
+    e->old = 0;
+    tx->wbloom |= stm__bloom_bit(var);
+}
+
+/* Every TVar in exactly one of old (x->tmp) and new (sorted). */
+static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *const *nv,
+                            uint32_t nn)
+{
+    uint32_t i = 0, j = 0, on = x->tmp.n;
+    while (i < on || j < nn) {
+        stm_tvar *a = i < on ? x->tmp.v[i] : NULL, *b = j < nn ? nv[j] : NULL;
+        if (a && b && a == b) {
+            i++, j++;
+        } else if (a && (!b || (uintptr_t)a < (uintptr_t)b)) {
+            lock_only(tx, x, a);
+            i++;
+        } else {
+            lock_only(tx, x, b);
+            j++;
+        }
+    }
+}
+
+void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
+{
+    uint32_t slots = 0, retiring = 0;
+    bool wall = false;
+    /* First the plans, and the watchers' own TVars that must be written:
+     * a run that changes a watcher's registrations or timer holds its
+     * lock while the commit changes them (runs that only read it and
+     * change nothing need not). */
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        struct stm_watch *w = r->w;
+        if (stm__wx_stopping(x, w)) {
+            r->plan = RUN_SKIP;
+            continue;
+        }
+        stm_tvar **nv = x->deps.v + r->dep0;
+        r->depn = sort_unique(nv, r->depn);
+        bool fresh = w->flags & STM__WATCH_FRESH;
+        r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME
+                                                                             : RUN_CHANGE;
+        if (!fresh && (r->plan == RUN_CHANGE || r->deadline < STM_NEVER ||
+                       atomic_load_explicit(&w->armed, memory_order_relaxed)))
+            stm_write(tx, &w->self, stm_read(tx, &w->self)); /* fresh: written */
+    }
+    /* those writes are new write-set entries: TVars of watchers, on
+     * which no watcher is registered */
+    if (!STM__VEC_RESERVE(x->meta, tx->wn))
+        stm__nomem(tx);
+    for (uint32_t i = x->metan; i < tx->wn; i++) {
+        x->meta.v[i].head = atomic_load_explicit(&tx->ws[i].var->watchers, memory_order_acquire);
+        x->meta.v[i].round = 0;
+    }
+    x->data_n = tx->wn;
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        struct stm_watch *w = r->w;
+        if (r->plan == RUN_SKIP)
+            continue;
+        stm_tvar **nv = x->deps.v + r->dep0;
+        if (r->plan == RUN_CHANGE) {
+            if (w->flags & STM__WATCH_FRESH)
+                x->tmp.n = 0;
+            else
+                read_registered(tx, x, w);
+            if (r->depn >= 2 || x->tmp.n >= 2) {
+                /* a new array: every node moves, so every list changes */
+                for (uint32_t i = 0; i < x->tmp.n; i++)
+                    lock_only(tx, x, x->tmp.v[i]);
+                for (uint32_t i = 0; i < r->depn; i++)
+                    lock_only(tx, x, nv[i]);
+            } else {
+                lock_difference(tx, x, nv, r->depn);
+            }
+            if (r->depn >= 2) {
+                if (!STM__VEC_RESERVE(x->fresh, x->fresh.n + 1))
+                    stm__nomem(tx);
+                struct stm__wdep *a = stm__calloc(r->depn, sizeof *a);
+                if (a == NULL)
+                    stm__nomem(tx);
+                x->fresh.v[x->fresh.n++] = a;
+                r->nd = a;
+            } else {
+                r->nd = r->depn ? &w->dep0 : NULL;
+            }
+            if (x->tmp.n >= 2)
+                retiring++;
+        }
+        if (r->deadline < STM_NEVER && !atomic_load_explicit(&w->slot, memory_order_relaxed)) {
+            r->needslot = 1;
+            slots++;
+        }
+        if (r->wall)
+            wall = true;
+    }
+    for (uint32_t k = 0; k < x->stopped.n; k++) {
+        struct stm_watch *w = x->stopped.v[k];
+        if (w->flags & STM__WATCH_FRESH)
+            continue;
+        read_registered(tx, x, w);
+        lock_difference(tx, x, NULL, 0);
+    }
+    /* room for what must not fail once committed */
+    if (!STM__VEC_RESERVE(x->retired, retiring) ||
+        !STM__VEC_RESERVE(tx->limbo, tx->limbo.n + tx->frees.n + retiring + x->stopped.n))
+        stm__nomem(tx);
+    if (wall)
+        stm__wallclock_watch();
+    if (slots) {
+        int e = stm__timer_reserve(slots);
+        if (e < 0)
+            stm__nomem(tx);
+        x->slots = slots;
+    }
+}
+
+/* ---- applying, locks held ------------------------------------------------ */
+
+/* List surgery: the TVar's lock is held (this commit locked it). */
+static void unlink_dep(struct stm__wdep *d)
+{
+    stm_tvar *var = atomic_load_explicit(&d->var, memory_order_relaxed);
+    if (d->next)
+        d->next->prev = d->prev;
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        atomic_store_explicit(&var->watchers, d->next, memory_order_relaxed);
+    d->next = d->prev = NULL;
+}
+
+static void link_dep(struct stm__wdep *d, stm_tvar *var, struct stm_watch *w)
+{
+    atomic_store_explicit(&d->var, var, memory_order_relaxed);
+    d->w = w;
+    d->prev = NULL;
+    d->next = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    if (d->next)
+        d->next->prev = d;
+    atomic_store_explicit(&var->watchers, d, memory_order_relaxed);
+}
+
+/* Put `nd` where `od` is in var's list. */
+static void swap_dep(struct stm__wdep *od, struct stm__wdep *nd, stm_tvar *var,
+                     struct stm_watch *w)
+{
+    atomic_store_explicit(&nd->var, var, memory_order_relaxed);
+    nd->w = w;
+    nd->prev = od->prev;
+    nd->next = od->next;
+    if (nd->next)
+        nd->next->prev = nd;
+    if (nd->prev)
+        nd->prev->next = nd;
+    else
+        atomic_store_explicit(&var->watchers, nd, memory_order_relaxed);
+    od->next = od->prev = NULL;
+}
+
+static void relink(struct stm__watchtx *x, struct stm__wrun *r)
+{
+    struct stm_watch *w = r->w;
+    struct stm__wdep *od = atomic_load_explicit(&w->deps, memory_order_relaxed);
+    uint32_t on = od ? atomic_load_explicit(&w->ndeps, memory_order_relaxed) : 0;
+    stm_tvar *const *nv = x->deps.v + r->dep0;
+    uint32_t nn = r->depn;
+    struct stm__wdep *nd = r->nd;
+    /* removals first: the new array may be dep0, which an old one used */
+    uint32_t i = 0, j = 0;
+    while (i < on) {
+        stm_tvar *a = atomic_load_explicit(&od[i].var, memory_order_relaxed);
+        while (j < nn && (uintptr_t)nv[j] < (uintptr_t)a)
+            j++;
+        if (j == nn || nv[j] != a)
+            unlink_dep(&od[i]);
+        i++;
+    }
+    for (i = 0, j = 0; j < nn; j++) {
+        while (i < on && (uintptr_t)atomic_load_explicit(&od[i].var, memory_order_relaxed) <
+                             (uintptr_t)nv[j])
+            i++;
+        if (i < on && atomic_load_explicit(&od[i].var, memory_order_relaxed) == nv[j]) {
+            if (&od[i] != &nd[j])
+                swap_dep(&od[i], &nd[j], nv[j], w);
+        } else {
+            link_dep(&nd[j], nv[j], w);
+        }
+    }
+    atomic_store_explicit(&w->deps, nd, memory_order_release);
+    atomic_store_explicit(&w->ndeps, nn, memory_order_release);
+    if (od && od != &w->dep0 && od != nd)
+        x->retired.v[x->retired.n++] = od;
+}
+
+void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
+{
+    (void)wv;
+    struct stm__watchtx *x = tx->wx;
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        struct stm_watch *w = r->w;
+        if (r->plan == RUN_SKIP)
+            continue;
+        if (w->flags & STM__WATCH_FRESH)
+            w->flags &= (uint16_t)~STM__WATCH_FRESH; /* before anyone can see it */
+        if (r->plan == RUN_CHANGE)
+            relink(x, r);
+        if (r->deadline >= STM_NEVER) {
+            if (atomic_load_explicit(&w->armed, memory_order_relaxed)) {
+                stm__timer_unset(&w->timer);
+                atomic_store_explicit(&w->armed, 0, memory_order_relaxed);
+            }
+        } else {
+            if (!atomic_load_explicit(&w->slot, memory_order_relaxed)) {
+                atomic_store_explicit(&w->slot, 1, memory_order_relaxed);
+                x->slots--; /* prepare reserved one for it */
+            }
+            atomic_store_explicit(&w->armed, stm__timer_set(&w->timer, r->deadline, r->wall),
+                                  memory_order_relaxed);
+        }
+    }
+    for (uint32_t k = 0; k < x->stopped.n; k++) {
+        struct stm_watch *w = x->stopped.v[k];
+        atomic_store_explicit(&w->dead, 1, memory_order_seq_cst);
+        if (w->flags & STM__WATCH_FRESH)
+            continue;
+        struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_relaxed);
+        uint32_t n = d ? atomic_load_explicit(&w->ndeps, memory_order_relaxed) : 0;
+        for (uint32_t i = 0; i < n; i++)
+            unlink_dep(&d[i]);
+        stm__timer_unset(&w->timer);
+        if (atomic_load_explicit(&w->slot, memory_order_relaxed)) {
+            atomic_store_explicit(&w->slot, 0, memory_order_relaxed);
+            x->slots++; /* given back below */
+        }
+    }
+    /* published: the arrays belong to their watchers now */
+    x->fresh.n = 0;
+}
+
+void stm__watch_finish(struct stm_tx *tx, uint64_t wv)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (x->slots) {
+        /* reserved for a watcher that had one after all, or given back */
+        stm__timer_unreserve(x->slots);
+        x->slots = 0;
+    }
+    for (uint32_t k = 0; k < x->retired.n; k++)
+        stm__limbo_push(tx, x->retired.v[k], STM__FREE_BLOCK, wv);
+    x->retired.n = 0;
+    for (uint32_t k = 0; k < x->stopped.n; k++) {
+        struct stm_watch *w = x->stopped.v[k];
+        if (w->flags & STM__WATCH_FRESH)
+            free(w); /* made and stopped by this transaction: never seen */
+        else
+            stm__watch_stopped(tx, w);
+    }
+    x->stopped.n = 0;
+    stm__watch_reset(tx);
+}
