@@ -832,7 +832,7 @@ struct stm_stats {
                                   stm_atomically_ro() attempt that fell back) */
     uint64_t retries;          /* stm_retry() calls that blocked or restarted */
     uint64_t wakeups;          /* threads woken from stm_retry() by a commit */
-    uint64_t watch_runs;       /* evaluations of watcher functions */
+    uint64_t watch_runs;       /* watcher functions run (discarded attempts too) */
     uint64_t timer_fires;      /* timed waits that ended at their deadline */
     uint64_t aborts_conflict;  /* of aborts: a read found a TVar changed or locked */
     uint64_t aborts_validate;  /* of aborts: commit-time validation or locking failed */
@@ -867,6 +867,12 @@ STM_API const char *stm_strerror(int err);
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
  * (misuse).  The library may be used again afterwards (it starts afresh).
+ *
+ * Watchers, like TVars, are the program's: stop them with stm_unwatch()
+ * first.  One still active keeps running inside the commits that write
+ * its TVars, but a deadline it waits for is served only once the timer
+ * thread has started again (with the next deadline a watcher arms, or the
+ * next timed wait of the "thread" backend).
  *
  * STM_STATS=1 in the environment (read at the first transaction) prints
  * the statistics, and the named TVars that caused the most conflicts, to

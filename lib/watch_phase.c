@@ -348,6 +348,7 @@ static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch 
     tx->wall_deadline = STM_NEVER;
     uint32_t rstart = tx->rn, d0 = x->deps.n;
     tx->watch_dep = true;
+    stm__count(&tx->st.watch_runs);
     intptr_t v = w->fn(tx, w->arg);
     tx->watch_dep = false;
     if (!STM__VEC_RESERVE(x->deps, x->deps.n + (tx->rn - rstart)))
@@ -393,7 +394,6 @@ static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch 
     r->plan = RUN_SAME;
     r->needslot = 0;
     r->wall = wall;
-    stm__count(&tx->st.watch_runs);
 out:
     publish_cur(tx, NULL);
 }

@@ -372,6 +372,73 @@ START_TEST(test_virtual_unwatch_before_deadline)
 }
 END_TEST
 
+/* ---- a deadline run that is vetoed or gives up -------------------------- */
+
+struct picky {
+    stm_tvar *ok; /* the callback refuses while this is 0 */
+    int64_t dl;
+    bool retry;   /* refuse with stm_retry() instead of stm_abort() */
+    struct vlog *log;
+};
+
+static intptr_t picky_fn(stm_tx *tx, void *arg)
+{
+    struct picky *p = arg;
+    (void)stm_read(tx, p->ok);
+    return stm_elapsed(tx, p->dl) ? (intptr_t)stm_tx_now(tx) : 0;
+}
+
+static void picky_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    struct picky *p = arg;
+    if (v == 0)
+        return;
+    log_append(tx, p->log, 0, v); /* discarded with the run if refused */
+    if (stm_read(tx, p->ok) == 0) {
+        if (p->retry)
+            stm_retry(tx);
+        stm_abort(tx, 5);
+    }
+}
+
+static void check_refused_deadline_run(bool retry)
+{
+    ck_assert_int_eq(stm_clock_virtual(T0), 0);
+    struct vlog log;
+    log_init(&log);
+    struct picky p = {tv(0), T0 + STM_MSEC(10), retry, &log};
+    stm_watch *w = stm_atomically_watch(picky_fn, picky_cb, &p, 0);
+    ck_assert_ptr_nonnull(w);
+    struct stm_stats s0 = stats();
+    stm_clock_advance(STM_MSEC(20));
+    struct stm_stats s1 = stats();
+    ck_assert_int_eq(log_len(&log), 0);
+    ck_assert_uint_eq(s1.timer_fires - s0.timer_fires, 1);
+    ck_assert_uint_eq(s1.watch_failures - s0.watch_failures, 1);
+    /* it stays as its creation left it: no new timer, no second try */
+    stm_clock_advance(STM_MSEC(100));
+    ck_assert_int_eq(log_len(&log), 0);
+    ck_assert_uint_eq(stats().timer_fires, s1.timer_fires);
+    /* and runs again when a TVar it read changes */
+    ck_assert_int_eq(stm_tvar_poke(p.ok, 1), 0);
+    ck_assert_int_eq(log_len(&log), 1);
+    ck_assert_int_eq(stm_tvar_peek(log.now[0]), T0 + STM_MSEC(120));
+    unwatch(w);
+    ck_assert_int_eq(stm_clock_real(), 0);
+}
+
+START_TEST(test_virtual_deadline_run_vetoed)
+{
+    check_refused_deadline_run(false);
+}
+END_TEST
+
+START_TEST(test_virtual_deadline_run_retries)
+{
+    check_refused_deadline_run(true);
+}
+END_TEST
+
 /* a pending deadline is re-based onto the real clock, d ahead stays d ahead
  * (the deadline in the watcher's function is a plain number in the past of
  * the real clock, so the run, when it comes, sees it elapsed) */
@@ -504,6 +571,8 @@ static Suite *watch_time_suite(void)
     tcase_add_test(tc, test_virtual_moved_deadline);
     tcase_add_test(tc, test_virtual_no_deadline_no_timer);
     tcase_add_test(tc, test_virtual_unwatch_before_deadline);
+    tcase_add_test(tc, test_virtual_deadline_run_vetoed);
+    tcase_add_test(tc, test_virtual_deadline_run_retries);
     tcase_add_test(tc, test_virtual_to_real_rebases);
     suite_add_tcase(s, tc);
 
