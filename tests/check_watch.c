@@ -333,6 +333,51 @@ static void check_create_veto(int code, bool in_fn, int want_errno)
     ck_assert_uint_eq(watch_runs(), r0);
 }
 
+/* A watcher made by another watcher's callback is evaluated in the same
+ * commit (in the next round) and is active afterwards. */
+struct maker {
+    stm_tvar *x, *y, *inner_calls;
+    stm_watch *inner;
+};
+
+static intptr_t maker_read_x(stm_tx *tx, void *arg)
+{
+    return stm_read(tx, ((struct maker *)arg)->x);
+}
+
+static intptr_t maker_read_y(stm_tx *tx, void *arg)
+{
+    return stm_read(tx, ((struct maker *)arg)->y);
+}
+
+static void maker_inner_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    (void)v;
+    struct maker *m = arg;
+    stm_write(tx, m->inner_calls, stm_read(tx, m->inner_calls) + 1);
+}
+
+static void maker_outer_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    struct maker *m = arg;
+    if (v == 1)
+        m->inner = stm_watch_new(tx, maker_read_y, maker_inner_cb, m, 0);
+}
+
+START_TEST(test_create_in_callback)
+{
+    struct maker m = {tv(0), tv(0), tv(0), NULL};
+    watch(maker_read_x, maker_outer_cb, &m, 0);
+    ck_assert_ptr_null(m.inner);
+    poke(m.x, 1); /* the outer callback makes the inner watcher */
+    ck_assert_ptr_nonnull(m.inner);
+    track(m.inner);
+    ck_assert_int_eq(peek(m.inner_calls), 1); /* its first evaluation */
+    poke(m.y, 5);
+    ck_assert_int_eq(peek(m.inner_calls), 2); /* registered on y */
+}
+END_TEST
+
 START_TEST(test_create_veto_positive_code)
 {
     check_create_veto(42, false, ECANCELED);
@@ -1327,6 +1372,7 @@ static Suite *watch_suite(void)
     tcase_add_test(tc, test_create_discarded_by_abort);
     tcase_add_test(tc, test_create_discarded_by_or_else_branch);
     tcase_add_test(tc, test_create_in_body_runs_at_commit);
+    tcase_add_test(tc, test_create_in_callback);
     tcase_add_test(tc, test_create_veto_positive_code);
     tcase_add_test(tc, test_create_veto_negative_errno);
     tcase_add_test(tc, test_create_veto_in_fn);
