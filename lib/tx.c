@@ -151,18 +151,29 @@ static void rs_push(struct stm_tx *tx, stm_tvar *var, uintptr_t l)
     tx->rn++;
 }
 
-__attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar *var)
+/* var's value with the unlocked lock word it was read under, waiting a
+ * little while a commit holds it (then a conflict). */
+static inline intptr_t read_stable(struct stm_tx *tx, stm_tvar *var, uintptr_t *lock)
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
         intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
         uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-        if (l1 != l2 || STM__LOCKED(l1)) {
-            if (spins >= STM__READ_SPIN)
-                conflict(tx, var);
-            stm__cpu_relax();
-            continue;
+        if (l1 == l2 && !STM__LOCKED(l1)) {
+            *lock = l1;
+            return v;
         }
+        if (spins >= STM__READ_SPIN)
+            conflict(tx, var);
+        stm__cpu_relax();
+    }
+}
+
+__attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar *var)
+{
+    for (;;) {
+        uintptr_t l1;
+        intptr_t v = read_stable(tx, var, &l1);
         if (STM__VERSION(l1) > tx->snapshot) {
             /* Extend: everything read so far must still hold at `now`. */
             uint64_t now = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
@@ -202,20 +213,11 @@ __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tv
  * extended; the attempt restarts with a fresh one (readonly.c). */
 __attribute__((noinline)) static intptr_t read_ro_slow(struct stm_tx *tx, stm_tvar *var)
 {
-    for (unsigned spins = 0;; spins++) {
-        uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
-        intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
-        uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-        if (l1 != l2 || STM__LOCKED(l1)) {
-            if (spins >= STM__READ_SPIN)
-                conflict(tx, var);
-            stm__cpu_relax();
-            continue;
-        }
-        if (STM__VERSION(l1) > tx->snapshot)
-            conflict(tx, var);
-        return v;
-    }
+    uintptr_t l1;
+    intptr_t v = read_stable(tx, var, &l1);
+    if (STM__VERSION(l1) > tx->snapshot)
+        conflict(tx, var);
+    return v;
 }
 
 /* tx is not the running normal transaction: a declared read-only

@@ -25,31 +25,9 @@
 #
 # Exit 99 (hard error) if a program is missing.
 
-set -u
-
-builddir=${STM_BUILDDIR:-}
-if test -z "$builddir"; then
-    builddir=.
-    here=$(dirname "$0")/..
-    test -x "$here/examples/reconnect" && builddir=$here
-fi
-ex=$builddir/examples
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stm-examples.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 99' HUP INT TERM
-
-if command -v timeout >/dev/null 2>&1; then
-    bound="timeout 60"
-else
-    bound=
-fi
-
-status=0
-fail() {
-    echo "check-examples: FAIL: $*"
-    status=1
-}
+name=examples
+probe=reconnect
+. "$(dirname "$0")/examples-common.sh"
 
 # run NAME: run examples/NAME, output to $tmp/NAME.out (also shown,
 # prefixed); 0 iff it exited 0.

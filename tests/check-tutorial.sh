@@ -18,31 +18,9 @@
 #
 # Exit 99 (hard error) if a program is missing.
 
-set -u
-
-builddir=${STM_BUILDDIR:-}
-if test -z "$builddir"; then
-    builddir=.
-    here=$(dirname "$0")/..
-    test -x "$here/examples/tut1_counter" && builddir=$here
-fi
-ex=$builddir/examples
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stm-tutorial.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 99' HUP INT TERM
-
-if command -v timeout >/dev/null 2>&1; then
-    bound="timeout 60"
-else
-    bound=
-fi
-
-status=0
-fail() {
-    echo "check-tutorial: FAIL: $*"
-    status=1
-}
+name=tutorial
+probe=tut1_counter
+. "$(dirname "$0")/examples-common.sh"
 
 # run NAME OUTFILE [ARGS...]: run examples/NAME, output to OUTFILE; 0 iff
 # it exited 0.

@@ -10,3 +10,5 @@
 ## eventloop's reports (every value, in order, on the main thread).
 ## Appending to dist_check_SCRIPTS puts it in TESTS (tests/local.mk).
 dist_check_SCRIPTS += tests/check-examples.sh
+## What it and tests/check-tutorial.sh share (sourced, not run).
+EXTRA_DIST += tests/examples-common.sh
