@@ -314,6 +314,9 @@ struct stm_tx {
      * stm_unwatch, which waits until no thread runs the watcher it stops */
     _Atomic(struct stm_watch *) watch_cur;
     struct stm__watchtx *wx;     /* watcher bookkeeping, made on first use */
+    /* write-set entries [0, watch_held) stay locked through the watcher
+     * phase: the commit that found watchers on them did not let go */
+    uint32_t watch_held;
 
     /* published epoch: the snapshot this thread's running transaction
      * started from, 0 when it runs none (read by reclamation and serial
@@ -528,8 +531,12 @@ struct stm_watch {
 };
 
 /* The commit found watchers on ws[idx].var while it holds the locks of
- * ws[0..idx]: note them for the watcher phase (never jumps). */
-void stm__watch_found(struct stm_tx *tx, uint32_t idx);
+ * ws[0..idx]: note them for the watcher phase (never jumps).  True: noted,
+ * keep those locks through the phase; false: let go, the phase looks. */
+bool stm__watch_found(struct stm_tx *tx, uint32_t idx);
+/* Room for one more write-set entry (jumps with ENOMEM); entries held
+ * locked through the watcher phase follow the set if it moves. */
+void stm__ws_reserve1(struct stm_tx *tx);
 /* per write-set entry, in the watcher phase */
 struct stm__wmeta {
     struct stm__wdep *head; /* the TVar's list as the phase saw it */

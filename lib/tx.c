@@ -93,6 +93,18 @@ static struct stm__wentry *ws_find(struct stm_tx *tx, stm_tvar *var)
     return NULL;
 }
 
+void stm__ws_reserve1(struct stm_tx *tx)
+{
+    if (tx->wn < tx->wcap)
+        return;
+    if (!stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
+        stm__nomem(tx);
+    /* a locked TVar's lock word names its entry: the entries moved */
+    for (uint32_t i = 0; i < tx->watch_held; i++)
+        atomic_store_explicit(&tx->ws[i].var->lock, (uintptr_t)&tx->ws[i] | 1,
+                              memory_order_release);
+}
+
 int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var)
 {
     struct stm__wentry *w = ws_find(tx, var);
@@ -282,8 +294,7 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
             return;
         }
     }
-    if (tx->wn == tx->wcap && !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
-        stm__nomem(tx);
+    stm__ws_reserve1(tx);
     tx->wbloom |= bit;
     struct stm__wentry *w = &tx->ws[tx->wn++];
     w->var = var;
@@ -385,7 +396,10 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
      * reloaded around each of them */
     struct stm__wentry *const ws = tx->ws, *const end = ws + tx->wn;
     struct stm__wentry *const data_end = watch ? ws + data_n : end;
-    for (struct stm__wentry *w = ws; w < end; w++) {
+    /* (watch: entries the watcher phase kept locked are locked, and their
+     * lists cannot have changed) */
+    struct stm__wentry *const held_end = watch ? ws + tx->watch_held : ws;
+    for (struct stm__wentry *w = held_end; w < end; w++) {
         for (unsigned spins = 0;; spins++) {
             uintptr_t l = atomic_load_explicit(&w->var->lock, memory_order_relaxed);
             if (STM__LOCKED(l)) {
@@ -395,6 +409,7 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
                 }
                 tx->conflict_var = w->var;
                 unlock_ws(ws, w);
+                tx->watch_held = 0;
                 return 0;
             }
             /* seq_cst: pairs with the waiter registration in retry.c */
@@ -409,21 +424,29 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
         struct stm__wdep *h = atomic_load_explicit(&w->var->watchers, memory_order_acquire);
         if (!watch) {
             if (STM__UNLIKELY(h != NULL)) {
-                stm__watch_found(tx, (uint32_t)(w - ws)); /* while locked */
-                unlock_ws(ws, w + 1);
+                /* collected while locked, and kept locked */
+                if (stm__watch_found(tx, (uint32_t)(w - ws)))
+                    tx->watch_held = (uint32_t)(w - ws) + 1;
+                else
+                    unlock_ws(ws, w + 1);
                 return COMMIT_WATCH;
             }
         } else if (w < data_end && h != meta[w - ws].head) {
             tx->conflict_var = w->var;
             unlock_ws(ws, w + 1);
+            tx->watch_held = 0;
             return 0;
         }
     }
     uint64_t wv = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
     if (wv != tx->snapshot + 1 && !validate(tx)) {
         unlock_ws(ws, end);
+        if (watch)
+            tx->watch_held = 0;
         return 0;
     }
+    if (watch)
+        tx->watch_held = 0; /* released with the rest below */
     if (watch)
         stm__watch_apply(tx, wv);
     /* Committed.  Deferred callbacks are queued while the write set is
@@ -629,6 +652,11 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         int why = STM__JUMP_CONFLICT;
         if (STM__SETJMP(jb) != 0) {
             why = tx->jump;
+            if (STM__UNLIKELY(tx->watch_held)) {
+                /* left the watcher phase of a commit that kept locks */
+                unlock_ws(tx->ws, tx->ws + tx->watch_held);
+                tx->watch_held = 0;
+            }
             if (STM__UNLIKELY(atomic_load_explicit(&tx->watch_cur, memory_order_relaxed)))
                 stm__watch_abandon(tx); /* left in the middle of a watcher */
         } else {

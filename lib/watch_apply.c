@@ -119,8 +119,7 @@ static void lock_only(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var)
     (void)x;
     if (stm__ws_has(tx, var))
         return;
-    if (tx->wn == tx->wcap && !stm__grow((void **)&tx->ws, &tx->wcap, sizeof *tx->ws, tx->wn + 1))
-        stm__nomem(tx);
+    stm__ws_reserve1(tx);
     struct stm__wentry *e = &tx->ws[tx->wn++];
     e->var = var;
     e->value = 0;
@@ -150,7 +149,7 @@ static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar 
 void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
 {
     uint32_t slots = 0, retiring = 0;
-    bool wall = false;
+    bool wall = false, more = x->stopped.n != 0;
     /* First the plans, and the watchers' own TVars that must be written:
      * a run that changes a watcher's registrations or timer holds its
      * lock while the commit changes them (runs that only read it and
@@ -167,9 +166,13 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         bool fresh = w->flags & STM__WATCH_FRESH;
         r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME
                                                                              : RUN_CHANGE;
-        if (!fresh && (r->plan == RUN_CHANGE || r->deadline < STM_NEVER ||
-                       atomic_load_explicit(&w->armed, memory_order_relaxed)))
-            stm_write(tx, &w->self, stm_read(tx, &w->self)); /* fresh: written */
+        if (r->plan == RUN_CHANGE || r->deadline < STM_NEVER) {
+            more = true;
+            if (!fresh)
+                stm_write(tx, &w->self, stm_read(tx, &w->self)); /* fresh: written */
+        } else if (atomic_load_explicit(&w->armed, memory_order_relaxed)) {
+            stm_write(tx, &w->self, stm_read(tx, &w->self)); /* to disarm */
+        }
     }
     /* those writes are new write-set entries: TVars of watchers, on
      * which no watcher is registered */
@@ -180,6 +183,8 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         x->meta.v[i].round = 0;
     }
     x->data_n = tx->wn;
+    if (!more)
+        return; /* no registration, timer or stop to prepare */
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;

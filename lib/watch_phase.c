@@ -4,13 +4,17 @@
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  *
- * 1. Rounds (before anything is locked).  Round 1 runs the watchers of
- *    every TVar the body wrote, the watchers made by the body and the
- *    deadline runs asked for; round k+1 those of the TVars written in
- *    round k (new write-set entries, and older ones written again).  A
- *    TVar's list is read with the TVar's lock held (the commit that found
- *    the watchers still holds it; otherwise it is taken for a moment), and
- *    the head seen is kept per write-set entry.
+ * 1. Rounds.  Round 1 runs the watchers of every TVar the body wrote, the
+ *    watchers made by the body and the deadline runs asked for; round k+1
+ *    those of the TVars written in round k (new write-set entries, and
+ *    older ones written again).  A TVar's list is read with the TVar's
+ *    lock held, and the head seen is kept per write-set entry.  The commit
+ *    that found watchers while locking the write set keeps the TVars it
+ *    had locked so far (stm_tx.watch_held) through the phase, as part of
+ *    its commit: their lists cannot change, and the commit does not lock
+ *    them twice.  Any other TVar's lock is taken for a moment.  Leaving
+ *    the attempt by a jump (conflict, veto, retry, -ENOMEM, -ELOOP)
+ *    releases them.
  * 2. Preparation (watch_apply.c): what the runs change in the watchers'
  *    registrations and timers, and the locks that takes.
  * 3. The commit locks everything, checks that each written TVar still has
@@ -214,7 +218,11 @@ static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uin
 {
     stm_tvar *var = tx->ws[idx].var;
     struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_acquire);
-    if (h != NULL) {
+    if (h != NULL && idx < tx->watch_held) {
+        /* still locked by this commit (written again by a callback) */
+        room(tx, x, list_length(var));
+        h = collect_held(x, var, round);
+    } else if (h != NULL) {
         uintptr_t me = (uintptr_t)&tx->ws[idx] | 1;
         for (unsigned spins = 0;; spins++) {
             uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
@@ -244,18 +252,18 @@ static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uin
     x->roundbloom |= stm__bloom_bit(var);
 }
 
-void stm__watch_found(struct stm_tx *tx, uint32_t idx)
+bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
 {
     /* Entries before idx have no watchers (seen with their locks held);
      * entry idx is collected now, while its lock is held.  Without room,
      * the phase collects everything itself. */
     struct stm__watchtx *x = tx->wx;
     if (x == NULL)
-        return;
+        return false;
     stm_tvar *var = tx->ws[idx].var;
     uint32_t n = list_length(var);
     if (idx + 1 > x->meta.cap || !has_room(x, n))
-        return;
+        return false;
     x->next.n = 0;
     x->roundbloom = 0;
     for (uint32_t i = 0; i <= idx; i++) {
@@ -265,6 +273,7 @@ void stm__watch_found(struct stm_tx *tx, uint32_t idx)
     }
     x->meta.v[idx].head = collect_held(x, var, 1);
     x->found = idx + 1;
+    return true;
 }
 
 static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
