@@ -503,8 +503,6 @@ static inline void finish_commit(struct stm_tx *tx, uint64_t stamp)
  * reclamation, the virtual clock. */
 __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp)
 {
-    if (tx->watch_work)
-        stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
     tx->restarts = 0;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
@@ -617,13 +615,20 @@ __attribute__((noinline)) static bool attempt(struct stm_tx *tx, stm__jmpbuf *jb
     uint64_t stamp = tx->snapshot;
     if (tx->wn != 0) {
         /* (making, stopping or running a watcher writes its own TVar) */
-        if (STM__UNLIKELY(tx->watch_work))
-            stamp = stm__watch_commit(tx);
-        else if (STM__UNLIKELY((stamp = commit_writes(tx)) == COMMIT_WATCH))
+        bool watch = STM__UNLIKELY(tx->watch_work) ||
+                     STM__UNLIKELY((stamp = commit_writes(tx)) == COMMIT_WATCH);
+        if (watch)
             stamp = stm__watch_commit(tx);
         if (STM__UNLIKELY(stamp == 0)) {
             stm__count(&tx->st.aborts_validate);
             return false;
+        }
+        if (watch) {
+            end_attempt(tx);
+            stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
+            finish_commit(tx, stamp);
+            *result = r;
+            return true;
         }
     }
     end_attempt(tx);
@@ -652,6 +657,8 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
         int why = STM__JUMP_CONFLICT;
         if (STM__SETJMP(jb) != 0) {
             why = tx->jump;
+            if (tx->watch_work)
+                tx->extras = 1; /* the next begin resets the watcher state */
             if (STM__UNLIKELY(tx->watch_held)) {
                 /* left the watcher phase of a commit that kept locks */
                 unlock_ws(tx->ws, tx->ws + tx->watch_held);

@@ -47,8 +47,9 @@ struct stm__watchtx *stm__wx_get(struct stm_tx *tx)
         if (tx->wx == NULL)
             stm__nomem(tx);
     }
+    /* (not tx->extras: a commit finishes the watcher work itself, and a
+     * discarded attempt sets extras on its way out) */
     tx->watch_work = true;
-    tx->extras = 1;
     return tx->wx;
 }
 

@@ -66,7 +66,12 @@ struct stm__watchtx {
 struct stm__watchtx *stm__wx_get(struct stm_tx *tx); /* make; mark the attempt */
 /* stm_unwatch: note w as stopped by this attempt; false if it was */
 bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w);
-bool stm__wx_stopping(struct stm__watchtx *x, const struct stm_watch *w);
+bool stm__wx_stopping_slow(struct stm__watchtx *x, const struct stm_watch *w);
+/* w is being stopped by this attempt */
+static inline bool stm__wx_stopping(struct stm__watchtx *x, const struct stm_watch *w)
+{
+    return x->stopped.n != 0 && stm__wx_stopping_slow(x, w);
+}
 void stm__wx_unstop(struct stm__watchtx *x, const struct stm_watch *w);
 /* watch_apply.c: before the commit locks anything */
 void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x);

@@ -156,10 +156,8 @@ bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w
     return true;
 }
 
-bool stm__wx_stopping(struct stm__watchtx *x, const struct stm_watch *w)
+bool stm__wx_stopping_slow(struct stm__watchtx *x, const struct stm_watch *w)
 {
-    if (x->stopped.n == 0)
-        return false;
     struct stm__wmap *e = ent_find(x, w);
     return e && e->stopped;
 }
@@ -201,7 +199,7 @@ static inline struct stm__wdep *collect_held(struct stm__watchtx *x, stm_tvar *v
     return h;
 }
 
-static uint32_t list_length(stm_tvar *var)
+static inline uint32_t list_length(stm_tvar *var)
 {
     uint32_t n = 0;
     for (struct stm__wdep *d = atomic_load_explicit(&var->watchers, memory_order_relaxed); d;
@@ -276,7 +274,7 @@ bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
     return true;
 }
 
-static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
+static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
                           uint32_t round)
 {
     if (!STM__VEC_RESERVE(x->meta, to))
@@ -295,7 +293,7 @@ static void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t fr
 
 /* Watchers that ran in this commit run again in `round` if their run read
  * a TVar written for it (meta[].round == round; x->roundbloom has them). */
-static void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t round)
+static inline void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t round)
 {
     uint64_t bloom = x->roundbloom;
     if (bloom == 0)
@@ -337,7 +335,7 @@ void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
 /* Run w once in tx.  seeded: a deadline run for the timer's arming
  * `armed`, skipped if a commit has re-armed or disarmed it since (the
  * firing is stale). */
-static void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w, bool seeded,
+static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w, bool seeded,
                     uint64_t armed)
 {
     publish_cur(tx, w);
