@@ -373,7 +373,8 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
 }
 
 /* Returned by commit_writes() when a TVar it locked has watchers: the
- * commit has not happened, nothing is locked, the watcher path takes over. */
+ * commit has not happened, the watcher path takes over (keeping the locks
+ * taken so far, tx->watch_held, if stm__watch_found() could note them). */
 #define COMMIT_WATCH UINT64_MAX
 
 /* Commit a non-empty write set: returns the commit timestamp, or 0 if the
@@ -384,8 +385,10 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
  * [data_n, wn) are only locked (watcher lists of those TVars change, see
  * watch.c): no new version, no wake-up.  A written TVar must still have the
  * watcher list the watcher phase saw (meta[i].head), else the phase missed a
- * watcher and the transaction runs again.  Without `watch`, finding a
- * watcher on a written TVar hands the commit to the watcher path.
+ * watcher and the transaction runs again; entries [0, tx->watch_held) were
+ * locked when the watchers were found and still are.  Without `watch`,
+ * finding a watcher on a written TVar hands the commit to the watcher
+ * path.
  *
  * Inlined into its two callers, so that the common one does not pay for
  * the other. */
@@ -445,10 +448,10 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
             tx->watch_held = 0;
         return 0;
     }
-    if (watch)
+    if (watch) {
         tx->watch_held = 0; /* released with the rest below */
-    if (watch)
         stm__watch_apply(tx, wv);
+    }
     /* Committed.  Deferred callbacks are queued while the write set is
      * still locked, so a transaction that depends on this one queues
      * its own after these. */

@@ -20,7 +20,6 @@ struct stm__wrun {
     uint64_t depbloom;    /* of those TVars */
     struct stm__wdep *nd; /* prepared registrations (plan CHANGE) */
     uint8_t plan;         /* RUN_* */
-    uint8_t needslot;     /* arms a deadline without a heap slot yet */
     uint8_t wall;         /* the deadline came from stm_elapsed_wall() */
 };
 enum { RUN_SAME = 0, RUN_CHANGE, RUN_SKIP };

@@ -220,7 +220,6 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
                 retiring++;
         }
         if (r->deadline < STM_NEVER && !atomic_load_explicit(&w->slot, memory_order_relaxed)) {
-            r->needslot = 1;
             slots++;
         }
         if (r->wall)

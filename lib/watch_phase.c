@@ -399,7 +399,6 @@ static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm
         r->depbloom |= stm__bloom_bit(x->deps.v[i]);
     r->nd = NULL;
     r->plan = RUN_SAME;
-    r->needslot = 0;
     r->wall = wall;
 out:
     publish_cur(tx, NULL);
