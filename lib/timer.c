@@ -237,8 +237,8 @@ void stm__timer_unset(struct stm__timer *t)
     pthread_mutex_unlock(&t_lock);
 }
 
-struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit,
-                                       int64_t *key, uint64_t *seq)
+struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit, int64_t *key,
+                                       uint64_t *seq)
 {
     pthread_mutex_lock(&t_lock);
     struct stm__hnode *top = stm__heap_top(&t_lib);

@@ -417,8 +417,7 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
             }
             /* seq_cst: pairs with the waiter registration in retry.c */
             if (atomic_compare_exchange_weak_explicit(&w->var->lock, &l, (uintptr_t)w | 1,
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 w->old = l;
                 break;
             }
@@ -480,8 +479,7 @@ __attribute__((noinline)) static uint64_t commit_writes(struct stm_tx *tx)
     return commit_core(tx, false, 0, NULL);
 }
 
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n,
-                                const struct stm__wmeta *meta)
+uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta)
 {
     return commit_core(tx, true, data_n, meta);
 }

@@ -37,20 +37,19 @@ struct stm__wmap {
     uint32_t stopped : 1; /* stm_unwatch in this attempt */
 };
 
-
 /* Per-thread watcher bookkeeping of the running attempt (reused). */
 struct stm__watchtx {
-    STM__VEC(struct stm_watch *) made;    /* stm_watch_new, in order */
-    STM__VEC(struct stm_watch *) stopped; /* stm_unwatch */
-    STM__VEC(struct stm__wseed) seeds;    /* deadline runs asked for */
+    STM__VEC(struct stm_watch *) made;      /* stm_watch_new, in order */
+    STM__VEC(struct stm_watch *) stopped;   /* stm_unwatch */
+    STM__VEC(struct stm__wseed) seeds;      /* deadline runs asked for */
     STM__VEC(struct stm_watch *) cur, next; /* this round, the next */
     STM__VEC(struct stm__wrun) runs;
     STM__VEC(stm_tvar *) deps;
     STM__VEC(stm_tvar *) tmp;
     STM__VEC(struct stm__wmeta) meta;     /* per write-set entry */
-    uint64_t roundbloom; /* of the TVars written for the coming round */
-    uint32_t data_n;     /* write-set entries that are writes */
-    uint32_t metan;      /* meta is filled in for entries [0, metan) */
+    uint64_t roundbloom;                  /* of the TVars written for the coming round */
+    uint32_t data_n;                      /* write-set entries that are writes */
+    uint32_t metan;                       /* meta is filled in for entries [0, metan) */
     STM__VEC(uint32_t) rewrites;          /* entries written again this round */
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
     STM__VEC(struct stm__wdep *) retired; /* replaced by this commit */

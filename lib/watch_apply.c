@@ -26,7 +26,6 @@
 #include "stm-internal.h"
 #include "watch.h"
 
-
 /* ---- preparation ------------------------------------------------------- */
 
 static int cmp_ptr(const void *a, const void *b)
@@ -91,8 +90,7 @@ static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct st
 /* Add var to the write set as "lock only" (entries past x->data_n). */
 /* Whether w is registered on exactly nv[0, n) (sorted), read like
  * read_registered(). */
-static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv,
-                            uint32_t n)
+static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv, uint32_t n)
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
@@ -164,8 +162,8 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         stm_tvar **nv = x->deps.v + r->dep0;
         r->depn = sort_unique(nv, r->depn);
         bool fresh = w->flags & STM__WATCH_FRESH;
-        r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME
-                                                                             : RUN_CHANGE;
+        r->plan =
+            (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME : RUN_CHANGE;
         if (r->plan == RUN_CHANGE || r->deadline < STM_NEVER) {
             more = true;
             if (!fresh)
@@ -273,8 +271,7 @@ static void link_dep(struct stm__wdep *d, stm_tvar *var, struct stm_watch *w)
 }
 
 /* Put `nd` where `od` is in var's list. */
-static void swap_dep(struct stm__wdep *od, struct stm__wdep *nd, stm_tvar *var,
-                     struct stm_watch *w)
+static void swap_dep(struct stm__wdep *od, struct stm__wdep *nd, stm_tvar *var, struct stm_watch *w)
 {
     atomic_store_explicit(&nd->var, var, memory_order_relaxed);
     nd->w = w;
@@ -308,8 +305,8 @@ static void relink(struct stm__watchtx *x, struct stm__wrun *r)
         i++;
     }
     for (i = 0, j = 0; j < nn; j++) {
-        while (i < on && (uintptr_t)atomic_load_explicit(&od[i].var, memory_order_relaxed) <
-                             (uintptr_t)nv[j])
+        while (i < on &&
+               (uintptr_t)atomic_load_explicit(&od[i].var, memory_order_relaxed) < (uintptr_t)nv[j])
             i++;
         if (i < on && atomic_load_explicit(&od[i].var, memory_order_relaxed) == nv[j]) {
             if (&od[i] != &nd[j])

@@ -171,7 +171,6 @@ void stm__wx_unstop(struct stm__watchtx *x, const struct stm_watch *w)
 
 /* ---- rounds ------------------------------------------------------------ */
 
-
 /* Put w in the next round, once; there must be room for it. */
 static inline void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_t round)
 {
@@ -274,8 +273,8 @@ bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
     return true;
 }
 
-static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from, uint32_t to,
-                          uint32_t round)
+static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from,
+                                 uint32_t to, uint32_t round)
 {
     if (!STM__VEC_RESERVE(x->meta, to))
         stm__nomem(tx);
@@ -335,8 +334,8 @@ void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
 /* Run w once in tx.  seeded: a deadline run for the timer's arming
  * `armed`, skipped if a commit has re-armed or disarmed it since (the
  * firing is stale). */
-static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w, bool seeded,
-                    uint64_t armed)
+static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w,
+                           bool seeded, uint64_t armed)
 {
     publish_cur(tx, w);
     if (atomic_load_explicit(&w->dead, memory_order_seq_cst) || stm__wx_stopping(x, w)) {
@@ -492,4 +491,3 @@ uint64_t stm__watch_commit(struct stm_tx *tx)
     }
     return wv;
 }
-

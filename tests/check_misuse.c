@@ -94,7 +94,8 @@ static stm_fn *volatile null_body;
 __attribute__((no_sanitize("nonnull-attribute")))
 #endif
 #endif
-static void call_null_body(void)
+static void
+call_null_body(void)
 {
     stm_atomically(null_body, NULL);
 }

@@ -14,8 +14,8 @@
 #include "testutil.h"
 
 struct wallwatch {
-    stm_tvar *deadline; /* wall-clock ns */
-    atomic_int runs;    /* runs whose value was true */
+    stm_tvar *deadline;        /* wall-clock ns */
+    atomic_int runs;           /* runs whose value was true */
     _Atomic int64_t wall_seen; /* stm_tx_wall_now of the true run */
     _Atomic int64_t mono_seen; /* stm_now() in that run */
 };
