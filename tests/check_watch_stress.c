@@ -428,6 +428,93 @@ START_TEST(test_churn)
 }
 END_TEST
 
+/* ==== a watcher phase whose callback grows the write set ===============
+ * The commit that finds the watcher keeps x locked through the watcher
+ * phase; the callback then writes more TVars than the thread's write set
+ * has ever held (fresh threads start small), so the set moves while x is
+ * locked and x's lock word (which names its write-set entry) must move
+ * with it.  Checked: every commit lands, and a concurrent reader sees
+ * out[last] == x + last at every snapshot; under ASan, nothing touches
+ * the freed old set. */
+
+enum { GROW_N = 200 };
+static stm_tvar *grow_x, *grow_out[GROW_N];
+static atomic_int grow_stop, grow_bad;
+
+static intptr_t grow_fn(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    return stm_read(tx, grow_x);
+}
+
+static void grow_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    (void)arg;
+    int k = (int)(v % 64) * 3; /* more entries, commit after commit */
+    for (int i = 0; i < k && i < GROW_N - 1; i++)
+        stm_write(tx, grow_out[i], v + i);
+    stm_write(tx, grow_out[GROW_N - 1], v + GROW_N - 1);
+}
+
+static int body_bump_grow_x(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    stm_write(tx, grow_x, stm_read(tx, grow_x) + 1);
+    return 0;
+}
+
+static void *grow_trigger_main(void *p)
+{
+    long n = *(long *)p;
+    for (long i = 0; i < n; i++)
+        ck_assert_int_eq(stm_atomically(body_bump_grow_x, NULL), 0);
+    return NULL;
+}
+
+static int body_grow_audit(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    intptr_t v = stm_read(tx, grow_x);
+    return stm_read(tx, grow_out[GROW_N - 1]) == v + GROW_N - 1 ? 0 : 1;
+}
+
+static void *grow_reader_main(void *p)
+{
+    (void)p;
+    while (!atomic_load(&grow_stop))
+        if (stm_atomically(body_grow_audit, NULL) != 0)
+            atomic_fetch_add(&grow_bad, 1);
+    return NULL;
+}
+
+START_TEST(test_phase_grows_write_set)
+{
+    const int threads = TU_SCALE(100, 20);
+    long per_thread = 64;
+    grow_x = tv(0);
+    for (int i = 0; i < GROW_N; i++)
+        grow_out[i] = tv(0);
+    stm_watch *w = stm_atomically_watch(grow_fn, grow_cb, NULL, 0);
+    ck_assert_ptr_nonnull(w);
+    atomic_store(&grow_stop, 0);
+    atomic_store(&grow_bad, 0);
+    pthread_t reader = tu_run_thread(grow_reader_main, NULL);
+    for (int t = 0; t < threads; t++)
+        tu_join(tu_run_thread(grow_trigger_main, &per_thread)); /* a fresh thread each */
+    atomic_store(&grow_stop, 1);
+    tu_join(reader);
+    ck_assert_int_eq(atomic_load(&grow_bad), 0);
+    intptr_t x = stm_tvar_peek(grow_x);
+    ck_assert_int_eq(x, threads * per_thread);
+    ck_assert_int_eq(stm_tvar_peek(grow_out[GROW_N - 1]), x + GROW_N - 1);
+    ck_assert_int_eq(stm_atomically(body_unwatch, w), 0);
+    stm_tvar_free(grow_x);
+    for (int i = 0; i < GROW_N; i++)
+        stm_tvar_free(grow_out[i]);
+    stm_shutdown();
+}
+END_TEST
+
 static Suite *watch_stress_suite(void)
 {
     Suite *s = suite_create("watch_stress");
@@ -446,6 +533,11 @@ static Suite *watch_stress_suite(void)
     tc = tcase_create("churn");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_churn);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("held_locks");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_phase_grows_write_set);
     suite_add_tcase(s, tc);
     return s;
 }
