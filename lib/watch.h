@@ -42,7 +42,7 @@ struct stm__watchtx {
     STM__VEC(struct stm_watch *) made;      /* stm_watch_new, in order */
     STM__VEC(struct stm_watch *) stopped;   /* stm_unwatch */
     STM__VEC(struct stm__wseed) seeds;      /* deadline runs asked for */
-    STM__VEC(struct stm_watch *) cur, next; /* this round, the next */
+    STM__VEC(uint32_t) cur, next; /* this round, the next: entries of ents */
     STM__VEC(struct stm__wrun) runs;
     STM__VEC(stm_tvar *) deps;
     STM__VEC(stm_tvar *) tmp;

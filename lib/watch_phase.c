@@ -180,7 +180,7 @@ static inline void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_
     if (e->round == round)
         return;
     e->round = round;
-    x->next.v[x->next.n++] = w;
+    x->next.v[x->next.n++] = (uint32_t)(e - x->ents.v);
 }
 
 /* The watchers on var's list go to `round`; returns the head.  var's
@@ -334,9 +334,10 @@ void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
 /* Run w once in tx.  seeded: a deadline run for the timer's arming
  * `armed`, skipped if a commit has re-armed or disarmed it since (the
  * firing is stale). */
-static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w,
-                           bool seeded, uint64_t armed)
+static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, uint32_t ent, bool seeded,
+                           uint64_t armed)
 {
+    struct stm_watch *w = x->ents.v[ent].w;
     publish_cur(tx, w);
     if (atomic_load_explicit(&w->dead, memory_order_seq_cst) || stm__wx_stopping(x, w)) {
         publish_cur(tx, NULL);
@@ -345,9 +346,6 @@ static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm
     intptr_t last = stm_read(tx, &w->self);
     if (seeded && atomic_load_explicit(&w->armed, memory_order_relaxed) != armed)
         goto out;
-    if (!has_room(x, 1))
-        room(tx, x, 1);
-    struct stm__wmap *e = ent_get(x, w);
     x->saved_deadline = tx->deadline;
     x->saved_wall = tx->wall_deadline;
     tx->deadline = STM_NEVER;
@@ -374,7 +372,8 @@ static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm
     }
     tx->deadline = x->saved_deadline;
     tx->wall_deadline = x->saved_wall;
-    bool first = (w->flags & STM__WATCH_FRESH) && e->run == 0;
+    /* (ents may move in fn or cb, which can stop watchers: by index) */
+    bool first = (w->flags & STM__WATCH_FRESH) && x->ents.v[ent].run == 0;
     bool call = first || !(w->flags & STM_WATCH_CHANGES_ONLY) || v != last;
     if (call && w->cb)
         w->cb(tx, v, w->arg);
@@ -383,6 +382,7 @@ static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, struct stm
      * registrations or timer change */
     if (call && v != last && (w->flags & STM_WATCH_CHANGES_ONLY))
         stm_write(tx, &w->self, v);
+    struct stm__wmap *e = &x->ents.v[ent];
     if (e->run == 0) {
         if (!STM__VEC_RESERVE(x->runs, x->runs.n + 1))
             stm__nomem(tx);
@@ -426,8 +426,11 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
         x->next.n = 0; /* else stm__watch_found() scheduled round 1's first */
     /* deadline runs come first; what they write is collected with the
      * body's writes, so their own callbacks' writes re-run them */
-    for (uint32_t i = 0; i < x->seeds.n; i++)
-        run_one(tx, x, x->seeds.v[i].w, true, x->seeds.v[i].armed);
+    for (uint32_t i = 0; i < x->seeds.n; i++) {
+        room(tx, x, 1);
+        uint32_t ent = (uint32_t)(ent_get(x, x->seeds.v[i].w) - x->ents.v);
+        run_one(tx, x, ent, true, x->seeds.v[i].armed);
+    }
     if (x->found == 0)
         x->roundbloom = 0;
     collect_range(tx, x, x->found, tx->wn, round);

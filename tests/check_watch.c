@@ -1038,6 +1038,55 @@ static int body_unwatch_null(stm_tx *tx, void *arg)
     return 6;
 }
 
+/* A callback that stops many watchers at once (more than the commit's
+ * watcher bookkeeping had room for, so it grows while the callback runs):
+ * they all stop, and the watcher that stopped them goes on working. */
+enum { MANY = 40 };
+struct stopper {
+    stm_tvar *x;
+    stm_watch *victims[MANY];
+    stm_tvar *calls;
+};
+
+static intptr_t stopper_fn(stm_tx *tx, void *arg)
+{
+    return stm_read(tx, ((struct stopper *)arg)->x);
+}
+
+static void stopper_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    struct stopper *st = arg;
+    stm_write(tx, st->calls, stm_read(tx, st->calls) + 1);
+    if (v == 1)
+        for (int i = 0; i < MANY; i++)
+            stm_unwatch(tx, st->victims[i]);
+}
+
+START_TEST(test_unwatch_many_from_cb)
+{
+    struct stopper st;
+    st.x = tv(0);
+    st.calls = tv(0);
+    stm_tvar *y = tv(0);
+    struct mirror m[MANY];
+    for (int i = 0; i < MANY; i++) {
+        mirror_init(&m[i], y, NULL, 1, 0);
+        st.victims[i] = mirror_start(&m[i], 0);
+    }
+    watch(stopper_fn, stopper_cb, &st, 0);
+    /* (no commit has triggered MANY watchers on this thread yet) */
+    poke(st.x, 1); /* stops them all */
+    for (int i = 0; i < MANY; i++)
+        untrack(st.victims[i]);
+    ck_assert_int_eq(peek(st.calls), 2);
+    poke(y, 2);
+    for (int i = 0; i < MANY; i++)
+        ck_assert_int_eq(peek(m[i].calls), 1); /* only their first run */
+    poke(st.x, 2);
+    ck_assert_int_eq(peek(st.calls), 3);
+}
+END_TEST
+
 START_TEST(test_unwatch_null)
 {
     stm_tvar *x = tv(0);
@@ -1425,6 +1474,7 @@ static Suite *watch_suite(void)
     tcase_add_test(tc, test_unwatch_then_write_same_tx);
     tcase_add_test(tc, test_unwatch_from_own_cb);
     tcase_add_test(tc, test_unwatch_in_first_run);
+    tcase_add_test(tc, test_unwatch_many_from_cb);
     tcase_add_test(tc, test_unwatch_null);
     tcase_add_test(tc, test_unwatch_and_create_one_tx);
     tcase_add_test(tc, test_new_and_stop_one_tx);
