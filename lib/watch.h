@@ -39,10 +39,10 @@ struct stm__wmap {
 
 /* Per-thread watcher bookkeeping of the running attempt (reused). */
 struct stm__watchtx {
-    STM__VEC(struct stm_watch *) made;      /* stm_watch_new, in order */
-    STM__VEC(struct stm_watch *) stopped;   /* stm_unwatch */
-    STM__VEC(struct stm__wseed) seeds;      /* deadline runs asked for */
-    STM__VEC(uint32_t) cur, next; /* this round, the next: entries of ents */
+    STM__VEC(struct stm_watch *) made;    /* stm_watch_new, in order */
+    STM__VEC(struct stm_watch *) stopped; /* stm_unwatch */
+    STM__VEC(struct stm__wseed) seeds;    /* deadline runs asked for */
+    STM__VEC(uint32_t) cur, next;         /* this round, the next: entries of ents */
     STM__VEC(struct stm__wrun) runs;
     STM__VEC(stm_tvar *) deps;
     STM__VEC(stm_tvar *) tmp;
