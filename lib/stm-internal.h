@@ -211,6 +211,12 @@ struct stm_tvar {
     uint32_t name_slot; /* index in the named-TVar table + 1, 0 = unnamed */
 };
 
+/* a pointer's slot in an open-addressing table of mask + 1 slots */
+static inline uint32_t stm__ptr_hash(const void *p, uint32_t mask)
+{
+    return (uint32_t)(((uint64_t)(uintptr_t)p * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & mask;
+}
+
 /* a TVar's bit in a 64-bit Bloom filter (write sets, watcher rounds) */
 static inline uint64_t stm__bloom_bit(const stm_tvar *var)
 {
@@ -450,6 +456,8 @@ bool stm__grow(void **vec, uint32_t *cap, size_t size, uint32_t need);
 /* ---- transactions (internal) ------------------------------------------- */
 
 _Noreturn void stm__nomem(struct stm_tx *tx);
+/* var is locked or changed under the attempt: count it, run again */
+_Noreturn void stm__conflict(struct stm_tx *tx, stm_tvar *var);
 _Noreturn static inline void stm__jump(struct stm_tx *tx, int why)
 {
     tx->jump = why;

@@ -35,15 +35,10 @@
  * is saturated long before). */
 #define WS_INDEX_AT 32
 
-static inline uint32_t ws_hash(const stm_tvar *var, uint32_t mask)
-{
-    return (uint32_t)(((uint64_t)(uintptr_t)var * UINT64_C(0x9e3779b97f4a7c15)) >> 40) & mask;
-}
-
 static uint32_t *ws_slot(struct stm_tx *tx, const stm_tvar *var)
 {
     uint32_t mask = tx->wsidx_cap - 1;
-    for (uint32_t i = ws_hash(var, mask);; i = (i + 1) & mask)
+    for (uint32_t i = stm__ptr_hash(var, mask);; i = (i + 1) & mask)
         if (tx->wsidx[i] == 0 || tx->ws[tx->wsidx[i] - 1].var == var)
             return &tx->wsidx[i];
 }
@@ -141,7 +136,7 @@ static bool validate(struct stm_tx *tx)
     return true;
 }
 
-_Noreturn static void conflict(struct stm_tx *tx, stm_tvar *var)
+_Noreturn void stm__conflict(struct stm_tx *tx, stm_tvar *var)
 {
     tx->conflict_var = var;
     stm__count(&tx->st.aborts_conflict);
@@ -176,7 +171,7 @@ static inline intptr_t read_stable(struct stm_tx *tx, stm_tvar *var, uintptr_t *
             return v;
         }
         if (spins >= STM__READ_SPIN)
-            conflict(tx, var);
+            stm__conflict(tx, var);
         stm__cpu_relax();
     }
 }
@@ -190,7 +185,7 @@ __attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar 
             /* Extend: everything read so far must still hold at `now`. */
             uint64_t now = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
             if (!validate(tx))
-                conflict(tx, tx->conflict_var);
+                stm__conflict(tx, tx->conflict_var);
             tx->snapshot = now;
             /* Read `var` again under the new snapshot: the value in hand
              * may predate a commit that is at or below `now` but was
@@ -228,7 +223,7 @@ __attribute__((noinline)) static intptr_t read_ro_slow(struct stm_tx *tx, stm_tv
     uintptr_t l1;
     intptr_t v = read_stable(tx, var, &l1);
     if (STM__VERSION(l1) > tx->snapshot)
-        conflict(tx, var);
+        stm__conflict(tx, var);
     return v;
 }
 

@@ -56,65 +56,42 @@ static uint32_t sort_unique(stm_tvar **v, uint32_t n)
     return k;
 }
 
-/* The TVars w is registered on, into x->tmp, consistent with the version
- * of w's TVar (a seqlock read: changes happen under its lock). */
-static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
-{
-    for (unsigned spins = 0;; spins++) {
-        uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
-        struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
-        uint32_t n = atomic_load_explicit(&w->ndeps, memory_order_acquire);
-        if (!STM__LOCKED(l1)) {
-            if (d == NULL)
-                n = 0;
-            if (!STM__VEC_RESERVE(x->tmp, n))
-                stm__nomem(tx);
-            /* (acquire loads: the lock word below is read after them) */
-            for (uint32_t i = 0; i < n; i++)
-                x->tmp.v[i] = atomic_load_explicit(&d[i].var, memory_order_acquire);
-            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1) {
-                x->tmp.n = n;
-                return;
-            }
-        }
-        if (spins > 256) {
-            /* held by a commit that runs or stops w: run again */
-            tx->conflict_var = &w->self;
-            stm__count(&tx->st.aborts_conflict);
-            stm__jump(tx, STM__JUMP_CONFLICT);
-        }
-        stm__cpu_relax();
-    }
-}
-
-/* Add var to the write set as "lock only" (entries past x->data_n). */
-/* Whether w is registered on exactly nv[0, n) (sorted), read like
- * read_registered(). */
-static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv, uint32_t n)
+/* Read the TVars w is registered on, consistently with the version of
+ * w's TVar (a seqlock read: they change only under its lock): into x->tmp
+ * if x is given; returns whether they are exactly nv[0, n) (sorted). */
+static bool read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w,
+                            stm_tvar *const *nv, uint32_t n)
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
         if (!STM__LOCKED(l1)) {
             struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
             uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
+            if (x && !STM__VEC_RESERVE(x->tmp, on))
+                stm__nomem(tx);
             bool same = on == n;
-            for (uint32_t i = 0; same && i < n; i++)
-                same = atomic_load_explicit(&d[i].var, memory_order_acquire) == nv[i];
-            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1)
+            /* (acquire loads: the lock word below is read after them) */
+            for (uint32_t i = 0; i < on && (x || same); i++) {
+                stm_tvar *var = atomic_load_explicit(&d[i].var, memory_order_acquire);
+                same = same && var == nv[i];
+                if (x)
+                    x->tmp.v[i] = var;
+            }
+            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1) {
+                if (x)
+                    x->tmp.n = on;
                 return same;
+            }
         }
-        if (spins > 256) {
-            tx->conflict_var = &w->self;
-            stm__count(&tx->st.aborts_conflict);
-            stm__jump(tx, STM__JUMP_CONFLICT);
-        }
+        if (spins > 256)
+            stm__conflict(tx, &w->self); /* held by a commit that runs or stops w */
         stm__cpu_relax();
     }
 }
 
-static void lock_only(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *var)
+/* Add var to the write set as "lock only" (entries past x->data_n). */
+static void lock_only(struct stm_tx *tx, stm_tvar *var)
 {
-    (void)x;
     if (stm__ws_has(tx, var))
         return;
     stm__ws_reserve1(tx);
@@ -135,10 +112,10 @@ static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar 
         if (a && b && a == b) {
             i++, j++;
         } else if (a && (!b || (uintptr_t)a < (uintptr_t)b)) {
-            lock_only(tx, x, a);
+            lock_only(tx, a);
             i++;
         } else {
-            lock_only(tx, x, b);
+            lock_only(tx, b);
             j++;
         }
     }
@@ -162,8 +139,8 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         stm_tvar **nv = x->deps.v + r->dep0;
         r->depn = sort_unique(nv, r->depn);
         bool fresh = w->flags & STM__WATCH_FRESH;
-        r->plan =
-            (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME : RUN_CHANGE;
+        r->plan = (fresh ? r->depn == 0 : read_registered(tx, NULL, w, nv, r->depn)) ? RUN_SAME
+                                                                                     : RUN_CHANGE;
         if (r->plan == RUN_CHANGE || r->deadline < STM_NEVER) {
             more = true;
             if (!fresh)
@@ -193,13 +170,13 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
             if (w->flags & STM__WATCH_FRESH)
                 x->tmp.n = 0;
             else
-                read_registered(tx, x, w);
+                (void)read_registered(tx, x, w, NULL, 0);
             if (r->depn >= 2 || x->tmp.n >= 2) {
                 /* a new array: every node moves, so every list changes */
                 for (uint32_t i = 0; i < x->tmp.n; i++)
-                    lock_only(tx, x, x->tmp.v[i]);
+                    lock_only(tx, x->tmp.v[i]);
                 for (uint32_t i = 0; i < r->depn; i++)
-                    lock_only(tx, x, nv[i]);
+                    lock_only(tx, nv[i]);
             } else {
                 lock_difference(tx, x, nv, r->depn);
             }
@@ -227,7 +204,7 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         struct stm_watch *w = x->stopped.v[k];
         if (w->flags & STM__WATCH_FRESH)
             continue;
-        read_registered(tx, x, w);
+        (void)read_registered(tx, x, w, NULL, 0);
         lock_difference(tx, x, NULL, 0);
     }
     /* room for what must not fail once committed */

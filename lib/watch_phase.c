@@ -63,17 +63,11 @@ static inline void publish_cur(struct stm_tx *tx, struct stm_watch *w)
 
 #define SMALL 8
 
-static inline uint32_t hash_ptr(const void *p, uint32_t mask)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * UINT64_C(0x9e3779b97f4a7c15);
-    return (uint32_t)(h >> 32) & mask;
-}
-
 /* The index slot for w: holding its entry number + 1, or 0 if absent. */
 static inline uint32_t *index_slot(struct stm__watchtx *x, const struct stm_watch *w)
 {
     uint32_t mask = x->mapcap - 1;
-    for (uint32_t i = hash_ptr(w, mask);; i = (i + 1) & mask)
+    for (uint32_t i = stm__ptr_hash(w, mask);; i = (i + 1) & mask)
         if (x->map[i] == 0 || x->ents.v[x->map[i] - 1].w == w)
             return &x->map[i];
 }
@@ -236,11 +230,8 @@ static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uin
                 room(tx, x, n); /* no lock may be held where we may jump */
                 continue;
             }
-            if (spins >= 1024) {
-                tx->conflict_var = var;
-                stm__count(&tx->st.aborts_conflict);
-                stm__jump(tx, STM__JUMP_CONFLICT);
-            }
+            if (spins >= 1024)
+                stm__conflict(tx, var);
             stm__cpu_relax();
         }
     }
