@@ -75,6 +75,13 @@ static inline long bench_parse_count(const char *opt, const char *s)
     return (long)v;
 }
 
+/* -s / -w: "0" (polling off) or a spin window in ns for stm_set_wake_spin();
+ * without the option the library's default, STM_WAKE_SPIN_AUTO, applies. */
+static inline long bench_parse_spin(const char *opt, const char *s)
+{
+    return strcmp(s, "0") == 0 ? 0 : bench_parse_count(opt, s);
+}
+
 /*
  * One machine-readable result line:
  *   <bench> <case> ns=<median> min=<min> vs_<base>=<ratio> [cyc=<cycles>]

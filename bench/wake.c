@@ -33,7 +33,7 @@
  *              exits 1), p50 <= 20 us, p99 <= 200 us.
  *
  * Usage: wake [-q] [-c CASE[,CASE]] [-b BACKEND[,BACKEND...]] [-n WAITS]
- *             [-t THREADS] [-p ROUNDTRIPS] [-r RUNS] [-v]
+ *             [-t THREADS] [-p ROUNDTRIPS] [-r RUNS] [-s SPIN_NS] [-v]
  *   -q  quick: -n 1000 -p 5000 -r 3 (under 10 s)
  *   -c  pingpong, lateness (default both)
  *   -b  backends to measure (default condvar,pipe,thread)
@@ -42,6 +42,9 @@
  *       1 leaves the case out)
  *   -p  round trips per ping-pong run (default 20000)
  *   -r  ping-pong runs per case (default 7)
+ *   -s  SPIN_NS: stm_set_wake_spin(SPIN_NS) first: timed waits poll the last
+ *       SPIN_NS before their deadline; 0 turns polling off (the default is
+ *       STM_WAKE_SPIN_AUTO)
  *   -v  also print every run's figure (comment lines)
  *
  * Exit status: 0; 1 if a wake-up came early, a transaction failed or a
@@ -499,12 +502,15 @@ int main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "qc:b:n:t:p:r:s:vh")) != -1) {
         switch (opt) {
         case 's': { /* stm_set_wake_spin: poll the last SPIN_NS before deadlines */
-            long spin = bench_parse_count("-s", optarg);
+            long spin = bench_parse_spin("-s", optarg);
             if (stm_set_wake_spin(spin) != 0) {
                 fprintf(stderr, "wake: -s takes 0 .. 10000000 ns\n");
                 return 2;
             }
-            printf("# stm_set_wake_spin(%ld): timed waits poll the last %ld ns\n", spin, spin);
+            if (spin)
+                printf("# stm_set_wake_spin(%ld): timed waits poll the last %ld ns\n", spin, spin);
+            else
+                printf("# stm_set_wake_spin(0): timed waits sleep to their deadlines\n");
             break;
         }
         case 'q':

@@ -16,6 +16,10 @@
  *              by one thread sleeping with clock_nanosleep(TIMER_ABSTIME)
  *              and 1 ns timer slack (case=baseline_nanosleep) -- what an
  *              ideal timer thread could do on this machine.
+ *              cpu%= is the process's CPU time over the wall time of
+ *              the firing (100 = one CPU busy): what punctuality costs
+ *              (STM_WAKE_SPIN_AUTO polls the last stretch before each
+ *              deadline, within a budget; see stm_set_wake_spin(3)).
  *              Targets (benchmarks.md): never early; p50 <= 20 us,
  *              p99 <= 200 us.
  *   million    1,000,000 timed watchers, each in a fresh process (this
@@ -104,8 +108,9 @@
  *   -r  commit: rounds (default 11)
  *   -k  commit, fanout: run only these of their cases (for profiling with
  *       callgrind; the cost lines need plain, work, ...)
- *   -w  SPIN_NS: stm_set_wake_spin(SPIN_NS) first (does the timer thread
- *       poll the last SPIN_NS before a deadline?)
+ *   -w  SPIN_NS: stm_set_wake_spin(SPIN_NS) first: the timer thread polls
+ *       the last SPIN_NS before each deadline; 0 turns polling off (the
+ *       default is STM_WAKE_SPIN_AUTO)
  *   -v  also print every round's figure (comment lines)
  *   -M  VARIANT: run one million variant in this process (what the
  *       million case runs itself with)
@@ -308,18 +313,26 @@ static void unwatch_all(stm_watch **w, long n, long batch)
     }
 }
 
+/* CPU time of the whole process (all threads), ns */
+static int64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * STM_SEC(1) + ts.tv_nsec;
+}
+
 static void lat_report(const char *name, int64_t *late, long n, long fired, long tx_early,
-                       bool target, int64_t spread)
+                       bool target, int64_t spread, double cpu_pct)
 {
     long early = 0;
     qsort(late, (size_t)n, sizeof *late, cmp_i64);
     for (long i = 0; i < n && late[i] < 0; i++)
         early++;
-    int64_t p50 = pct(late, n, 50), p99 = pct(late, n, 99);
-    printf("watch lateness case=%s n=%ld spread_ms=%lld p50_us=%.1f p99_us=%.1f max_us=%.0f "
-           "min_us=%.1f early=%ld",
-           name, n, (long long)(spread / STM_MSEC(1)), (double)p50 / 1e3, (double)p99 / 1e3,
-           (double)late[n - 1] / 1e3, (double)late[0] / 1e3, early);
+    int64_t p50 = pct(late, n, 50), p90 = pct(late, n, 90), p99 = pct(late, n, 99);
+    printf("watch lateness case=%s n=%ld spread_ms=%lld p50_us=%.1f p90_us=%.1f p99_us=%.1f "
+           "max_us=%.0f min_us=%.1f early=%ld cpu%%=%.1f",
+           name, n, (long long)(spread / STM_MSEC(1)), (double)p50 / 1e3, (double)p90 / 1e3,
+           (double)p99 / 1e3, (double)late[n - 1] / 1e3, (double)late[0] / 1e3, early, cpu_pct);
     if (target) {
         printf(" tx_early=%ld fired=%ld target=%s", tx_early, fired,
                early == 0 && tx_early == 0 && p50 <= LAT_P50_TARGET_NS && p99 <= LAT_P99_TARGET_NS
@@ -366,7 +379,7 @@ static void run_lateness(long n, int64_t spread)
         if (!w[i])
             die("stm_atomically_watch", -errno);
     }
-    int64_t made = stm_now();
+    int64_t made = stm_now(), cpu0 = cpu_ns();
     /* wait for all, with a generous bound */
     while (atomic_load_explicit(&lat_fired, memory_order_acquire) < n &&
            stm_now() < last + STM_SEC(10)) {
@@ -374,6 +387,7 @@ static void run_lateness(long n, int64_t spread)
         nanosleep(&ts, NULL);
     }
     long fired = atomic_load_explicit(&lat_fired, memory_order_acquire);
+    double cpu = 100.0 * (double)(cpu_ns() - cpu0) / (double)(stm_now() - made);
     if (verbose)
         printf("# lateness: %ld made in %.1f ms\n", n, (double)(made - lat_base) / 1e6);
     long k = 0;
@@ -385,7 +399,7 @@ static void run_lateness(long n, int64_t spread)
         status = 1;
     }
     if (k > 0)
-        lat_report("watchers", late, k, fired, atomic_load(&lat_tx_early), true, spread);
+        lat_report("watchers", late, k, fired, atomic_load(&lat_tx_early), true, spread, cpu);
     unwatch_all(w, n, 1000);
     for (long i = 0; i < n; i++)
         stm_tvar_free(a[i].tv);
@@ -393,6 +407,7 @@ static void run_lateness(long n, int64_t spread)
     /* the floor: the same density of deadlines, served by one thread */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     int64_t start = stm_now() + LAT_LEAD_NS;
+    cpu0 = cpu_ns();
     for (long i = 0; i < n; i++)
         late[i] = start + (int64_t)(rng_next(&seed) % (uint64_t)spread);
     qsort(late, (size_t)n, sizeof *late, cmp_i64);
@@ -406,7 +421,8 @@ static void run_lateness(long n, int64_t spread)
         late[i] = stm_now() - d;
     }
     prctl(PR_SET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL); /* back to the default */
-    lat_report("baseline_nanosleep", late, n, n, 0, false, spread);
+    cpu = 100.0 * (double)(cpu_ns() - cpu0) / (double)(stm_now() - start + LAT_LEAD_NS);
+    lat_report("baseline_nanosleep", late, n, n, 0, false, spread, cpu);
 
     free(a);
     free(w);
@@ -1079,7 +1095,7 @@ static int parse_variant(const char *s)
 int main(int argc, char **argv)
 {
     long lat_n = 10000, spread_ms = 2000, mil_n = 1000000, batch = 1000, ops = 100000;
-    long spin = 0;
+    long spin = STM_WAKE_SPIN_AUTO;
     int rounds = 11, opt, only = -1;
     bool quick = false, set_n = false, set_s = false, set_N = false, set_o = false, set_r = false;
     bool do_lat = true, do_mil = true, do_commit = true, do_fan = true;
@@ -1136,7 +1152,7 @@ int main(int argc, char **argv)
             set_r = true;
             break;
         case 'w':
-            spin = bench_parse_count("-w", optarg);
+            spin = bench_parse_spin("-w", optarg);
             if (stm_set_wake_spin(spin) != 0) {
                 fprintf(stderr, "watch: -w takes 1 .. 10000000 ns\n");
                 return 2;
@@ -1184,6 +1200,8 @@ int main(int argc, char **argv)
     printf("# watch: watchers and timed watches%s\n", quick ? " (quick run)" : "");
     if (spin > 0)
         printf("# stm_set_wake_spin(%ld): timed waits poll the last %ld ns\n", spin, spin);
+    else if (spin == 0)
+        printf("# stm_set_wake_spin(0): timed waits sleep to their deadlines\n");
     double load[3];
     if (getloadavg(load, 3) == 3)
         printf("# loadavg=%.2f,%.2f,%.2f nproc=%ld\n", load[0], load[1], load[2],

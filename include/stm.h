@@ -680,8 +680,9 @@ STM_API int stm_dispatch(void);
  *              CLOCK_MONOTONIC.  The default: a wake-up is one futex call
  *              on each side (no read/write system calls, as "pipe" needs)
  *              and a timed wait needs no second thread (as "thread" does),
- *              so in bench/wake its deadline lateness equals a bare
- *              clock_nanosleep() and its retry ping-pong is as fast as any.
+ *              so in bench/wake, with polling off (-s 0), its deadline
+ *              lateness equals a bare clock_nanosleep(), and its retry
+ *              ping-pong is as fast as any.
  *   "pipe"     an eventfd (a non-blocking, close-on-exec pipe where there
  *              is no eventfd) and ppoll() with nanosecond time-outs;
  *              drained completely after each wake-up.  One descriptor per
@@ -758,17 +759,31 @@ STM_API const char *stm_waiter_name(void);
 /**
  * stm_set_wake_spin - trade CPU time for punctual deadlines.
  *
- * With `ns` > 0, a timed wait sleeps only until `ns` before its deadline
- * and then polls its waiter (with any backend) until the deadline comes,
- * so the kernel's wake-up latency (tens of microseconds on a loaded or
- * virtual machine, see bench/wake) falls before the deadline instead of
- * after it.  Each timed wait then burns up to about `ns` of CPU.  The
- * library's timer thread does the same before each deadline it serves
- * (watchers' deadline runs, the "thread" backend).  0 (the default) turns
- * it off.  Returns 0, or -EINVAL unless 0 <= ns <= 10 ms.
- * Process-wide; applies to waits that start afterwards.  Under the virtual
- * clock nothing waits by real time, so it has no effect there.
+ * A thread that sleeps until a deadline wakes late by the kernel's wake-up
+ * latency: a few microseconds on bare metal, tens on a loaded or virtual
+ * machine (see bench/wake).  With a spin window, a timed wait sleeps only
+ * until the window before its deadline and then polls its waiter (with any
+ * backend) until the deadline comes, so that latency falls before the
+ * deadline instead of after it.  The library's timer thread does the same
+ * before each deadline it serves (watchers' deadline runs, the "thread"
+ * backend).
+ *
+ * `ns` is one of:
+ *  - STM_WAKE_SPIN_AUTO (the default): the library measures how late its
+ *    timed sleeps wake and uses that (a high quantile of it plus 2 us, at
+ *    most 200 us) as the window; all polling together is held to an eighth
+ *    of one CPU's time on average (a wait that finds that budget spent
+ *    sleeps to its deadline).  On a machine whose kernel wakes on time,
+ *    this costs almost nothing.
+ *  - 0: never poll; every wait sleeps to its deadline.
+ *  - 1 to 10 ms: a fixed window, without a budget: each timed wait burns
+ *    up to `ns` of CPU.
+ *
+ * Returns 0, or -EINVAL for any other value.  Process-wide; applies to
+ * waits that start afterwards.  Under the virtual clock nothing waits by
+ * real time, so it has no effect there.  Thread-safe.
  */
+#define STM_WAKE_SPIN_AUTO INT64_C(-1)
 STM_API int stm_set_wake_spin(int64_t ns);
 
 /* ======================================================================

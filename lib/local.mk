@@ -21,6 +21,7 @@ lib_libstm_la_SOURCES = \
 	lib/waiter_condvar.c \
 	lib/waiter_pipe.c \
 	lib/waiter_thread.c \
+	lib/wakespin.c \
 	lib/heap.c \
 	lib/timer.c \
 	lib/vclock.c \

@@ -179,7 +179,15 @@ int stm__waiter_get(struct stm_tx *tx);
  * fail (-ENOMEM). */
 int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real);
 void stm__waiter_init_env(void);
-int64_t stm__wake_spin(void); /* stm_set_wake_spin()'s window, 0 = off */
+/* wakespin.c: how long a timed wait polls before its deadline.
+ * stm__spin_window(): the window now (0: sleep all the way);
+ * stm__spin_start(): may a wait poll the `ns` from `now` to its deadline
+ * (charged to the budget of STM_WAKE_SPIN_AUTO)?  stm__spin_sample(): a
+ * sleep asked to end at `asked` timed out at `woke`. */
+#define STM__SPIN_AUTO_MAX STM_USEC(200)
+int64_t stm__spin_window(void);
+bool stm__spin_start(int64_t now, int64_t ns);
+void stm__spin_sample(int64_t asked, int64_t woke);
 void stm__waiter_shutdown(void);
 static inline void stm__waiter_destroy(struct stm__waiter *w)
 {
@@ -666,5 +674,17 @@ size_t stm__reclaim_pending(void);
 /* Shift the library's wall clock by ns (cumulative) and act as if the
  * system time had been set: waits on wall-clock deadlines wake. */
 void stm__test_wall_shift(int64_t ns);
+/* STM_WAKE_SPIN_AUTO's state, and its pure parts (tested with made-up
+ * times). */
+struct stm__spin {
+    int64_t est;      /* learned wake-up lateness, ns */
+    int64_t tokens;   /* polling budget, ns */
+    int64_t last;     /* when the budget was last topped up */
+    uint64_t samples; /* sleeps that reported their lateness */
+};
+struct stm__spin stm__spin_state(void);
+void stm__spin_learn(struct stm__spin *s, int64_t late);
+int64_t stm__spin_window_of(const struct stm__spin *s);
+bool stm__spin_charge(struct stm__spin *s, int64_t now, int64_t ns);
 
 #endif

@@ -87,22 +87,28 @@ static void *timer_main(void *unused)
         }
         int64_t now = stm__mono_ns();
         if (top->key > now) {
-            /* stm_set_wake_spin(): sleep until `spin` before the deadline,
-             * then poll the clock (unless a new earliest timer comes) */
-            int64_t spin = stm__wake_spin();
-            if (spin > 0 && top->key - now <= spin) {
-                int64_t key = top->key;
-                uint64_t gen = atomic_load_explicit(&t_newtop, memory_order_relaxed);
-                pthread_mutex_unlock(&t_lock);
-                while (stm__mono_ns() < key &&
-                       atomic_load_explicit(&t_newtop, memory_order_relaxed) == gen)
-                    stm__cpu_relax();
-                pthread_mutex_lock(&t_lock);
-                continue;
+            /* stm_set_wake_spin() (wakespin.c): sleep until the window
+             * before the deadline, then poll the clock (unless a new
+             * earliest timer comes) */
+            int64_t key = top->key;
+            int64_t spin = stm__spin_window();
+            if (spin > 0 && key - now <= spin) {
+                if (stm__spin_start(now, key - now)) {
+                    uint64_t gen = atomic_load_explicit(&t_newtop, memory_order_relaxed);
+                    pthread_mutex_unlock(&t_lock);
+                    while (stm__mono_ns() < key &&
+                           atomic_load_explicit(&t_newtop, memory_order_relaxed) == gen)
+                        stm__cpu_relax();
+                    pthread_mutex_lock(&t_lock);
+                    continue;
+                }
+                spin = 0; /* over the budget: sleep to the deadline */
             }
+            int64_t until = spin > 0 ? key - spin : key;
             struct timespec ts;
-            ts_of(spin > 0 ? top->key - spin : top->key, &ts);
-            pthread_cond_timedwait(&t_wake, &t_lock, &ts);
+            ts_of(until, &ts);
+            if (pthread_cond_timedwait(&t_wake, &t_lock, &ts) == ETIMEDOUT)
+                stm__spin_sample(until, stm__mono_ns());
             continue;
         }
         struct stm__timer *t = (struct stm__timer *)top;

@@ -28,7 +28,6 @@ static const struct stm__waiter_ops *const builtins[] = {
 
 static _Atomic(const struct stm__waiter_ops *) current = &stm__waiter_condvar_ops;
 static _Atomic bool chosen; /* set explicitly: STM_WAITER no longer applies */
-static _Atomic int64_t wake_spin; /* stm_set_wake_spin(); 0 = off */
 
 /* ---- user-supplied backends -------------------------------------------- */
 
@@ -235,39 +234,39 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
         w->ops->wait(w, STM_NEVER);
         return 0;
     }
-    int r;
+    int r = 1;
     slack_tight(tx);
-    /* With a spin window, sleep only until `spin` ns before the deadline
-     * (the kernel's wake-up latency then falls before it), then poll the
-     * waiter (a wait that has already timed out) until the deadline. */
-    int64_t spin = atomic_load_explicit(&wake_spin, memory_order_relaxed);
+    /* With a spin window (wakespin.c), sleep only until that long before
+     * the deadline (the kernel's wake-up latency then falls before it),
+     * then poll the waiter (a wait that has already timed out) until the
+     * deadline.  Every sleep that times out reports how late it woke. */
+    int64_t spin = stm__spin_window();
     int64_t sleep_until = spin > 0 ? stm__sat_add(deadline, -spin) : deadline;
+    bool polling = false;
     for (;;) {
         int64_t now = stm__mono_ns();
-        if (now >= deadline) { /* never early */
-            r = 1;
+        if (now >= deadline) /* never early */
             break;
+        if (now < sleep_until) {
+            if (w->ops->wait(w, sleep_until)) {
+                r = 0;
+                break;
+            }
+            int64_t woke = stm__mono_ns();
+            if (woke >= sleep_until)
+                stm__spin_sample(sleep_until, woke);
+            continue;
         }
-        if (now < sleep_until ? w->ops->wait(w, sleep_until) : w->ops->wait(w, now)) {
+        if (!polling && !(polling = stm__spin_start(now, deadline - now))) {
+            sleep_until = deadline; /* over the budget: sleep after all */
+            continue;
+        }
+        if (w->ops->wait(w, now)) {
             r = 0;
             break;
         }
-        if (now >= sleep_until)
-            stm__cpu_relax();
+        stm__cpu_relax();
     }
     slack_restore(tx);
     return r;
-}
-
-int64_t stm__wake_spin(void)
-{
-    return atomic_load_explicit(&wake_spin, memory_order_relaxed);
-}
-
-STM_API int stm_set_wake_spin(int64_t ns)
-{
-    if (ns < 0 || ns > STM_MSEC(10))
-        return -EINVAL;
-    atomic_store(&wake_spin, ns);
-    return 0;
 }

@@ -396,7 +396,7 @@ START_TEST(test_wake_spin)
     ck_assert(stm_now() < p.d);
     ck_assert_int_le(ld(&p.attempts), 5);
     stm_tvar_free(p.x);
-    ck_assert_int_eq(stm_set_wake_spin(0), 0);
+    ck_assert_int_eq(stm_set_wake_spin(STM_WAKE_SPIN_AUTO), 0);
 }
 END_TEST
 
@@ -1683,10 +1683,84 @@ END_TEST
 
 START_TEST(test_wake_spin_bounds)
 {
-    ck_assert_int_eq(stm_set_wake_spin(-1), -EINVAL);
+    ck_assert_int_eq(stm_set_wake_spin(-2), -EINVAL);
+    ck_assert_int_eq(stm_set_wake_spin(INT64_MIN), -EINVAL);
     ck_assert_int_eq(stm_set_wake_spin(STM_MSEC(10) + 1), -EINVAL);
     ck_assert_int_eq(stm_set_wake_spin(STM_MSEC(10)), 0);
     ck_assert_int_eq(stm_set_wake_spin(0), 0);
+    ck_assert_int_eq(stm_set_wake_spin(STM_WAKE_SPIN_AUTO), 0);
+}
+END_TEST
+
+/* STM_WAKE_SPIN_AUTO's model, with made-up lateness and times: the window
+ * follows the later wake-ups, is capped, and polling stays within an
+ * eighth of real time. */
+START_TEST(test_wake_spin_auto_model)
+{
+    struct stm__spin s = {0};
+    ck_assert_int_eq(stm__spin_window_of(&s), 0); /* nothing learned yet */
+    for (int i = 0; i < 40; i++)
+        stm__spin_learn(&s, STM_USEC(30));
+    ck_assert_uint_eq(s.samples, 40);
+    ck_assert_int_ge(s.est, STM_USEC(29));
+    ck_assert_int_le(s.est, STM_USEC(30));
+    ck_assert_int_eq(stm__spin_window_of(&s), s.est + STM_USEC(2));
+    /* an early wake-up pulls the estimate down a little, a late one up a lot */
+    int64_t e = s.est;
+    stm__spin_learn(&s, 0);
+    ck_assert_int_eq(s.est, e - e / 32);
+    e = s.est;
+    stm__spin_learn(&s, e + STM_USEC(40));
+    ck_assert_int_ge(s.est, e + STM_USEC(10));
+    /* mostly-on-time wake-ups with a few late ones: the window covers the
+     * common case (a high quantile, not the mean) */
+    struct stm__spin q = {0};
+    for (int i = 0; i < 1000; i++)
+        stm__spin_learn(&q, i % 10 == 0 ? STM_USEC(50) : STM_USEC(20));
+    ck_assert_int_ge(q.est, STM_USEC(20));
+    ck_assert_int_lt(q.est, STM_USEC(50));
+    /* negative lateness counts as none; preemptions are clipped; the
+     * window is capped */
+    struct stm__spin c = {0};
+    stm__spin_learn(&c, -STM_USEC(5));
+    ck_assert_int_eq(c.est, 0);
+    for (int i = 0; i < 100; i++)
+        stm__spin_learn(&c, STM_SEC(1));
+    ck_assert_int_le(c.est, STM_MSEC(1));
+    ck_assert_int_eq(stm__spin_window_of(&c), STM__SPIN_AUTO_MAX);
+
+    /* the budget: starts full (20 ms), refills at 1/8 of real time */
+    struct stm__spin b = {0};
+    int64_t t = STM_SEC(5);
+    ck_assert(stm__spin_charge(&b, t, STM_MSEC(20)));
+    ck_assert(!stm__spin_charge(&b, t, 1));
+    t += STM_MSEC(8);
+    ck_assert(!stm__spin_charge(&b, t, STM_MSEC(1) + 1));
+    ck_assert(stm__spin_charge(&b, t, STM_MSEC(1)));
+    ck_assert(!stm__spin_charge(&b, t, 1));
+    t += STM_SEC(3600); /* a long quiet spell fills it, no further */
+    ck_assert(stm__spin_charge(&b, t, STM_MSEC(20)));
+    ck_assert(!stm__spin_charge(&b, t, 1));
+}
+END_TEST
+
+/* By default the library learns the wake-up lateness from real timed
+ * sleeps, and the waits stay on the right side of their deadlines. */
+START_TEST(test_wake_spin_auto_learns)
+{
+    ck_assert_int_eq(stm_set_wake_spin(STM_WAKE_SPIN_AUTO), 0);
+    uint64_t n0 = stm__spin_state().samples;
+    for (int i = 0; i < 5; i++)
+        check_deadline_wait(STM_MSEC(3));
+    ck_assert_uint_ge(stm__spin_state().samples, n0 + 1);
+    int64_t w = stm__spin_window();
+    ck_assert_int_ge(w, STM_USEC(2));
+    ck_assert_int_le(w, STM__SPIN_AUTO_MAX);
+    /* with polling off, nothing polls: the window is 0 */
+    ck_assert_int_eq(stm_set_wake_spin(0), 0);
+    ck_assert_int_eq(stm__spin_window(), 0);
+    check_deadline_wait(STM_MSEC(3));
+    ck_assert_int_eq(stm_set_wake_spin(STM_WAKE_SPIN_AUTO), 0);
 }
 END_TEST
 
@@ -1698,6 +1772,8 @@ static Suite *waiter_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_set_waiter_invalid);
     tcase_add_test(tc, test_wake_spin_bounds);
+    tcase_add_test(tc, test_wake_spin_auto_model);
+    tcase_add_test(tc, test_wake_spin_auto_learns);
     tcase_add_test(tc, test_set_waiter_names);
     tcase_add_test(tc, test_ops_copied);
     tcase_add_test(tc, test_user_create_fails);

@@ -532,7 +532,10 @@ static void many_deadlines(void)
 
 START_TEST(test_real_many_deadlines)
 {
+    many_deadlines(); /* STM_WAKE_SPIN_AUTO */
+    ck_assert_int_eq(stm_set_wake_spin(0), 0);
     many_deadlines();
+    ck_assert_int_eq(stm_set_wake_spin(STM_WAKE_SPIN_AUTO), 0);
 }
 END_TEST
 
@@ -543,7 +546,7 @@ START_TEST(test_real_many_deadlines_spin)
 {
     ck_assert_int_eq(stm_set_wake_spin(STM_USEC(200)), 0);
     many_deadlines();
-    ck_assert_int_eq(stm_set_wake_spin(0), 0);
+    ck_assert_int_eq(stm_set_wake_spin(STM_WAKE_SPIN_AUTO), 0);
 }
 END_TEST
 
