@@ -55,24 +55,7 @@ struct stm__watchtx *stm__wx_get(struct stm_tx *tx)
 
 void stm__watch_reset(struct stm_tx *tx)
 {
-    struct stm__watchtx *x = tx->wx;
-    tx->watch_work = false;
-    tx->watch_round = 0;
-    tx->watch_dep = false;
-    if (x == NULL)
-        return;
-    for (uint32_t i = 0; i < x->fresh.n; i++)
-        free(x->fresh.v[i]);
-    x->fresh.n = 0;
-    x->made.n = x->stopped.n = x->seeds.n = 0;
-    x->runs.n = x->deps.n = x->retired.n = 0;
-    x->cur.n = x->next.n = x->rewrites.n = 0;
-    if (x->indexed) {
-        memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
-        x->indexed = 0;
-    }
-    x->ents.n = 0;
-    x->slots = 0;
+    stm__watch_reset_inline(tx);
 }
 
 void stm__watchtx_free(struct stm_tx *tx)

@@ -7,6 +7,9 @@
 #ifndef STM_WATCH_H
 #define STM_WATCH_H
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "stm-internal.h"
 
 /* stm_watch.flags: made by a transaction that has not committed yet */
@@ -49,6 +52,7 @@ struct stm__watchtx {
     STM__VEC(struct stm__wmeta) meta;     /* per write-set entry */
     uint64_t roundbloom;                  /* of the TVars written for the coming round */
     uint32_t data_n;                      /* write-set entries that are writes */
+    bool apply;                           /* stm__watch_apply() has work */
     uint32_t metan;                       /* meta is filled in for entries [0, metan) */
     STM__VEC(uint32_t) rewrites;          /* entries written again this round */
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
@@ -75,5 +79,28 @@ void stm__wx_unstop(struct stm__watchtx *x, const struct stm_watch *w);
 void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x);
 /* after the stopping commit: wait for runs elsewhere, then reclaim */
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
+
+/* stm__watch_reset(), for the commit path */
+static inline void stm__watch_reset_inline(struct stm_tx *tx)
+{
+    struct stm__watchtx *x = tx->wx;
+    tx->watch_work = false;
+    tx->watch_round = 0;
+    tx->watch_dep = false;
+    if (x == NULL)
+        return;
+    for (uint32_t i = 0; i < x->fresh.n; i++)
+        free(x->fresh.v[i]);
+    x->fresh.n = 0;
+    x->made.n = x->stopped.n = x->seeds.n = 0;
+    x->runs.n = x->deps.n = x->retired.n = 0;
+    x->cur.n = x->next.n = x->rewrites.n = 0;
+    if (x->indexed) {
+        memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
+        x->indexed = 0;
+    }
+    x->ents.n = 0;
+    x->slots = 0;
+}
 
 #endif

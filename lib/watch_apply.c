@@ -37,8 +37,11 @@ static int cmp_ptr(const void *a, const void *b)
 /* Sort and de-duplicate v[0, n); returns the new n. */
 static uint32_t sort_unique(stm_tvar **v, uint32_t n)
 {
-    if (n < 2)
-        return n;
+    uint32_t sorted = 1;
+    while (sorted < n && (uintptr_t)v[sorted - 1] < (uintptr_t)v[sorted])
+        sorted++;
+    if (sorted >= n)
+        return n; /* already sorted, no duplicates */
     if (n <= 16) {
         for (uint32_t i = 1; i < n; i++)
             for (uint32_t j = i; j > 0 && (uintptr_t)v[j] < (uintptr_t)v[j - 1]; j--) {
@@ -56,31 +59,47 @@ static uint32_t sort_unique(stm_tvar **v, uint32_t n)
     return k;
 }
 
-/* Read the TVars w is registered on, consistently with the version of
- * w's TVar (a seqlock read: they change only under its lock): into x->tmp
- * if x is given; returns whether they are exactly nv[0, n) (sorted). */
-static bool read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w,
-                            stm_tvar *const *nv, uint32_t n)
+/* Whether w is registered on exactly nv[0, n) (sorted), read
+ * consistently with the version of w's TVar (a seqlock read: the
+ * registrations change only under its lock). */
+static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv,
+                            uint32_t n)
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
         if (!STM__LOCKED(l1)) {
             struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
             uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
-            if (x && !STM__VEC_RESERVE(x->tmp, on))
-                stm__nomem(tx);
             bool same = on == n;
             /* (acquire loads: the lock word below is read after them) */
-            for (uint32_t i = 0; i < on && (x || same); i++) {
-                stm_tvar *var = atomic_load_explicit(&d[i].var, memory_order_acquire);
-                same = same && var == nv[i];
-                if (x)
-                    x->tmp.v[i] = var;
-            }
-            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1) {
-                if (x)
-                    x->tmp.n = on;
+            for (uint32_t i = 0; same && i < n; i++)
+                same = atomic_load_explicit(&d[i].var, memory_order_acquire) == nv[i];
+            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1)
                 return same;
+        }
+        if (spins > 256)
+            stm__conflict(tx, &w->self); /* held by a commit that runs or stops w */
+        stm__cpu_relax();
+    }
+}
+
+/* Read the TVars w is registered on into x->tmp, consistently with the
+ * version of w's TVar (as registered_same()). */
+static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
+{
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
+        if (!STM__LOCKED(l1)) {
+            struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
+            uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
+            if (!STM__VEC_RESERVE(x->tmp, on))
+                stm__nomem(tx);
+            /* (acquire loads: the lock word below is read after them) */
+            for (uint32_t i = 0; i < on; i++)
+                x->tmp.v[i] = atomic_load_explicit(&d[i].var, memory_order_acquire);
+            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1) {
+                x->tmp.n = on;
+                return;
             }
         }
         if (spins > 256)
@@ -124,7 +143,7 @@ static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar 
 void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
 {
     uint32_t slots = 0, retiring = 0;
-    bool wall = false, more = x->stopped.n != 0;
+    bool wall = false, more = x->stopped.n != 0, apply = false;
     /* First the plans, and the watchers' own TVars that must be written:
      * a run that changes a watcher's registrations or timer holds its
      * lock while the commit changes them (runs that only read it and
@@ -139,7 +158,7 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         stm_tvar **nv = x->deps.v + r->dep0;
         r->depn = sort_unique(nv, r->depn);
         bool fresh = w->flags & STM__WATCH_FRESH;
-        r->plan = (fresh ? r->depn == 0 : read_registered(tx, NULL, w, nv, r->depn)) ? RUN_SAME
+        r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME
                                                                                      : RUN_CHANGE;
         if (r->plan == RUN_CHANGE || r->deadline < STM_NEVER) {
             more = true;
@@ -147,8 +166,12 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
                 stm_write(tx, &w->self, stm_read(tx, &w->self)); /* fresh: written */
         } else if (atomic_load_explicit(&w->armed, memory_order_relaxed)) {
             stm_write(tx, &w->self, stm_read(tx, &w->self)); /* to disarm */
+            apply = true;
+        } else if (fresh) {
+            apply = true; /* to clear STM__WATCH_FRESH */
         }
     }
+    x->apply = apply || more;
     /* those writes are new write-set entries: TVars of watchers, on
      * which no watcher is registered */
     if (!STM__VEC_RESERVE(x->meta, tx->wn))
@@ -170,7 +193,7 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
             if (w->flags & STM__WATCH_FRESH)
                 x->tmp.n = 0;
             else
-                (void)read_registered(tx, x, w, NULL, 0);
+                read_registered(tx, x, w);
             if (r->depn >= 2 || x->tmp.n >= 2) {
                 /* a new array: every node moves, so every list changes */
                 for (uint32_t i = 0; i < x->tmp.n; i++)
@@ -204,7 +227,7 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         struct stm_watch *w = x->stopped.v[k];
         if (w->flags & STM__WATCH_FRESH)
             continue;
-        (void)read_registered(tx, x, w, NULL, 0);
+        read_registered(tx, x, w);
         lock_difference(tx, x, NULL, 0);
     }
     /* room for what must not fail once committed */
@@ -302,6 +325,8 @@ void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
 {
     (void)wv;
     struct stm__watchtx *x = tx->wx;
+    if (!x->apply)
+        return; /* runs that change no registration, timer or flag */
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;
@@ -347,21 +372,23 @@ void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
 void stm__watch_finish(struct stm_tx *tx, uint64_t wv)
 {
     struct stm__watchtx *x = tx->wx;
-    if (x->slots) {
-        /* reserved for a watcher that had one after all, or given back */
-        stm__timer_unreserve(x->slots);
-        x->slots = 0;
+    if (STM__UNLIKELY((x->slots | x->retired.n | x->stopped.n) != 0)) {
+        if (x->slots) {
+            /* reserved for a watcher that had one after all, or given back */
+            stm__timer_unreserve(x->slots);
+            x->slots = 0;
+        }
+        for (uint32_t k = 0; k < x->retired.n; k++)
+            stm__limbo_push(tx, x->retired.v[k], STM__FREE_BLOCK, wv);
+        x->retired.n = 0;
+        for (uint32_t k = 0; k < x->stopped.n; k++) {
+            struct stm_watch *w = x->stopped.v[k];
+            if (w->flags & STM__WATCH_FRESH)
+                free(w); /* made and stopped by this transaction: never seen */
+            else
+                stm__watch_stopped(tx, w);
+        }
+        x->stopped.n = 0;
     }
-    for (uint32_t k = 0; k < x->retired.n; k++)
-        stm__limbo_push(tx, x->retired.v[k], STM__FREE_BLOCK, wv);
-    x->retired.n = 0;
-    for (uint32_t k = 0; k < x->stopped.n; k++) {
-        struct stm_watch *w = x->stopped.v[k];
-        if (w->flags & STM__WATCH_FRESH)
-            free(w); /* made and stopped by this transaction: never seen */
-        else
-            stm__watch_stopped(tx, w);
-    }
-    x->stopped.n = 0;
-    stm__watch_reset(tx);
+    stm__watch_reset_inline(tx);
 }

@@ -181,7 +181,8 @@ static inline void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_
  * lock is held; there must be room (see room()).  A watcher that already
  * ran in this commit is left to deps_pass(): what it read then, not what
  * it is registered on, decides. */
-static inline struct stm__wdep *collect_held(struct stm__watchtx *x, stm_tvar *var, uint32_t round)
+__attribute__((always_inline)) static inline struct stm__wdep *
+collect_held(struct stm__watchtx *x, stm_tvar *var, uint32_t round)
 {
     struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
     for (struct stm__wdep *d = h; d; d = d->next) {
@@ -346,10 +347,19 @@ static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, uint32_t e
     stm__count(&tx->st.watch_runs);
     intptr_t v = w->fn(tx, w->arg);
     tx->watch_dep = false;
-    if (!STM__VEC_RESERVE(x->deps, x->deps.n + (tx->rn - rstart)))
+    /* what fn read: the read-set entries it added (reads of TVars in the
+     * write set were noted as they happened), and their Bloom bits */
+    uint32_t dn = x->deps.n, rn = tx->rn;
+    if (!STM__VEC_RESERVE(x->deps, dn + (rn - rstart)))
         stm__nomem(tx);
-    for (uint32_t i = rstart; i < tx->rn; i++)
-        x->deps.v[x->deps.n++] = tx->rs[i].var;
+    stm_tvar **dv = x->deps.v;
+    const struct stm__rentry *rs = tx->rs;
+    for (uint32_t i = rstart; i < rn; i++)
+        dv[dn++] = rs[i].var;
+    x->deps.n = dn;
+    uint64_t depbloom = 0;
+    for (uint32_t i = d0; i < dn; i++)
+        depbloom |= stm__bloom_bit(dv[i]);
     int64_t dl = tx->deadline;
     bool wall = false;
     if (tx->wall_deadline < STM_NEVER) {
@@ -383,10 +393,8 @@ static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, uint32_t e
     r->w = w;
     r->deadline = dl;
     r->dep0 = d0;
-    r->depn = x->deps.n - d0;
-    r->depbloom = 0;
-    for (uint32_t i = d0; i < x->deps.n; i++)
-        r->depbloom |= stm__bloom_bit(x->deps.v[i]);
+    r->depn = dn - d0;
+    r->depbloom = depbloom;
     r->nd = NULL;
     r->plan = RUN_SAME;
     r->wall = wall;
