@@ -37,6 +37,16 @@ static int cmp_ptr(const void *a, const void *b)
 /* Sort and de-duplicate v[0, n); returns the new n. */
 static uint32_t sort_unique(stm_tvar **v, uint32_t n)
 {
+    if (n <= 2) {
+        if (n < 2)
+            return n;
+        if ((uintptr_t)v[0] > (uintptr_t)v[1]) {
+            stm_tvar *t = v[0];
+            v[0] = v[1];
+            v[1] = t;
+        }
+        return v[0] == v[1] ? 1 : 2;
+    }
     uint32_t sorted = 1;
     while (sorted < n && (uintptr_t)v[sorted - 1] < (uintptr_t)v[sorted])
         sorted++;

@@ -563,6 +563,75 @@ START_TEST(test_deps_follow_last_run)
 }
 END_TEST
 
+/* fn reads the TVars of `order` (indices into v, some repeated) */
+struct reads {
+    stm_tvar *v[3];
+    const int *order;
+    int n;
+    stm_tvar *out;
+};
+
+static intptr_t reads_fn(stm_tx *tx, void *arg)
+{
+    const struct reads *r = arg;
+    intptr_t sum = 0;
+    for (int i = 0; i < r->n; i++)
+        sum += stm_read(tx, r->v[r->order[i]]);
+    return sum;
+}
+
+static void reads_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    stm_write(tx, ((struct reads *)arg)->out, v);
+}
+
+/* A watcher is registered once on each TVar its fn read, however often and
+ * in whatever order it read them; a run that reads the same set again
+ * changes nothing (its own TVar keeps its version). */
+START_TEST(test_deps_repeated_reads)
+{
+    static const int twice[] = {0, 0}, back[] = {1, 0}, fwd[] = {0, 1},
+                     mixed[] = {2, 0, 1, 0, 2, 1};
+    static const struct {
+        const int *order;
+        int n, distinct;
+    } cases[] = {{twice, 2, 1}, {back, 2, 2}, {fwd, 2, 2}, {mixed, 6, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct reads r = {{tv(1), tv(10), tv(100)}, cases[c].order, cases[c].n, tv(0)};
+        stm_watch *w = watch(reads_fn, reads_cb, &r, 0);
+        unsigned ndeps = atomic_load(&w->ndeps);
+        ck_assert_uint_eq(ndeps, (unsigned)cases[c].distinct);
+        uintptr_t self = atomic_load(&w->self.lock);
+        intptr_t expect = 0;
+        for (int i = 0; i < cases[c].n; i++)
+            expect += peek(r.v[cases[c].order[i]]);
+        ck_assert_int_eq(peek(r.out), expect);
+        for (int k = 0; k < 3; k++) {
+            uint64_t r0 = watch_runs();
+            poke(r.v[cases[c].order[0]], 1000 + k);
+            ck_assert_uint_eq(watch_runs(), r0 + 1);
+            expect = 0;
+            for (int i = 0; i < cases[c].n; i++)
+                expect += peek(r.v[cases[c].order[i]]);
+            ck_assert_int_eq(peek(r.out), expect);
+            ndeps = atomic_load(&w->ndeps);
+            ck_assert_uint_eq(ndeps, (unsigned)cases[c].distinct);
+            ck_assert_msg(atomic_load(&w->self.lock) == self,
+                          "case %zu: a run that read the same TVars rewrote the watcher", c);
+        }
+        /* every TVar read triggers it, the unread one does not */
+        for (int t = 0; t < 3; t++) {
+            bool read = false;
+            for (int i = 0; i < cases[c].n; i++)
+                read = read || cases[c].order[i] == t;
+            uint64_t r0 = watch_runs();
+            poke(r.v[t], 5000 + t);
+            ck_assert_uint_eq(watch_runs(), r0 + (read ? 1 : 0));
+        }
+    }
+}
+END_TEST
+
 /* ==== 4. STM_WATCH_CHANGES_ONLY ========================================= */
 
 START_TEST(test_changes_only)
@@ -1434,6 +1503,7 @@ static Suite *watch_suite(void)
     tcase_add_test(tc, test_double_kept);
     tcase_add_test(tc, test_unread_tvar_runs_nothing);
     tcase_add_test(tc, test_deps_follow_last_run);
+    tcase_add_test(tc, test_deps_repeated_reads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("changes");
