@@ -253,14 +253,36 @@ bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
     uint32_t n = list_length(var);
     if (idx + 1 > x->meta.cap || !has_room(x, n))
         return false;
-    x->next.n = 0;
-    x->roundbloom = 0;
+    uint64_t bloom = 0;
+    struct stm__wmeta *meta = x->meta.v;
     for (uint32_t i = 0; i <= idx; i++) {
-        x->meta.v[i].head = NULL;
-        x->meta.v[i].round = 1;
-        x->roundbloom |= stm__bloom_bit(tx->ws[i].var);
+        meta[i].head = NULL;
+        meta[i].round = 1;
+        bloom |= stm__bloom_bit(tx->ws[i].var);
     }
-    x->meta.v[idx].head = collect_held(x, var, 1);
+    x->roundbloom = bloom;
+    x->next.n = 0;
+    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    if (x->ents.n == 0 && x->stopped.n == 0 && n <= SMALL) {
+        /* the commit's first watchers, each on the list once: no lookups */
+        uint32_t k = 0;
+        for (struct stm__wdep *d = h; d; d = d->next) {
+            struct stm_watch *w = d->w;
+            if (atomic_load_explicit(&w->dead, memory_order_acquire))
+                continue;
+            struct stm__wmap *e = &x->ents.v[k];
+            e->w = w;
+            e->run = 0;
+            e->round = 1;
+            e->stopped = 0;
+            x->next.v[k] = k;
+            k++;
+        }
+        x->ents.n = x->next.n = k;
+    } else {
+        collect_held(x, var, 1);
+    }
+    meta[idx].head = h;
     x->found = idx + 1;
     return true;
 }
