@@ -342,7 +342,6 @@ struct stm_tx {
     bool now_valid, wall_now_valid;
     int64_t deadline;          /* earliest stm_elapsed() deadline not yet come */
     int64_t wall_deadline;     /* likewise for stm_elapsed_wall() */
-    int64_t until;             /* stm_atomically_until(), read at entry */
     unsigned long slack;       /* the thread's own timer slack, 0 = unknown */
     bool vtoken;               /* woken by stm_clock_advance(), not yet settled */
     bool serial;
@@ -633,22 +632,33 @@ void stm__serial_enter(struct stm_tx *tx);
 void stm__serial_exit(struct stm_tx *tx);
 void stm__serial_wait(void);
 
+/* Take the snapshot and publish it as the epoch, unless a serial
+ * transaction runs (and this is not it): then leave the epoch, false. */
+static inline bool stm__snapshot_try(struct stm_tx *tx)
+{
+    uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
+    stm__epoch_publish(tx, c);
+    if (STM__LIKELY(!atomic_load_explicit(&stm__g.serial, memory_order_acquire)) || tx->serial) {
+        tx->snapshot = c;
+        return true;
+    }
+    stm__epoch_clear(tx);
+    return false;
+}
+
 /* Begin an attempt: take the snapshot and publish it as the epoch, once
  * no serial transaction runs (or this is the serial one). */
 static inline void stm__snapshot_begin(struct stm_tx *tx)
 {
-    for (;;) {
-        uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
-        stm__epoch_publish(tx, c);
-        if (STM__LIKELY(!atomic_load_explicit(&stm__g.serial, memory_order_acquire)) ||
-            tx->serial) {
-            tx->snapshot = c;
-            return;
-        }
-        stm__epoch_clear(tx);
+    while (!stm__snapshot_try(tx))
         stm__serial_wait();
-    }
 }
+/* The begin of an attempt (tx.c, readonly.c) in two parts: inline, with
+ * tx->jb set, if (!tx->extras && stm__snapshot_try(tx)); else (out of
+ * line, and best in a tail call, so that the hot path saves no registers
+ * for the call) stm__begin_slow(), which resets the extras or waits for
+ * the serial transaction, then takes the snapshot. */
+void stm__begin_slow(struct stm_tx *tx);
 
 /* statistics: single-writer counters, read by stm_stats_get() */
 static inline void stm__count(_Atomic uint64_t *c)
