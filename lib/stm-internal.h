@@ -233,6 +233,14 @@ static inline uint64_t stm__bloom_bit(const stm_tvar *var)
 
 #define STM__LOCKED(l) ((l)&1u)
 #define STM__VERSION(l) ((uint64_t)(l) >> 1)
+/* STM__LOCKED(l) || STM__VERSION(l) > snapshot, in one compare: the lock
+ * word rotated right by one is the version, with the lock bit on top, and
+ * a snapshot (a clock value) never comes near 2^63. */
+static inline bool stm__lock_newer(uintptr_t l, uint64_t snapshot)
+{
+    uint64_t w = (uint64_t)l;
+    return ((w >> 1) | (w << 63)) > snapshot;
+}
 
 void stm__tvar_reclaim(stm_tvar *var); /* final free, after the grace period */
 void stm__names_report(void *file);    /* FILE *: named TVars by conflicts */
@@ -247,7 +255,9 @@ struct stm__rentry {
 struct stm__wentry {
     stm_tvar *var;
     intptr_t value;
-    uintptr_t old; /* lock word before commit locked it */
+    /* the lock word before the commit locked it: set by the commit (only
+     * a locked TVar's lock word leads to its entry) */
+    uintptr_t old;
 };
 struct stm__undo {
     uint32_t idx;

@@ -236,10 +236,11 @@ __attribute__((noinline)) static intptr_t read_not_active(struct stm_tx *tx, stm
         return read_special(tx, var); /* diagnoses the handle */
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
+    uint64_t snapshot = tx->snapshot; /* (the acquire loads would reload it) */
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
     uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-    if (STM__UNLIKELY((l1 != l2) | STM__LOCKED(l1) | (STM__VERSION(l1) > tx->snapshot)))
+    if (STM__UNLIKELY(l1 != l2) || STM__UNLIKELY(stm__lock_newer(l1, snapshot)))
         return read_ro_slow(tx, var);
     return v;
 }
@@ -253,14 +254,18 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
     if (STM__UNLIKELY(var == NULL || tx->rn == tx->rcap ||
                       (tx->wbloom != 0 && (tx->wbloom & stm__bloom_bit(var)))))
         return read_special(tx, var);
+    /* (read before the acquire loads, which would have them reloaded) */
+    const uint32_t n = tx->rn;
+    struct stm__rentry *const r = &tx->rs[n];
+    const uint64_t snapshot = tx->snapshot;
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
     uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-    if (STM__UNLIKELY((l1 != l2) | STM__LOCKED(l1) | (STM__VERSION(l1) > tx->snapshot)))
+    if (STM__UNLIKELY(l1 != l2) || STM__UNLIKELY(stm__lock_newer(l1, snapshot)))
         return read_slow(tx, var);
-    struct stm__rentry *r = &tx->rs[tx->rn++];
     r->var = var;
     r->lock = l1;
+    tx->rn = n + 1;
     return v;
 }
 
@@ -294,22 +299,21 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
     struct stm__wentry *w = &tx->ws[tx->wn++];
     w->var = var;
     w->value = value;
-    w->old = 0;
 }
 
 STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
 {
-    uint64_t bit = stm__bloom_bit(var);
-    if (STM__UNLIKELY(tx != stm__active || var == NULL || (tx->wbloom & bit) ||
+    /* stm__bloom_bit(var), by number, not mask: a bit test and a bit set */
+    const unsigned b = (unsigned)((uintptr_t)var >> 4) & 63;
+    if (STM__UNLIKELY(tx != stm__active || var == NULL || ((tx->wbloom >> b) & 1) ||
                       tx->wn == tx->wcap)) {
         write_special(tx, var, value);
         return;
     }
-    tx->wbloom |= bit;
+    tx->wbloom |= UINT64_C(1) << b;
     struct stm__wentry *w = &tx->ws[tx->wn++];
     w->var = var;
     w->value = value;
-    w->old = 0;
 }
 
 STM_API _Noreturn void stm_retry(stm_tx *tx)
