@@ -54,23 +54,39 @@ static inline void ro_end(struct stm_tx *tx)
         stm__serial_exit(tx);
 }
 
-/* One attempt, begin to commit; the commit is the end of the epoch.  Out
- * of line, apart from the setjmp, as attempt() in tx.c (the parameters
- * in the order that leaves tx and arg where fn wants them). */
-__attribute__((noinline)) static int ro_attempt(struct stm_tx *tx, void *arg, stm_fn *fn,
-                                                stm__jmpbuf *jb)
+/* A read-only attempt from `stm__ro = tx` on (its begin's last step) to
+ * the commit, which is the end of the epoch. */
+__attribute__((always_inline)) static inline int ro_run(struct stm_tx *tx, void *arg, stm_fn *fn)
 {
-    tx->jb = jb;
-    if (STM__UNLIKELY(tx->extras))
-        stm__reset_extras(tx);
-    stm__snapshot_begin(tx);
     stm__ro = tx;
     int r = fn(tx, arg);
+    /* the same descriptor: read again rather than kept in a callee-saved
+     * register (which ro_attempt would have to save) */
+    tx = stm__self;
     ro_end(tx);
     stm__count(&tx->st.commits);
     if (STM__UNLIKELY((tx->extras | tx->limbo.n | tx->vtoken) != 0))
         stm__finish_commit_slow(tx, tx->snapshot);
     return r;
+}
+
+/* ro_attempt(), when the begin needs more than its fast path. */
+__attribute__((noinline)) static int ro_attempt_slow(struct stm_tx *tx, void *arg, stm_fn *fn)
+{
+    stm__begin_slow(tx);
+    return ro_run(tx, arg, fn);
+}
+
+/* One attempt, begin to commit.  Out of line, apart from the setjmp, as
+ * attempt() in tx.c (the parameters in the order that leaves tx and arg
+ * where fn wants them). */
+__attribute__((noinline)) static int ro_attempt(struct stm_tx *tx, void *arg, stm_fn *fn,
+                                                stm__jmpbuf *jb)
+{
+    tx->jb = jb;
+    if (STM__UNLIKELY(tx->extras) || STM__UNLIKELY(!stm__snapshot_try(tx)))
+        return ro_attempt_slow(tx, arg, fn);
+    return ro_run(tx, arg, fn);
 }
 
 /* The attempt was left by a jump: end it and decide.  Returns true with

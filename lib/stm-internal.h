@@ -233,6 +233,14 @@ static inline uint64_t stm__bloom_bit(const stm_tvar *var)
 
 #define STM__LOCKED(l) ((l)&1u)
 #define STM__VERSION(l) ((uint64_t)(l) >> 1)
+/* STM__LOCKED(l) || STM__VERSION(l) > snapshot, in one compare: the lock
+ * word rotated right by one is the version, with the lock bit on top, and
+ * a snapshot (a clock value) never comes near 2^63. */
+static inline bool stm__lock_newer(uintptr_t l, uint64_t snapshot)
+{
+    uint64_t w = (uint64_t)l;
+    return ((w >> 1) | (w << 63)) > snapshot;
+}
 
 void stm__tvar_reclaim(stm_tvar *var); /* final free, after the grace period */
 void stm__names_report(void *file);    /* FILE *: named TVars by conflicts */
@@ -247,7 +255,9 @@ struct stm__rentry {
 struct stm__wentry {
     stm_tvar *var;
     intptr_t value;
-    uintptr_t old; /* lock word before commit locked it */
+    /* the lock word before the commit locked it: set by the commit (only
+     * a locked TVar's lock word leads to its entry) */
+    uintptr_t old;
 };
 struct stm__undo {
     uint32_t idx;
@@ -342,7 +352,6 @@ struct stm_tx {
     bool now_valid, wall_now_valid;
     int64_t deadline;          /* earliest stm_elapsed() deadline not yet come */
     int64_t wall_deadline;     /* likewise for stm_elapsed_wall() */
-    int64_t until;             /* stm_atomically_until(), read at entry */
     unsigned long slack;       /* the thread's own timer slack, 0 = unknown */
     bool vtoken;               /* woken by stm_clock_advance(), not yet settled */
     bool serial;
@@ -633,22 +642,33 @@ void stm__serial_enter(struct stm_tx *tx);
 void stm__serial_exit(struct stm_tx *tx);
 void stm__serial_wait(void);
 
+/* Take the snapshot and publish it as the epoch, unless a serial
+ * transaction runs (and this is not it): then leave the epoch, false. */
+static inline bool stm__snapshot_try(struct stm_tx *tx)
+{
+    uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
+    stm__epoch_publish(tx, c);
+    if (STM__LIKELY(!atomic_load_explicit(&stm__g.serial, memory_order_acquire)) || tx->serial) {
+        tx->snapshot = c;
+        return true;
+    }
+    stm__epoch_clear(tx);
+    return false;
+}
+
 /* Begin an attempt: take the snapshot and publish it as the epoch, once
  * no serial transaction runs (or this is the serial one). */
 static inline void stm__snapshot_begin(struct stm_tx *tx)
 {
-    for (;;) {
-        uint64_t c = atomic_load_explicit(&stm__g.clock, memory_order_acquire);
-        stm__epoch_publish(tx, c);
-        if (STM__LIKELY(!atomic_load_explicit(&stm__g.serial, memory_order_acquire)) ||
-            tx->serial) {
-            tx->snapshot = c;
-            return;
-        }
-        stm__epoch_clear(tx);
+    while (!stm__snapshot_try(tx))
         stm__serial_wait();
-    }
 }
+/* The begin of an attempt (tx.c, readonly.c) in two parts: inline, with
+ * tx->jb set, if (!tx->extras && stm__snapshot_try(tx)); else (out of
+ * line, and best in a tail call, so that the hot path saves no registers
+ * for the call) stm__begin_slow(), which resets the extras or waits for
+ * the serial transaction, then takes the snapshot. */
+void stm__begin_slow(struct stm_tx *tx);
 
 /* statistics: single-writer counters, read by stm_stats_get() */
 static inline void stm__count(_Atomic uint64_t *c)

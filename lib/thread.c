@@ -99,8 +99,7 @@ struct stm_tx *stm__thread_init(void)
         return NULL;
     }
     tx->limbo_next = STM__RECLAIM_BATCH;
-    tx->until = STM_NEVER; /* the waiter is made at the first wait */
-    tx->deadline = tx->wall_deadline = STM_NEVER;
+    tx->deadline = tx->wall_deadline = STM_NEVER; /* the waiter is made at the first wait */
     tx->rng = (uint64_t)(uintptr_t)tx * UINT64_C(0x9E3779B97F4A7C15) | 1;
     pthread_mutex_lock(&stm__reg_lock);
     tx->reg_next = stm__reg_head;

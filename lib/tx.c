@@ -236,10 +236,11 @@ __attribute__((noinline)) static intptr_t read_not_active(struct stm_tx *tx, stm
         return read_special(tx, var); /* diagnoses the handle */
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
+    uint64_t snapshot = tx->snapshot; /* (the acquire loads would reload it) */
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
     uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-    if (STM__UNLIKELY((l1 != l2) | STM__LOCKED(l1) | (STM__VERSION(l1) > tx->snapshot)))
+    if (STM__UNLIKELY(l1 != l2) || STM__UNLIKELY(stm__lock_newer(l1, snapshot)))
         return read_ro_slow(tx, var);
     return v;
 }
@@ -253,14 +254,18 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
     if (STM__UNLIKELY(var == NULL || tx->rn == tx->rcap ||
                       (tx->wbloom != 0 && (tx->wbloom & stm__bloom_bit(var)))))
         return read_special(tx, var);
+    /* (read before the acquire loads, which would have them reloaded) */
+    const uint32_t n = tx->rn;
+    struct stm__rentry *const r = &tx->rs[n];
+    const uint64_t snapshot = tx->snapshot;
     uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
     uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-    if (STM__UNLIKELY((l1 != l2) | STM__LOCKED(l1) | (STM__VERSION(l1) > tx->snapshot)))
+    if (STM__UNLIKELY(l1 != l2) || STM__UNLIKELY(stm__lock_newer(l1, snapshot)))
         return read_slow(tx, var);
-    struct stm__rentry *r = &tx->rs[tx->rn++];
     r->var = var;
     r->lock = l1;
+    tx->rn = n + 1;
     return v;
 }
 
@@ -294,22 +299,21 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
     struct stm__wentry *w = &tx->ws[tx->wn++];
     w->var = var;
     w->value = value;
-    w->old = 0;
 }
 
 STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
 {
-    uint64_t bit = stm__bloom_bit(var);
-    if (STM__UNLIKELY(tx != stm__active || var == NULL || (tx->wbloom & bit) ||
+    /* stm__bloom_bit(var), by number, not mask: a bit test and a bit set */
+    const unsigned b = (unsigned)((uintptr_t)var >> 4) & 63;
+    if (STM__UNLIKELY(tx != stm__active || var == NULL || ((tx->wbloom >> b) & 1) ||
                       tx->wn == tx->wcap)) {
         write_special(tx, var, value);
         return;
     }
-    tx->wbloom |= bit;
+    tx->wbloom |= UINT64_C(1) << b;
     struct stm__wentry *w = &tx->ws[tx->wn++];
     w->var = var;
     w->value = value;
-    w->old = 0;
 }
 
 STM_API _Noreturn void stm_retry(stm_tx *tx)
@@ -349,32 +353,23 @@ __attribute__((noinline)) void stm__reset_extras(struct stm_tx *tx)
         stm__serial_enter(tx);
 }
 
-static inline void begin(struct stm_tx *tx, stm__jmpbuf *jb)
-{
-    tx->jb = jb;
-    tx->rn = 0;
-    tx->wn = 0;
-    tx->wbloom = 0;
-    if (STM__UNLIKELY(tx->extras))
-        stm__reset_extras(tx);
-    stm__snapshot_begin(tx);
-    stm__active = tx;
-}
-
 static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
 {
     for (struct stm__wentry *w = ws; w < end; w++)
         atomic_store_explicit(&w->var->lock, w->old, memory_order_release);
 }
 
-/* Returned by commit_writes() when a TVar it locked has watchers: the
- * commit has not happened, the watcher path takes over (keeping the locks
- * taken so far, tx->watch_held, if stm__watch_found() could note them). */
-#define COMMIT_WATCH UINT64_MAX
+/* How commit_core() ended: COMMIT_DONE, or COMMIT_FAILED (validation, or
+ * a TVar stayed locked; the locks are let go), or COMMIT_WATCH: a TVar it
+ * locked has watchers, the commit has not happened and the watcher path
+ * takes over (keeping the locks taken so far, tx->watch_held, if
+ * stm__watch_found() could note them).  (An outcome apart from the
+ * timestamp, so that the caller's test folds into each way out.) */
+enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
 
-/* Commit a non-empty write set: returns the commit timestamp, or 0 if the
- * commit failed validation.  (A read-only transaction needs no commit: its
- * reads were consistent at its snapshot, which is its serialisation point.)
+/* Commit a non-empty write set: on COMMIT_DONE, *stamp is the commit
+ * timestamp.  (A read-only transaction needs no commit: its reads were
+ * consistent at its snapshot, which is its serialisation point.)
  *
  * `watch`: the commit of a transaction that ran its watchers.  Entries
  * [data_n, wn) are only locked (watcher lists of those TVars change, see
@@ -383,12 +378,14 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
  * watcher and the transaction runs again; entries [0, tx->watch_held) were
  * locked when the watchers were found and still are.  Without `watch`,
  * finding a watcher on a written TVar hands the commit to the watcher
- * path.
+ * path (COMMIT_WATCH).
  *
- * Inlined into its two callers, so that the common one does not pay for
- * the other. */
-__attribute__((always_inline)) static inline uint64_t
-commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wmeta *meta)
+ * Inlined into its two callers (commit_attempt and stm__commit_watch_mode),
+ * so that the common one does not pay for the other. */
+__attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, bool watch,
+                                                             uint32_t data_n,
+                                                             const struct stm__wmeta *meta,
+                                                             uint64_t *stamp)
 {
     /* locals: the atomics below are compiler barriers, and tx would be
      * reloaded around each of them */
@@ -398,27 +395,28 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
      * lists cannot have changed) */
     struct stm__wentry *const held_end = watch ? ws + tx->watch_held : ws;
     for (struct stm__wentry *w = held_end; w < end; w++) {
+        stm_tvar *const var = w->var;
         for (unsigned spins = 0;; spins++) {
-            uintptr_t l = atomic_load_explicit(&w->var->lock, memory_order_relaxed);
+            uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
             if (STM__LOCKED(l)) {
                 if (spins < STM__LOCK_SPIN) {
                     stm__cpu_relax();
                     continue;
                 }
-                tx->conflict_var = w->var;
+                tx->conflict_var = var;
                 unlock_ws(ws, w);
                 tx->watch_held = 0;
-                return 0;
+                return COMMIT_FAILED;
             }
             /* seq_cst: pairs with the waiter registration in retry.c */
-            if (atomic_compare_exchange_weak_explicit(&w->var->lock, &l, (uintptr_t)w | 1,
+            if (atomic_compare_exchange_weak_explicit(&var->lock, &l, (uintptr_t)w | 1,
                                                       memory_order_seq_cst, memory_order_relaxed)) {
                 w->old = l;
                 break;
             }
         }
         /* Watchers of a TVar change only under its lock, which we hold. */
-        struct stm__wdep *h = atomic_load_explicit(&w->var->watchers, memory_order_acquire);
+        struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_acquire);
         if (!watch) {
             if (STM__UNLIKELY(h != NULL)) {
                 /* collected while locked, and kept locked */
@@ -429,10 +427,10 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
                 return COMMIT_WATCH;
             }
         } else if (w < data_end && h != meta[w - ws].head) {
-            tx->conflict_var = w->var;
+            tx->conflict_var = var;
             unlock_ws(ws, w + 1);
             tx->watch_held = 0;
-            return 0;
+            return COMMIT_FAILED;
         }
     }
     uint64_t wv = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
@@ -440,7 +438,7 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
         unlock_ws(ws, end);
         if (watch)
             tx->watch_held = 0;
-        return 0;
+        return COMMIT_FAILED;
     }
     if (watch) {
         tx->watch_held = 0; /* released with the rest below */
@@ -464,19 +462,15 @@ commit_core(struct stm_tx *tx, bool watch, uint32_t data_n, const struct stm__wm
     }
     if (watch)
         unlock_ws(data_end, end);
-    return wv;
+    *stamp = wv;
+    return COMMIT_DONE;
 }
 
-/* Out of line, so that read-only attempts do not save the registers it
- * needs. */
-__attribute__((noinline)) static uint64_t commit_writes(struct stm_tx *tx)
-{
-    return commit_core(tx, false, 0, NULL);
-}
-
+/* Returns the commit timestamp, or 0 if the commit failed. */
 uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta)
 {
-    return commit_core(tx, true, data_n, meta);
+    uint64_t wv;
+    return commit_core(tx, true, data_n, meta, &wv) == COMMIT_DONE ? wv : 0;
 }
 
 /* The attempt is over, committed or not: leave the epoch. */
@@ -599,40 +593,184 @@ void stm__conflict_restart(struct stm_tx *tx)
     backoff(tx);
 }
 
-/* One attempt, from begin to the end of the commit.  A function of its
- * own, apart from the setjmp in stm_atomically: a function that calls
- * setjmp keeps its variables in memory, and this is the hot path.
- * Returns false if the commit failed validation. */
-__attribute__((noinline)) static bool attempt(struct stm_tx *tx, stm__jmpbuf *jb, stm_fn *fn,
-                                              void *arg, int *result)
+/* A commit that failed validation: another attempt. */
+_Noreturn static void commit_failed(struct stm_tx *tx)
 {
-    begin(tx, jb);
-    int r = fn(tx, arg);
-    uint64_t stamp = tx->snapshot;
-    if (tx->wn != 0) {
-        /* (making, stopping or running a watcher writes its own TVar) */
-        bool watch = STM__UNLIKELY(tx->watch_work) ||
-                     STM__UNLIKELY((stamp = commit_writes(tx)) == COMMIT_WATCH);
-        if (watch)
-            stamp = stm__watch_commit(tx);
-        if (STM__UNLIKELY(stamp == 0)) {
-            stm__count(&tx->st.aborts_validate);
-            return false;
-        }
-        if (watch) {
-            end_attempt(tx);
-            stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
-            finish_commit(tx, stamp);
-            *result = r;
-            return true;
-        }
+    stm__count(&tx->st.aborts_validate);
+    stm__jump(tx, STM__JUMP_CONFLICT);
+}
+
+/* commit_attempt() with watchers: run them, commit in watch mode. */
+__attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int r)
+{
+    uint64_t stamp = stm__watch_commit(tx);
+    if (STM__UNLIKELY(stamp == 0))
+        commit_failed(tx);
+    end_attempt(tx);
+    stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
+    finish_commit(tx, stamp);
+    return r;
+}
+
+/* The end of an attempt that wrote: commit it, or (it failed validation)
+ * jump back for another.  Out of line, so that read-only attempts do not
+ * save the registers it needs; the body's result passes through. */
+__attribute__((noinline)) static int commit_attempt(struct stm_tx *tx, int r)
+{
+    /* (making, stopping or running a watcher writes its own TVar) */
+    if (STM__UNLIKELY(tx->watch_work))
+        return commit_attempt_watch(tx, r);
+    uint64_t stamp;
+    int how = commit_core(tx, false, 0, NULL, &stamp);
+    if (STM__UNLIKELY(how != COMMIT_DONE)) {
+        if (how == COMMIT_FAILED)
+            commit_failed(tx);
+        return commit_attempt_watch(tx, r);
     }
     end_attempt(tx);
     finish_commit(tx, stamp);
-    *result = r;
-    return true;
+    return r;
 }
 
+/* An attempt from `stm__active = tx` on (begin's last step): the body,
+ * then the commit. */
+__attribute__((always_inline)) static inline int attempt_run(struct stm_tx *tx, void *arg,
+                                                            stm_fn *fn)
+{
+    stm__active = tx;
+    int r = fn(tx, arg);
+    /* the same descriptor: read again rather than kept in a callee-saved
+     * register (which this function would have to save) */
+    tx = stm__self;
+    if (tx->wn != 0)
+        return commit_attempt(tx, r);
+    end_attempt(tx);
+    finish_commit(tx, tx->snapshot);
+    return r;
+}
+
+/* The begin of an attempt, when its fast path (tx->extras clear, then
+ * stm__snapshot_try()) did not do: the extras to reset, or a serial
+ * transaction to wait for (stm__snapshot_try() has left the epoch). */
+void stm__begin_slow(struct stm_tx *tx)
+{
+    if (tx->extras)
+        stm__reset_extras(tx);
+    else
+        stm__serial_wait();
+    stm__snapshot_begin(tx);
+}
+
+/* attempt(), when the begin needs more than the fast path. */
+__attribute__((noinline)) static int attempt_slow(struct stm_tx *tx, void *arg, stm_fn *fn)
+{
+    stm__begin_slow(tx);
+    return attempt_run(tx, arg, fn);
+}
+
+/* One attempt, from begin to the end of the commit; returns the body's
+ * result.  A commit that fails validation jumps (STM__JUMP_CONFLICT), as
+ * a conflict in the body does.  A function of its own, apart from the
+ * setjmp in stm_atomically: a function that calls setjmp keeps its
+ * variables in memory, and this is the hot path.  It calls nothing before
+ * the body but through tail calls, and keeps nothing in callee-saved
+ * registers across it, so it saves none.  (The parameters in the order
+ * that leaves tx and arg where fn wants them.) */
+__attribute__((noinline)) static int attempt(struct stm_tx *tx, void *arg, stm_fn *fn,
+                                             stm__jmpbuf *jb)
+{
+    tx->jb = jb;
+    tx->rn = 0;
+    tx->wn = 0;
+    tx->wbloom = 0;
+    if (STM__UNLIKELY(tx->extras) || STM__UNLIKELY(!stm__snapshot_try(tx)))
+        return attempt_slow(tx, arg, fn);
+    return attempt_run(tx, arg, fn);
+}
+
+/* After a jump into stm_atomically: clean up after the watcher code that
+ * was left, and say why. */
+static int jumped(struct stm_tx *tx)
+{
+    int why = tx->jump;
+    if (tx->watch_work)
+        tx->extras = 1; /* the next begin resets the watcher state */
+    if (STM__UNLIKELY(tx->watch_held)) {
+        /* left the watcher phase of a commit that kept locks */
+        unlock_ws(tx->ws, tx->ws + tx->watch_held);
+        tx->watch_held = 0;
+    }
+    if (STM__UNLIKELY(atomic_load_explicit(&tx->watch_cur, memory_order_relaxed)))
+        stm__watch_abandon(tx); /* left in the middle of a watcher */
+    return why;
+}
+
+/* again()'s `why`, besides STM__JUMP_*: no attempt has run yet; the
+ * attempt was left by a jump (jumped() tells why). */
+#define AGAIN_FIRST 0
+#define AGAIN_JUMPED (-1)
+
+/* stm_atomically but its first attempt: decide after an attempt that
+ * ended for `why`, and run the next ones.  Also all of
+ * stm_atomically_until (`until`, STM_NEVER for none).  Out of line, so
+ * that stm_atomically (which calls setjmp, and so saves every register
+ * and keeps its variables in memory) stays small. */
+__attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *arg,
+                                           int64_t until, int why)
+{
+    stm__jmpbuf jb;
+    int ret;
+    for (;;) {
+        if (why == AGAIN_JUMPED)
+            why = jumped(tx);
+        switch (why) {
+        case AGAIN_FIRST:
+            break;
+        case STM__JUMP_CONFLICT:
+            stm__blame_conflict(tx);
+            end_attempt(tx);
+            stm__conflict_restart(tx);
+            break;
+        case STM__JUMP_RETRY:
+            tx->restarts = 0;
+            if (until < STM_NEVER && stm__now() >= until) {
+                end_attempt(tx);
+                ret = -ETIMEDOUT;
+                goto give_up;
+            }
+            if (tx->rn == 0 && tx->deadline >= STM_NEVER && tx->wall_deadline >= STM_NEVER &&
+                until >= STM_NEVER) {
+                end_attempt(tx);
+                ret = -EDEADLK;
+                goto give_up;
+            }
+            ret = retry_block(tx, until);
+            if (ret != 0)
+                return stm__leave(tx, ret);
+            break;
+        case STM__JUMP_ABORT:
+            stm__count(&tx->st.aborts_explicit);
+            end_attempt(tx);
+            ret = tx->abort_code;
+            goto give_up;
+        default: /* STM__JUMP_NOMEM */
+            stm__count(&tx->st.aborts_nomem);
+            end_attempt(tx);
+            ret = -ENOMEM;
+            goto give_up;
+        }
+        if (STM__SETJMP(jb) == 0)
+            return attempt(tx, arg, fn, &jb);
+        why = AGAIN_JUMPED;
+    }
+give_up:
+    stm__discard(tx);
+    stm__hooks_run_abort(tx, 0);
+    return stm__leave(tx, ret);
+}
+
+/* The hot path: the setjmp (so it does nothing else) and the first
+ * attempt; after a jump, again() takes over. */
 STM_API int stm_atomically(stm_fn *fn, void *arg)
 {
     if (STM__UNLIKELY(fn == NULL))
@@ -645,67 +783,10 @@ STM_API int stm_atomically(stm_fn *fn, void *arg)
          * transaction (flat nesting) */
         return fn(tx, arg);
     }
-    const int64_t until = tx->until; /* set by stm_atomically_until */
-    if (STM__UNLIKELY(until != STM_NEVER))
-        tx->until = STM_NEVER;
     stm__jmpbuf jb;
-    for (;;) {
-        int why = STM__JUMP_CONFLICT;
-        if (STM__SETJMP(jb) != 0) {
-            why = tx->jump;
-            if (tx->watch_work)
-                tx->extras = 1; /* the next begin resets the watcher state */
-            if (STM__UNLIKELY(tx->watch_held)) {
-                /* left the watcher phase of a commit that kept locks */
-                unlock_ws(tx->ws, tx->ws + tx->watch_held);
-                tx->watch_held = 0;
-            }
-            if (STM__UNLIKELY(atomic_load_explicit(&tx->watch_cur, memory_order_relaxed)))
-                stm__watch_abandon(tx); /* left in the middle of a watcher */
-        } else {
-            int r;
-            if (STM__LIKELY(attempt(tx, &jb, fn, arg, &r)))
-                return r;
-        }
-        int ret = 0;
-        switch (why) {
-        case STM__JUMP_CONFLICT:
-            stm__blame_conflict(tx);
-            end_attempt(tx);
-            stm__conflict_restart(tx);
-            continue;
-        case STM__JUMP_RETRY:
-            tx->restarts = 0;
-            if (until < STM_NEVER && stm__now() >= until) {
-                end_attempt(tx);
-                ret = -ETIMEDOUT;
-                break;
-            }
-            if (tx->rn == 0 && tx->deadline >= STM_NEVER && tx->wall_deadline >= STM_NEVER &&
-                until >= STM_NEVER) {
-                end_attempt(tx);
-                ret = -EDEADLK;
-                break;
-            }
-            ret = retry_block(tx, until);
-            if (ret == 0)
-                continue;
-            return stm__leave(tx, ret);
-        case STM__JUMP_ABORT:
-            stm__count(&tx->st.aborts_explicit);
-            end_attempt(tx);
-            ret = tx->abort_code;
-            break;
-        default: /* STM__JUMP_NOMEM */
-            stm__count(&tx->st.aborts_nomem);
-            end_attempt(tx);
-            ret = -ENOMEM;
-            break;
-        }
-        stm__discard(tx);
-        stm__hooks_run_abort(tx, 0);
-        return stm__leave(tx, ret);
-    }
+    if (STM__LIKELY(STM__SETJMP(jb) == 0))
+        return attempt(tx, arg, fn, &jb);
+    return again(tx, fn, arg, STM_NEVER, AGAIN_JUMPED);
 }
 
 STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
@@ -713,7 +794,9 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
     struct stm_tx *tx = stm__self ? stm__self : stm__thread_init();
     if (tx == NULL)
         return -ENOMEM;
-    if (!stm__in_body(tx))
-        tx->until = deadline;
-    return stm_atomically(fn, arg);
+    if (STM__UNLIKELY(fn == NULL))
+        stm__misuse("stm_atomically", "the body function is NULL");
+    if (stm__in_body(tx))
+        return fn(tx, arg); /* nested: joins, as stm_atomically's */
+    return again(tx, fn, arg, deadline, AGAIN_FIRST);
 }

@@ -127,7 +127,6 @@ static void lock_only(struct stm_tx *tx, stm_tvar *var)
     struct stm__wentry *e = &tx->ws[tx->wn++];
     e->var = var;
     e->value = 0;
-    e->old = 0;
     tx->wbloom |= stm__bloom_bit(var);
 }
 

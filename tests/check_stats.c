@@ -261,6 +261,43 @@ START_TEST(test_conflict_counted)
 }
 END_TEST
 
+/* A commit that fails validation: the first attempt reads X, another
+ * thread commits X, then the attempt writes Z and returns.  Its commit
+ * finds X changed; the body runs again, and the second run's result is
+ * stm_atomically's. */
+static int body_stale(stm_tx *tx, void *arg)
+{
+    int *runs = arg;
+    int run = (*runs)++;
+    intptr_t x = stm_read(tx, X);
+    if (run == 0) {
+        atomic_store(&a_read, 1);
+        tu_wait_atleast(&b_done, 1, TU_HANDSHAKE_MS);
+    }
+    stm_write(tx, Z, x + 100);
+    return 40 + run;
+}
+
+START_TEST(test_validate_counted)
+{
+    make_vars();
+    ck_assert_int_eq(stm_atomically(body_inc, NULL), 0);
+    struct stm_stats a, b;
+    stm_stats_get(&a);
+    int runs = 0;
+    pthread_t t = tu_run_thread(conflict_b, NULL);
+    ck_assert_int_eq(stm_atomically(body_stale, &runs), 41);
+    ck_assert_ptr_null(tu_join(t));
+    stm_stats_get(&b);
+    ck_assert_int_eq(runs, 2);
+    ck_assert_int_eq(stm_tvar_peek(Z), 110);
+    ck_assert_uint_eq(b.aborts - a.aborts, 1);
+    ck_assert_uint_eq(b.aborts_validate - a.aborts_validate, 1);
+    ck_assert_uint_eq(b.aborts_conflict - a.aborts_conflict, 0);
+    ck_assert_uint_eq(b.commits - a.commits, 2);
+}
+END_TEST
+
 /* -ENOMEM attempts are counted as aborts_nomem */
 static int body_big_read(stm_tx *tx, void *arg)
 {
@@ -520,6 +557,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, test_commits_summed_over_threads);
     tcase_add_test(tc, test_retry_counted);
     tcase_add_test(tc, test_conflict_counted);
+    tcase_add_test(tc, test_validate_counted);
     tcase_add_test(tc, test_nomem_counted);
     tcase_add_test(tc, test_shutdown_resets);
     suite_add_tcase(s, tc);
