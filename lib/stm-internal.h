@@ -491,6 +491,26 @@ static inline void stm__check_tx(struct stm_tx *tx, const char *func)
     if (STM__UNLIKELY(tx != stm__active))
         stm__check_tx_slow(tx, func);
 }
+/* stm_read() for the library's own reads inside the running transaction
+ * tx, of a TVar that is not NULL: the fast path inline, the rest by
+ * stm_read(). */
+static inline intptr_t stm__read_in(struct stm_tx *tx, stm_tvar *var)
+{
+    if (STM__UNLIKELY(tx->rn == tx->rcap || (tx->wbloom & stm__bloom_bit(var))))
+        return stm_read(tx, var);
+    const uint32_t n = tx->rn;
+    struct stm__rentry *const r = &tx->rs[n];
+    const uint64_t snapshot = tx->snapshot;
+    uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
+    intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
+    uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
+    if (STM__UNLIKELY(l1 != l2) || STM__UNLIKELY(stm__lock_newer(l1, snapshot)))
+        return stm_read(tx, var);
+    r->var = var;
+    r->lock = l1;
+    tx->rn = n + 1;
+    return v;
+}
 /* For those a declared read-only attempt may do as well (stm_abort, the
  * hooks, stm_defer, the attempt's clocks). */
 static inline void stm__check_tx_ro(struct stm_tx *tx, const char *func)

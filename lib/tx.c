@@ -197,15 +197,23 @@ __attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar 
     }
 }
 
-/* Everything stm_read's fast path leaves out: misuse, read-after-write,
- * a full read set. */
+/* Everything stm_read's fast path leaves out, tx being the running
+ * transaction: a NULL TVar, read-after-write, a full read set. */
 __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tvar *var)
 {
-    stm__check_tx(tx, "stm_read");
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
     if (tx->wbloom & stm__bloom_bit(var)) {
-        struct stm__wentry *w = ws_find(tx, var);
+        struct stm__wentry *w = NULL;
+        if (STM__LIKELY(tx->wn <= WS_INDEX_AT)) {
+            for (struct stm__wentry *e = tx->ws + tx->wn; e-- > tx->ws;)
+                if (e->var == var) {
+                    w = e;
+                    break;
+                }
+        } else {
+            w = ws_find(tx, var);
+        }
         if (w) {
             if (STM__UNLIKELY(tx->watch_dep))
                 stm__watch_dep_ws(tx, var); /* a watcher read it: a dependency */
@@ -233,7 +241,7 @@ __attribute__((noinline)) static intptr_t read_ro_slow(struct stm_tx *tx, stm_tv
 __attribute__((noinline)) static intptr_t read_not_active(struct stm_tx *tx, stm_tvar *var)
 {
     if (STM__UNLIKELY(tx != stm__ro))
-        return read_special(tx, var); /* diagnoses the handle */
+        stm__check_tx_slow(tx, "stm_read"); /* diagnoses the handle */
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
     uint64_t snapshot = tx->snapshot; /* (the acquire loads would reload it) */

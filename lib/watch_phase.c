@@ -290,13 +290,16 @@ bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
 static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from,
                                  uint32_t to, uint32_t round)
 {
+    if (from >= to)
+        return;
     if (!STM__VEC_RESERVE(x->meta, to))
         stm__nomem(tx);
     for (uint32_t i = from; i < to; i++) {
         stm_tvar *var = tx->ws[i].var;
         if (atomic_load_explicit(&var->watchers, memory_order_acquire) == NULL) {
-            x->meta.v[i].head = NULL; /* (collect() would say the same) */
-            x->meta.v[i].round = round;
+            struct stm__wmeta *m = &x->meta.v[i];
+            m->head = NULL; /* (collect() would say the same) */
+            m->round = round;
             x->roundbloom |= stm__bloom_bit(var);
         } else {
             collect(tx, x, i, round);
@@ -357,7 +360,7 @@ static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, uint32_t e
         publish_cur(tx, NULL);
         return;
     }
-    intptr_t last = stm_read(tx, &w->self);
+    intptr_t last = stm__read_in(tx, &w->self);
     if (seeded && atomic_load_explicit(&w->armed, memory_order_relaxed) != armed)
         goto out;
     x->saved_deadline = tx->deadline;
@@ -457,7 +460,8 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
     collect_range(tx, x, x->found, tx->wn, round);
     x->found = 0;
     x->rewrites.n = 0;
-    deps_pass(tx, x, round); /* deadline runs' own writes */
+    if (x->runs.n)
+        deps_pass(tx, x, round); /* deadline runs' own writes */
     x->metan = tx->wn;
     uint32_t made = x->made.n; /* watchers made so far: first run now */
     if (made) {
