@@ -89,9 +89,8 @@ static inline long bench_parse_spin(const char *opt, const char *s)
  * A ratio <= 0 (no baseline measured) prints as "na"; cycles <= 0 (clock
  * not calibrated) are left out.
  */
-static inline void bench_line(const char *bench, const char *name, double med,
-                              double min, const char *base, double ratio,
-                              double cycles, int rounds, long ops)
+static inline void bench_line(const char *bench, const char *name, double med, double min,
+                              const char *base, double ratio, double cycles, int rounds, long ops)
 {
     printf("%s %s ns=%.2f min=%.2f", bench, name, med, min);
     if (ratio > 0)

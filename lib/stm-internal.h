@@ -126,12 +126,12 @@ void stm__timer_unreserve(uint32_t n);
  * Returns the arming's seq (what fn will be given). */
 uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall);
 void stm__timer_wall_changed(void);
-void stm__timer_unset(struct stm__timer *t);                 /* disarm, no wait */
+void stm__timer_unset(struct stm__timer *t); /* disarm, no wait */
 /* virtual clock: the earliest library-clock timer, if it is due by
  * `target` and comes before `limit` (NULL: no limit) in (key, seq) order;
  * marked as running until stm__timer_done() */
-struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit,
-                                       int64_t *key, uint64_t *seq);
+struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit, int64_t *key,
+                                       uint64_t *seq);
 void stm__timer_done(struct stm__timer *t);
 /* clock switch: every library-clock deadline d becomes to + (d - from) */
 void stm__timer_rebase(int64_t from, int64_t to);
@@ -337,7 +337,7 @@ struct stm_tx {
     /* the watcher whose fn or cb runs now, if any: published for
      * stm_unwatch, which waits until no thread runs the watcher it stops */
     _Atomic(struct stm_watch *) watch_cur;
-    struct stm__watchtx *wx;     /* watcher bookkeeping, made on first use */
+    struct stm__watchtx *wx; /* watcher bookkeeping, made on first use */
     /* write-set entries [0, watch_held) stay locked through the watcher
      * phase: the commit that found watchers on them did not let go */
     uint32_t watch_held;
@@ -347,13 +347,13 @@ struct stm_tx {
      * mode) */
     _Atomic uint64_t epoch;
 
-    uint32_t extras; /* non-zero once the attempt used anything below */
-    int64_t now, wall_now;     /* the attempt's clocks, read on first use */
+    uint32_t extras;       /* non-zero once the attempt used anything below */
+    int64_t now, wall_now; /* the attempt's clocks, read on first use */
     bool now_valid, wall_now_valid;
-    int64_t deadline;          /* earliest stm_elapsed() deadline not yet come */
-    int64_t wall_deadline;     /* likewise for stm_elapsed_wall() */
-    unsigned long slack;       /* the thread's own timer slack, 0 = unknown */
-    bool vtoken;               /* woken by stm_clock_advance(), not yet settled */
+    int64_t deadline;      /* earliest stm_elapsed() deadline not yet come */
+    int64_t wall_deadline; /* likewise for stm_elapsed_wall() */
+    unsigned long slack;   /* the thread's own timer slack, 0 = unknown */
+    bool vtoken;           /* woken by stm_clock_advance(), not yet settled */
     bool serial;
     int abort_code;
     uint32_t restarts; /* consecutive conflict restarts */
@@ -371,10 +371,10 @@ struct stm_tx {
     struct stm__hookvec onabort;
     STM__VEC(struct stm__deferred *) defers;
     STM__VEC(void *) allocs;
-    STM__VEC(struct stm__freed) frees;  /* this attempt's stm_free()s */
-    STM__VEC(struct stm__freed) limbo;  /* committed, awaiting grace */
-    uint32_t limbo_next;                /* try to reclaim at this size */
-    uint32_t limbo_age;                 /* commits since, while limbo is non-empty */
+    STM__VEC(struct stm__freed) frees; /* this attempt's stm_free()s */
+    STM__VEC(struct stm__freed) limbo; /* committed, awaiting grace */
+    uint32_t limbo_next;               /* try to reclaim at this size */
+    uint32_t limbo_age;                /* commits since, while limbo is non-empty */
     STM__VEC(struct stm__waitnode) nodes;
 
     struct stm__waiter *waiter;
@@ -410,7 +410,7 @@ void stm__global_init(void);
 /* ---- global state ------------------------------------------------------ */
 
 struct stm__global {
-    _Alignas(STM__CACHELINE) _Atomic uint64_t clock; /* TL2 global version clock */
+    _Alignas(STM__CACHELINE) _Atomic uint64_t clock;  /* TL2 global version clock */
     _Alignas(STM__CACHELINE) _Atomic uint32_t serial; /* 1 while a serial transaction runs */
     /* membarrier() registered: epochs may be published with a plain store.
      * Set once registration has succeeded, cleared if a barrier fails. */
@@ -428,7 +428,6 @@ static inline int64_t stm__now(void)
         return atomic_load_explicit(&stm__g.virtual_now, memory_order_acquire);
     return stm__mono_ns();
 }
-
 
 /* registry of live descriptors (for reclamation, serial mode, stats) */
 extern pthread_mutex_t stm__reg_lock;
@@ -568,10 +567,10 @@ struct stm_watch {
      * one, an array of its own when more, NULL when none */
     _Atomic(struct stm__wdep *) deps;
     _Atomic uint32_t ndeps;
-    uint16_t flags;            /* STM_WATCH_* */
-    _Atomic uint8_t dead;      /* stopped (set in the stopping commit) */
-    _Atomic uint8_t slot;      /* holds a reserved timer-heap slot */
-    _Atomic uint64_t armed;    /* the timer's arming (its seq), 0 for none */
+    uint16_t flags;         /* STM_WATCH_* */
+    _Atomic uint8_t dead;   /* stopped (set in the stopping commit) */
+    _Atomic uint8_t slot;   /* holds a reserved timer-heap slot */
+    _Atomic uint64_t armed; /* the timer's arming (its seq), 0 for none */
     struct stm__wdep dep0;
 };
 
@@ -601,14 +600,13 @@ void stm__watch_reset(struct stm_tx *tx); /* next attempt */
 void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var); /* read from the write set */
-void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx);  /* ws[idx] written again */
-void stm__watch_reclaim(struct stm_watch *w);               /* final free */
+void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx); /* ws[idx] written again */
+void stm__watch_reclaim(struct stm_watch *w);             /* final free */
 void stm__watchtx_free(struct stm_tx *tx);
 /* the commit in watch mode (tx.c): ws[0, data_n) are writes, the rest
  * only locked so that watcher lists can change */
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n,
-                                const struct stm__wmeta *meta);
-bool stm__ws_has(struct stm_tx *tx, stm_tvar *var); /* var is in the write set */
+uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta);
+bool stm__ws_has(struct stm_tx *tx, stm_tvar *var);      /* var is in the write set */
 int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var); /* its entry, or -1 */
 void stm__ws_forget(struct stm_tx *tx);                  /* entries were dropped */
 

@@ -643,7 +643,7 @@ __attribute__((noinline)) static int commit_attempt(struct stm_tx *tx, int r)
 /* An attempt from `stm__active = tx` on (begin's last step): the body,
  * then the commit. */
 __attribute__((always_inline)) static inline int attempt_run(struct stm_tx *tx, void *arg,
-                                                            stm_fn *fn)
+                                                             stm_fn *fn)
 {
     stm__active = tx;
     int r = fn(tx, arg);
@@ -723,8 +723,8 @@ static int jumped(struct stm_tx *tx)
  * stm_atomically_until (`until`, STM_NEVER for none).  Out of line, so
  * that stm_atomically (which calls setjmp, and so saves every register
  * and keeps its variables in memory) stays small. */
-__attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *arg,
-                                           int64_t until, int why)
+__attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *arg, int64_t until,
+                                           int why)
 {
     stm__jmpbuf jb;
     int ret;

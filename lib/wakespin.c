@@ -29,9 +29,9 @@
 #include "stm-internal.h"
 
 #define SPIN_MARGIN STM_USEC(2)
-#define SAMPLE_MAX STM_MSEC(1)      /* a later wake-up was a preemption */
+#define SAMPLE_MAX STM_MSEC(1) /* a later wake-up was a preemption */
 #define BUDGET_MAX STM_MSEC(20)
-#define BUDGET_SHARE 8              /* 1/8 of real time */
+#define BUDGET_SHARE 8 /* 1/8 of real time */
 
 static _Atomic int64_t mode = STM_WAKE_SPIN_AUTO; /* stm_set_wake_spin() */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -72,8 +72,7 @@ static uint32_t sort_unique(stm_tvar **v, uint32_t n)
 /* Whether w is registered on exactly nv[0, n) (sorted), read
  * consistently with the version of w's TVar (a seqlock read: the
  * registrations change only under its lock). */
-static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv,
-                            uint32_t n)
+static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv, uint32_t n)
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
@@ -167,8 +166,8 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
         stm_tvar **nv = x->deps.v + r->dep0;
         r->depn = sort_unique(nv, r->depn);
         bool fresh = w->flags & STM__WATCH_FRESH;
-        r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME
-                                                                                     : RUN_CHANGE;
+        r->plan =
+            (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME : RUN_CHANGE;
         if (r->plan == RUN_CHANGE || r->deadline < STM_NEVER) {
             more = true;
             if (!fresh)

@@ -351,8 +351,8 @@ void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
 /* Run w once in tx.  seeded: a deadline run for the timer's arming
  * `armed`, skipped if a commit has re-armed or disarmed it since (the
  * firing is stale). */
-static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x, uint32_t ent, bool seeded,
-                           uint64_t armed)
+__attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, struct stm__watchtx *x,
+                                                          uint32_t ent, bool seeded, uint64_t armed)
 {
     struct stm_watch *w = x->ents.v[ent].w;
     publish_cur(tx, w);
@@ -427,6 +427,14 @@ out:
     publish_cur(tx, NULL);
 }
 
+/* A deadline run (rare: out of line, so that rounds() inlines only the
+ * common run). */
+__attribute__((noinline)) static void run_seeded(struct stm_tx *tx, struct stm__watchtx *x,
+                                                 uint32_t ent, uint64_t armed)
+{
+    run_one(tx, x, ent, true, armed);
+}
+
 void stm__watch_abandon(struct stm_tx *tx)
 {
     publish_cur(tx, NULL);
@@ -453,7 +461,7 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
     for (uint32_t i = 0; i < x->seeds.n; i++) {
         room(tx, x, 1);
         uint32_t ent = (uint32_t)(ent_get(x, x->seeds.v[i].w) - x->ents.v);
-        run_one(tx, x, ent, true, x->seeds.v[i].armed);
+        run_seeded(tx, x, ent, x->seeds.v[i].armed);
     }
     if (x->found == 0)
         x->roundbloom = 0;

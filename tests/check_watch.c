@@ -122,8 +122,7 @@ static void mirror_cb(stm_tx *tx, intptr_t v, void *arg)
         stm_write(tx, m->calls, stm_read(tx, m->calls) + 1);
 }
 
-static void mirror_init(struct mirror *m, stm_tvar *src, stm_tvar *dst, intptr_t mul,
-                        intptr_t add)
+static void mirror_init(struct mirror *m, stm_tvar *src, stm_tvar *dst, intptr_t mul, intptr_t add)
 {
     memset(m, 0, sizeof *m);
     m->src = src;
@@ -1440,8 +1439,7 @@ static int body_switch(stm_tx *tx, void *arg)
 
 START_TEST(test_nomem_trigger)
 {
-    struct sw s = {tv(0), tv(1), tv(10), tv(20), tv(30), tv(0), tv(0),
-                   stm_now() + STM_SEC(3600)};
+    struct sw s = {tv(0), tv(1), tv(10), tv(20), tv(30), tv(0), tv(0), stm_now() + STM_SEC(3600)};
     watch(sw_fn, sw_cb, &s, 0);
     ck_assert_int_eq(peek(s.out), 1);
     int failures = 0, rc = -1;

@@ -377,7 +377,7 @@ END_TEST
 struct picky {
     stm_tvar *ok; /* the callback refuses while this is 0 */
     int64_t dl;
-    bool retry;   /* refuse with stm_retry() instead of stm_abort() */
+    bool retry; /* refuse with stm_retry() instead of stm_abort() */
     struct vlog *log;
 };
 
