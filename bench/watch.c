@@ -47,7 +47,7 @@
  *              this one; shared -- all read one common TVar (a list of N
  *              registrations on it); two -- its own TVar and the common
  *              one (its size is not judged: the target is for one TVar;
- *              doc_B= is what stm.h says: STM_WATCH_BYTES, plus 32 * n
+ *              doc_B= is what stm.h says: STM_WATCH_BYTES, plus 32 * n + 16
  *              for a watcher that read n > 1 TVars); real -- like own
  *              but on the real clock, made in batches, deadlines 1 us
  *              apart over ~1 s starting made_before_first_ms after the
@@ -603,7 +603,7 @@ static void million_pass(enum variant v, struct mk *m, long n, long batch, const
            "doc_B=%d fire_per_s=%.0f unwatch_per_s=%.0f heap_left_B=%s fired=%ld out_of_order=%ld "
            "early=%ld target=%s\n",
            variant_names[v], batch ? "batch" : "single", n, batch ? batch : 1, create_rate, rss,
-           heap, STM_WATCH_BYTES + (v == V_TWO ? 2 * 32 : 0), (double)n / ((double)t_fire / 1e9),
+           heap, STM_WATCH_BYTES + (v == V_TWO ? 2 * 32 + 16 : 0), (double)n / ((double)t_fire / 1e9),
            (double)n / ((double)t_stop / 1e9), left, fired, m_disorder, m_early,
            ok && mem_ok && create_rate >= CREATE_TARGET_PER_S ? "met" : "MISSED");
     fflush(stdout);
@@ -758,7 +758,7 @@ static void run_million(const bool *variants, long n, long batch, const char *se
            "heap_B: malloc bytes in use per watcher (mallinfo2); heap_left_B: after all are "
            "stopped\n");
     printf("# targets (benchmarks.md): < %.0f bytes each (tvars=own, rss_B of create=single; "
-           "stm.h: STM_WATCH_BYTES=%d, +8..16 timer-heap slot, +32 * n for n > 1 TVars read: "
+           "stm.h: STM_WATCH_BYTES=%d, +8..16 timer-heap slot, +32 * n + 16 for n > 1 TVars read: "
            "doc_B); created >= 1 M/s; all fire, in order (fired=n out_of_order=0 early=0)\n",
            MEM_TARGET_BYTES, STM_WATCH_BYTES);
     fflush(stdout);

@@ -574,7 +574,9 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * Memory: an active watcher takes STM_WATCH_BYTES bytes of heap (its timer
  * entry and its registration on one TVar included; the timer heap adds 8
  * to 16 bytes per armed deadline); one that read n > 1 TVars keeps its
- * registrations in an array of 32 * n bytes besides.  Evaluating a watcher
+ * registrations in an array of its own, 32 * n + 16 bytes of heap besides
+ * (both figures count the allocator's 16-byte chunk header, as glibc's
+ * malloc has it).  Evaluating a watcher
  * allocates nothing unless the set of TVars it read changed.
  * ====================================================================== */
 

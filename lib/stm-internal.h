@@ -490,13 +490,13 @@ static inline void stm__check_tx(struct stm_tx *tx, const char *func)
     if (STM__UNLIKELY(tx != stm__active))
         stm__check_tx_slow(tx, func);
 }
-/* stm_read() for the library's own reads inside the running transaction
- * tx, of a TVar that is not NULL: the fast path inline, the rest by
- * stm_read(). */
-static inline intptr_t stm__read_in(struct stm_tx *tx, stm_tvar *var)
+/* stm_read()'s fast path, for tx the running transaction: a TVar that is
+ * unlocked and not newer than the snapshot, with room in the read set,
+ * is recorded there and *out is its value (true); false: nothing done.
+ * (Whether tx wrote var is the caller's to check.) */
+static inline bool stm__read_fast(struct stm_tx *tx, stm_tvar *var, intptr_t *out)
 {
-    if (STM__UNLIKELY(tx->rn == tx->rcap || (tx->wbloom & stm__bloom_bit(var))))
-        return stm_read(tx, var);
+    /* (read before the acquire loads, which would have them reloaded) */
     const uint32_t n = tx->rn;
     struct stm__rentry *const r = &tx->rs[n];
     const uint64_t snapshot = tx->snapshot;
@@ -504,11 +504,23 @@ static inline intptr_t stm__read_in(struct stm_tx *tx, stm_tvar *var)
     intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
     uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
     if (STM__UNLIKELY(l1 != l2) || STM__UNLIKELY(stm__lock_newer(l1, snapshot)))
-        return stm_read(tx, var);
+        return false;
     r->var = var;
     r->lock = l1;
     tx->rn = n + 1;
-    return v;
+    *out = v;
+    return true;
+}
+/* stm_read() for the library's own reads inside the running transaction
+ * tx, of a TVar that is not NULL: the fast path inline, the rest by
+ * stm_read(). */
+static inline intptr_t stm__read_in(struct stm_tx *tx, stm_tvar *var)
+{
+    intptr_t v;
+    if (STM__LIKELY(tx->rn != tx->rcap && !(tx->wbloom & stm__bloom_bit(var)) &&
+                    stm__read_fast(tx, var, &v)))
+        return v;
+    return stm_read(tx, var);
 }
 /* For those a declared read-only attempt may do as well (stm_abort, the
  * hooks, stm_defer, the attempt's clocks). */

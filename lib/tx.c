@@ -262,19 +262,10 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var)
     if (STM__UNLIKELY(var == NULL || tx->rn == tx->rcap ||
                       (tx->wbloom != 0 && (tx->wbloom & stm__bloom_bit(var)))))
         return read_special(tx, var);
-    /* (read before the acquire loads, which would have them reloaded) */
-    const uint32_t n = tx->rn;
-    struct stm__rentry *const r = &tx->rs[n];
-    const uint64_t snapshot = tx->snapshot;
-    uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
-    intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
-    uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-    if (STM__UNLIKELY(l1 != l2) || STM__UNLIKELY(stm__lock_newer(l1, snapshot)))
-        return read_slow(tx, var);
-    r->var = var;
-    r->lock = l1;
-    tx->rn = n + 1;
-    return v;
+    intptr_t v;
+    if (STM__LIKELY(stm__read_fast(tx, var, &v)))
+        return v;
+    return read_slow(tx, var);
 }
 
 __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar *var,
