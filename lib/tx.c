@@ -375,7 +375,9 @@ enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
  * watch.c): no new version, no wake-up.  A written TVar must still have the
  * watcher list the watcher phase saw (meta[i].head), else the phase missed a
  * watcher and the transaction runs again; entries [0, tx->watch_held) were
- * locked when the watchers were found and still are.  Without `watch`,
+ * locked when the watchers were found and still are; `apply`: the phase
+ * has registrations, timers or stops to change (stm__watch_apply, with
+ * every lock held).  Without `watch`,
  * finding a watcher on a written TVar hands the commit to the watcher
  * path (COMMIT_WATCH).
  *
@@ -384,7 +386,7 @@ enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
 __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, bool watch,
                                                              uint32_t data_n,
                                                              const struct stm__wmeta *meta,
-                                                             uint64_t *stamp)
+                                                             bool apply, uint64_t *stamp)
 {
     /* locals: the atomics below are compiler barriers, and tx would be
      * reloaded around each of them */
@@ -441,7 +443,8 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
     }
     if (watch) {
         tx->watch_held = 0; /* released with the rest below */
-        stm__watch_apply(tx, wv);
+        if (apply)
+            stm__watch_apply(tx, wv);
     }
     /* Committed.  Deferred callbacks are queued while the write set is
      * still locked, so a transaction that depends on this one queues
@@ -466,10 +469,11 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
 }
 
 /* Returns the commit timestamp, or 0 if the commit failed. */
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta)
+uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta,
+                                bool apply)
 {
     uint64_t wv;
-    return commit_core(tx, true, data_n, meta, &wv) == COMMIT_DONE ? wv : 0;
+    return commit_core(tx, true, data_n, meta, apply, &wv) == COMMIT_DONE ? wv : 0;
 }
 
 /* The attempt is over, committed or not: leave the epoch. */
@@ -606,7 +610,8 @@ __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int
     if (STM__UNLIKELY(stamp == 0))
         commit_failed(tx);
     end_attempt(tx);
-    stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
+    if (STM__UNLIKELY(tx->watch_work))
+        stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
     finish_commit(tx, stamp);
     return r;
 }
@@ -620,7 +625,7 @@ __attribute__((noinline)) static int commit_attempt(struct stm_tx *tx, int r)
     if (STM__UNLIKELY(tx->watch_work))
         return commit_attempt_watch(tx, r);
     uint64_t stamp;
-    int how = commit_core(tx, false, 0, NULL, &stamp);
+    int how = commit_core(tx, false, 0, NULL, false, &stamp);
     if (STM__UNLIKELY(how != COMMIT_DONE)) {
         if (how == COMMIT_FAILED)
             commit_failed(tx);

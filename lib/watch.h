@@ -52,7 +52,7 @@ struct stm__watchtx {
     STM__VEC(struct stm__wmeta) meta;     /* per write-set entry */
     uint64_t roundbloom;                  /* of the TVars written for the coming round */
     uint32_t data_n;                      /* write-set entries that are writes */
-    bool apply;                           /* stm__watch_apply() has work */
+    bool apply;                           /* stm__watch_apply() has work (else not called) */
     uint32_t metan;                       /* meta is filled in for entries [0, metan) */
     STM__VEC(uint32_t) rewrites;          /* entries written again this round */
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
@@ -65,7 +65,18 @@ struct stm__watchtx {
     int64_t saved_deadline, saved_wall;
 };
 
-struct stm__watchtx *stm__wx_get(struct stm_tx *tx); /* make; mark the attempt */
+struct stm__watchtx *stm__wx_make(struct stm_tx *tx); /* the first use (may jump) */
+/* tx's bookkeeping, made if new; marks the attempt */
+static inline struct stm__watchtx *stm__wx_get(struct stm_tx *tx)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (STM__UNLIKELY(x == NULL))
+        x = stm__wx_make(tx);
+    /* (not tx->extras: a commit finishes the watcher work itself, and a
+     * discarded attempt sets extras on its way out) */
+    tx->watch_work = true;
+    return x;
+}
 /* stm_unwatch: note w as stopped by this attempt; false if it was */
 bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w);
 bool stm__wx_stopping_slow(struct stm__watchtx *x, const struct stm_watch *w);
@@ -80,6 +91,8 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x);
 /* after the stopping commit: wait for runs elsewhere, then reclaim */
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
 
+void stm__wx_free_fresh(struct stm__watchtx *x); /* and empty x->fresh */
+
 /* stm__watch_reset(), for the commit path */
 static inline void stm__watch_reset_inline(struct stm_tx *tx)
 {
@@ -89,9 +102,8 @@ static inline void stm__watch_reset_inline(struct stm_tx *tx)
     tx->watch_dep = false;
     if (x == NULL)
         return;
-    for (uint32_t i = 0; i < x->fresh.n; i++)
-        free(x->fresh.v[i]);
-    x->fresh.n = 0;
+    if (STM__UNLIKELY(x->fresh.n))
+        stm__wx_free_fresh(x);
     x->made.n = x->stopped.n = x->seeds.n = 0;
     x->runs.n = x->deps.n = x->retired.n = 0;
     x->cur.n = x->next.n = x->rewrites.n = 0;

@@ -82,7 +82,8 @@ static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *co
             bool same = on == n;
             /* (acquire loads: the lock word below is read after them) */
             for (uint32_t i = 0; same && i < n; i++)
-                same = atomic_load_explicit(&d[i].var, memory_order_acquire) == nv[i];
+                if (atomic_load_explicit(&d[i].var, memory_order_acquire) != nv[i])
+                    same = false;
             if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1)
                 return same;
         }
@@ -332,9 +333,7 @@ static void relink(struct stm__watchtx *x, struct stm__wrun *r)
 void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
 {
     (void)wv;
-    struct stm__watchtx *x = tx->wx;
-    if (!x->apply)
-        return; /* runs that change no registration, timer or flag */
+    struct stm__watchtx *x = tx->wx; /* (x->apply: else not called) */
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;

@@ -94,7 +94,11 @@ static inline bool has_room(const struct stm__watchtx *x, uint32_t more)
 /* Make has_room(x, more) true (may jump with ENOMEM). */
 static void room_slow(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
 {
-    if (!STM__VEC_RESERVE(x->ents, x->ents.n + more) ||
+    /* runs grows with ents, first (a watcher has one run record at
+     * most): grown alike from the same needs, runs.cap >= ents.cap, and
+     * a run needs no check of its own */
+    if (!STM__VEC_RESERVE(x->runs, x->ents.n + more) ||
+        !STM__VEC_RESERVE(x->ents, x->ents.n + more) ||
         !STM__VEC_RESERVE(x->next, x->next.n + more))
         stm__nomem(tx);
     uint64_t n = (uint64_t)x->ents.n + more;
@@ -245,46 +249,53 @@ bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
 {
     /* Entries before idx have no watchers (seen with their locks held);
      * entry idx is collected now, while its lock is held.  Without room,
-     * the phase collects everything itself. */
+     * the phase collects everything itself.  (The body made, stopped and
+     * asked to run no watcher, or its commit would have taken the watcher
+     * path at once: round 1 is this list's, and nothing reads round 1's
+     * Bloom bits; see rounds().) */
     struct stm__watchtx *x = tx->wx;
-    if (x == NULL)
+    if (x == NULL || idx >= x->meta.cap)
         return false;
     stm_tvar *var = tx->ws[idx].var;
-    uint32_t n = list_length(var);
-    if (idx + 1 > x->meta.cap || !has_room(x, n))
-        return false;
-    uint64_t bloom = 0;
+    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    /* the commit's first watchers, each on the list once: no lookups */
+    uint32_t cap = x->ents.cap < x->next.cap ? x->ents.cap : x->next.cap;
+    if (cap > SMALL)
+        cap = SMALL;
+    uint32_t k = 0;
+    if (STM__UNLIKELY((x->ents.n | x->stopped.n) != 0))
+        goto general;
+    for (struct stm__wdep *d = h; d; d = d->next) {
+        struct stm_watch *w = d->w;
+        if (atomic_load_explicit(&w->dead, memory_order_acquire))
+            continue;
+        if (STM__UNLIKELY(k == cap))
+            goto general; /* (nothing noted yet) */
+        struct stm__wmap *e = &x->ents.v[k];
+        e->w = w;
+        e->run = 0;
+        e->round = 1;
+        e->stopped = 0;
+        x->next.v[k] = k;
+        k++;
+    }
+    x->ents.n = x->next.n = k;
+noted:;
     struct stm__wmeta *meta = x->meta.v;
-    for (uint32_t i = 0; i <= idx; i++) {
+    for (uint32_t i = 0; i < idx; i++) {
         meta[i].head = NULL;
         meta[i].round = 1;
-        bloom |= stm__bloom_bit(tx->ws[i].var);
-    }
-    x->roundbloom = bloom;
-    x->next.n = 0;
-    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
-    if (x->ents.n == 0 && x->stopped.n == 0 && n <= SMALL) {
-        /* the commit's first watchers, each on the list once: no lookups */
-        uint32_t k = 0;
-        for (struct stm__wdep *d = h; d; d = d->next) {
-            struct stm_watch *w = d->w;
-            if (atomic_load_explicit(&w->dead, memory_order_acquire))
-                continue;
-            struct stm__wmap *e = &x->ents.v[k];
-            e->w = w;
-            e->run = 0;
-            e->round = 1;
-            e->stopped = 0;
-            x->next.v[k] = k;
-            k++;
-        }
-        x->ents.n = x->next.n = k;
-    } else {
-        collect_held(x, var, 1);
     }
     meta[idx].head = h;
+    meta[idx].round = 1;
     x->found = idx + 1;
     return true;
+general:
+    x->next.n = 0;
+    if (!has_room(x, list_length(var)))
+        return false;
+    collect_held(x, var, 1);
+    goto noted;
 }
 
 static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from,
@@ -378,13 +389,16 @@ __attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, str
     if (!STM__VEC_RESERVE(x->deps, dn + (rn - rstart)))
         stm__nomem(tx);
     stm_tvar **dv = x->deps.v;
-    const struct stm__rentry *rs = tx->rs;
-    for (uint32_t i = rstart; i < rn; i++)
-        dv[dn++] = rs[i].var;
-    x->deps.n = dn;
     uint64_t depbloom = 0;
     for (uint32_t i = d0; i < dn; i++)
         depbloom |= stm__bloom_bit(dv[i]);
+    const struct stm__rentry *rs = tx->rs;
+    for (uint32_t i = rstart; i < rn; i++) {
+        stm_tvar *var = rs[i].var;
+        dv[dn++] = var;
+        depbloom |= stm__bloom_bit(var);
+    }
+    x->deps.n = dn;
     int64_t dl = tx->deadline;
     bool wall = false;
     if (tx->wall_deadline < STM_NEVER) {
@@ -409,11 +423,8 @@ __attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, str
     if (call && v != last && (w->flags & STM_WATCH_CHANGES_ONLY))
         stm_write(tx, &w->self, v);
     struct stm__wmap *e = &x->ents.v[ent];
-    if (e->run == 0) {
-        if (!STM__VEC_RESERVE(x->runs, x->runs.n + 1))
-            stm__nomem(tx);
-        e->run = ++x->runs.n;
-    }
+    if (e->run == 0)
+        e->run = ++x->runs.n; /* (room for it: see room_slow()) */
     struct stm__wrun *r = &x->runs.v[e->run - 1];
     r->w = w;
     r->deadline = dl;
@@ -449,34 +460,37 @@ void stm__watch_abandon(struct stm_tx *tx)
 
 static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
 {
-    uint32_t round = 1;
+    uint32_t round = 1, made = 0;
     tx->watch_round = round;
     tx->watch_mark = 0;
     x->saved_deadline = x->saved_wall = STM_NEVER;
-    x->metan = 0;
-    if (x->found == 0)
-        x->next.n = 0; /* else stm__watch_found() scheduled round 1's first */
-    /* deadline runs come first; what they write is collected with the
-     * body's writes, so their own callbacks' writes re-run them */
-    for (uint32_t i = 0; i < x->seeds.n; i++) {
-        room(tx, x, 1);
-        uint32_t ent = (uint32_t)(ent_get(x, x->seeds.v[i].w) - x->ents.v);
-        run_seeded(tx, x, ent, x->seeds.v[i].armed);
-    }
-    if (x->found == 0)
+    if (x->found) {
+        /* stm__watch_found() scheduled round 1's first; the body made,
+         * stopped and asked to run no watcher (see there) */
+        collect_range(tx, x, x->found, tx->wn, round);
+        x->found = 0;
+    } else {
+        x->next.n = 0;
+        /* deadline runs come first; what they write is collected with the
+         * body's writes, so their own callbacks' writes re-run them */
+        for (uint32_t i = 0; i < x->seeds.n; i++) {
+            room(tx, x, 1);
+            uint32_t ent = (uint32_t)(ent_get(x, x->seeds.v[i].w) - x->ents.v);
+            run_seeded(tx, x, ent, x->seeds.v[i].armed);
+        }
         x->roundbloom = 0;
-    collect_range(tx, x, x->found, tx->wn, round);
-    x->found = 0;
-    x->rewrites.n = 0;
-    if (x->runs.n)
-        deps_pass(tx, x, round); /* deadline runs' own writes */
-    x->metan = tx->wn;
-    uint32_t made = x->made.n; /* watchers made so far: first run now */
-    if (made) {
-        room(tx, x, made);
-        for (uint32_t i = 0; i < made; i++)
-            schedule(x, x->made.v[i], round);
+        collect_range(tx, x, 0, tx->wn, round);
+        x->rewrites.n = 0;
+        if (x->runs.n)
+            deps_pass(tx, x, round); /* deadline runs' own writes */
+        made = x->made.n;            /* watchers made so far: first run now */
+        if (made) {
+            room(tx, x, made);
+            for (uint32_t i = 0; i < made; i++)
+                schedule(x, x->made.v[i], round);
+        }
     }
+    x->metan = tx->wn;
     while (x->next.n) {
         if (round > STM_WATCH_ROUNDS) {
             tx->watch_round = 0;
@@ -517,13 +531,19 @@ uint64_t stm__watch_commit(struct stm_tx *tx)
     rounds(tx, x);
     stm__watch_prepare(tx, x);
     uint32_t data_n = x->data_n;
-    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->meta.v);
+    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->meta.v, x->apply);
     if (tx->wsidx_n > data_n)
         stm__ws_forget(tx); /* it knew the lock-only entries */
     tx->wn = data_n;
-    if (wv == 0 && x->slots) {
-        stm__timer_unreserve(x->slots);
-        x->slots = 0;
+    if (wv == 0) {
+        if (x->slots) {
+            stm__timer_unreserve(x->slots);
+            x->slots = 0;
+        }
+    } else if ((x->slots | x->retired.n | x->stopped.n) == 0) {
+        /* nothing for stm__watch_finish() to do after the attempt but
+         * this (the caller sees tx->watch_work clear) */
+        stm__watch_reset_inline(tx);
     }
     return wv;
 }
