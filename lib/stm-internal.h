@@ -586,10 +586,6 @@ struct stm_watch {
     struct stm__wdep dep0;
 };
 
-/* The commit found watchers on ws[idx].var while it holds the locks of
- * ws[0..idx]: note them for the watcher phase (never jumps).  True: noted,
- * keep those locks through the phase; false: let go, the phase looks. */
-bool stm__watch_found(struct stm_tx *tx, uint32_t idx);
 /* Room for one more write-set entry (jumps with ENOMEM); entries held
  * locked through the watcher phase follow the set if it moves. */
 void stm__ws_reserve1(struct stm_tx *tx);
@@ -614,7 +610,6 @@ void stm__watch_abandon(struct stm_tx *tx);
 void stm__watch_reset(struct stm_tx *tx); /* next attempt */
 void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br);
-void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var); /* read from the write set */
 void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx); /* ws[idx] written again */
 void stm__watch_reclaim(struct stm_watch *w);             /* final free */
 void stm__watchtx_free(struct stm_tx *tx);

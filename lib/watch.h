@@ -51,6 +51,7 @@ struct stm__watchtx {
     STM__VEC(stm_tvar *) tmp;
     STM__VEC(struct stm__wmeta) meta;     /* per write-set entry */
     uint64_t roundbloom;                  /* of the TVars written for the coming round */
+    uint64_t depbloom;                    /* of the deps the running fn read from the write set */
     uint32_t data_n;                      /* write-set entries that are writes */
     bool apply;                           /* stm__watch_apply() has work (else not called) */
     uint32_t metan;                       /* meta is filled in for entries [0, metan) */
@@ -61,7 +62,6 @@ struct stm__watchtx {
     uint32_t *map; /* index into ents (number + 1), once there are many */
     uint32_t mapcap, indexed;
     uint32_t slots; /* timer-heap slots reserved for this commit */
-    uint32_t found; /* stm__watch_found() collected ws[0, found) */
     int64_t saved_deadline, saved_wall;
 };
 
@@ -92,6 +92,17 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x);
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
 
 void stm__wx_free_fresh(struct stm__watchtx *x); /* and empty x->fresh */
+
+/* A watcher's fn read var (Bloom bit `bit`) from the write set (tx.c): a
+ * dependency. */
+static inline void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var, uint64_t bit)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (!STM__VEC_RESERVE(x->deps, x->deps.n + 1))
+        stm__nomem(tx);
+    x->deps.v[x->deps.n++] = var;
+    x->depbloom |= bit;
+}
 
 /* stm__watch_reset(), for the commit path */
 static inline void stm__watch_reset_inline(struct stm_tx *tx)

@@ -245,42 +245,43 @@ static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uin
     x->roundbloom |= stm__bloom_bit(var);
 }
 
-bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
+/* Round 1 of a commit that found watchers on ws[idx] while locking its
+ * write set, and holds ws[0, idx] (tx->watch_held): that list, read with
+ * the lock held; the entries before idx have none (seen with their locks
+ * held).  The body made, stopped and asked to run no watcher, or its
+ * commit would have taken the watcher path at once: commonly the map is
+ * empty, and this list's live watchers are simply its entries. */
+static inline void collect_found(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx)
 {
-    /* Entries before idx have no watchers (seen with their locks held);
-     * entry idx is collected now, while its lock is held.  Without room,
-     * the phase collects everything itself.  (The body made, stopped and
-     * asked to run no watcher, or its commit would have taken the watcher
-     * path at once: round 1 is this list's, and nothing reads round 1's
-     * Bloom bits; see rounds().) */
-    struct stm__watchtx *x = tx->wx;
-    if (x == NULL || idx >= x->meta.cap)
-        return false;
+    if (!STM__VEC_RESERVE(x->meta, idx + 1))
+        stm__nomem(tx);
     stm_tvar *var = tx->ws[idx].var;
     struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
-    /* the commit's first watchers, each on the list once: no lookups */
-    uint32_t cap = x->ents.cap < x->next.cap ? x->ents.cap : x->next.cap;
-    if (cap > SMALL)
-        cap = SMALL;
-    uint32_t k = 0;
-    if (STM__UNLIKELY((x->ents.n | x->stopped.n) != 0))
-        goto general;
-    for (struct stm__wdep *d = h; d; d = d->next) {
-        struct stm_watch *w = d->w;
-        if (atomic_load_explicit(&w->dead, memory_order_acquire))
-            continue;
-        if (STM__UNLIKELY(k == cap))
-            goto general; /* (nothing noted yet) */
-        struct stm__wmap *e = &x->ents.v[k];
-        e->w = w;
-        e->run = 0;
-        e->round = 1;
-        e->stopped = 0;
-        x->next.v[k] = k;
-        k++;
+    /* (capacities are 0 or at least 8: stm__grow) */
+    if (STM__LIKELY((x->ents.n | x->stopped.n) == 0 && x->ents.cap >= SMALL &&
+                    x->next.cap >= SMALL)) {
+        uint32_t k = 0;
+        for (struct stm__wdep *d = h; d; d = d->next) {
+            struct stm_watch *w = d->w;
+            if (atomic_load_explicit(&w->dead, memory_order_acquire))
+                continue;
+            if (STM__UNLIKELY(k == SMALL))
+                goto general; /* (nothing noted yet) */
+            struct stm__wmap *e = &x->ents.v[k];
+            e->w = w;
+            e->run = 0;
+            e->round = 1;
+            e->stopped = 0;
+            x->next.v[k] = k;
+            k++;
+        }
+        x->ents.n = x->next.n = k;
+    } else {
+    general:
+        x->next.n = 0;
+        room(tx, x, list_length(var));
+        collect_held(x, var, 1);
     }
-    x->ents.n = x->next.n = k;
-noted:;
     struct stm__wmeta *meta = x->meta.v;
     for (uint32_t i = 0; i < idx; i++) {
         meta[i].head = NULL;
@@ -288,14 +289,6 @@ noted:;
     }
     meta[idx].head = h;
     meta[idx].round = 1;
-    x->found = idx + 1;
-    return true;
-general:
-    x->next.n = 0;
-    if (!has_room(x, list_length(var)))
-        return false;
-    collect_held(x, var, 1);
-    goto noted;
 }
 
 static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from,
@@ -343,14 +336,6 @@ static inline void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t
     }
 }
 
-void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var)
-{
-    struct stm__watchtx *x = tx->wx;
-    if (!STM__VEC_RESERVE(x->deps, x->deps.n + 1))
-        stm__nomem(tx);
-    x->deps.v[x->deps.n++] = var;
-}
-
 void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
 {
     struct stm__watchtx *x = tx->wx;
@@ -379,19 +364,19 @@ __attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, str
     tx->deadline = STM_NEVER;
     tx->wall_deadline = STM_NEVER;
     uint32_t rstart = tx->rn, d0 = x->deps.n;
+    x->depbloom = 0;
     tx->watch_dep = true;
     stm__count(&tx->st.watch_runs);
     intptr_t v = w->fn(tx, w->arg);
     tx->watch_dep = false;
     /* what fn read: the read-set entries it added (reads of TVars in the
-     * write set were noted as they happened), and their Bloom bits */
+     * write set were noted as they happened, with their Bloom bits), and
+     * their Bloom bits */
     uint32_t dn = x->deps.n, rn = tx->rn;
     if (!STM__VEC_RESERVE(x->deps, dn + (rn - rstart)))
         stm__nomem(tx);
     stm_tvar **dv = x->deps.v;
-    uint64_t depbloom = 0;
-    for (uint32_t i = d0; i < dn; i++)
-        depbloom |= stm__bloom_bit(dv[i]);
+    uint64_t depbloom = x->depbloom;
     const struct stm__rentry *rs = tx->rs;
     for (uint32_t i = rstart; i < rn; i++) {
         stm_tvar *var = rs[i].var;
@@ -431,9 +416,7 @@ __attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, str
     r->dep0 = d0;
     r->depn = dn - d0;
     r->depbloom = depbloom;
-    r->nd = NULL;
-    r->plan = RUN_SAME;
-    r->wall = wall;
+    r->wall = wall; /* (plan and nd: stm__watch_prepare()) */
 out:
     publish_cur(tx, NULL);
 }
@@ -460,15 +443,15 @@ void stm__watch_abandon(struct stm_tx *tx)
 
 static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
 {
-    uint32_t round = 1, made = 0;
+    uint32_t round = 1, made = 0, held = tx->watch_held;
     tx->watch_round = round;
     tx->watch_mark = 0;
     x->saved_deadline = x->saved_wall = STM_NEVER;
-    if (x->found) {
-        /* stm__watch_found() scheduled round 1's first; the body made,
-         * stopped and asked to run no watcher (see there) */
-        collect_range(tx, x, x->found, tx->wn, round);
-        x->found = 0;
+    if (held) {
+        /* the commit found watchers while locking: see collect_found();
+         * nothing reads round 1's Bloom bits (no deadline runs) */
+        collect_found(tx, x, held - 1);
+        collect_range(tx, x, held, tx->wn, round);
     } else {
         x->next.n = 0;
         /* deadline runs come first; what they write is collected with the
