@@ -104,7 +104,8 @@ static inline void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var, uint64_t 
     x->depbloom |= bit;
 }
 
-/* stm__watch_reset(), for the commit path */
+/* stm__watch_reset(), for the commit path (stm__watch_commit() has a
+ * shorter copy for the commit that leaves nothing to finish) */
 static inline void stm__watch_reset_inline(struct stm_tx *tx)
 {
     struct stm__watchtx *x = tx->wx;

@@ -303,8 +303,8 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
 {
     /* First the plans.  Commonly nothing is stopped, each fn read a few
      * TVars, and every run keeps its registrations and has no timer:
-     * nothing to write, lock or apply.  This loop then calls nothing, and
-     * needs no frame; prepare_from() does the rest. */
+     * nothing to write, lock or apply.  This loop then calls nothing;
+     * prepare_from() does the rest. */
     if (STM__UNLIKELY(x->stopped.n)) {
         prepare_from(tx, x, 0, true); /* (a stop changes its watcher) */
         return;

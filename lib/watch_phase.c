@@ -298,17 +298,19 @@ static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint
         return;
     if (!STM__VEC_RESERVE(x->meta, to))
         stm__nomem(tx);
+    uint64_t bloom = 0;
     for (uint32_t i = from; i < to; i++) {
         stm_tvar *var = tx->ws[i].var;
         if (atomic_load_explicit(&var->watchers, memory_order_acquire) == NULL) {
             struct stm__wmeta *m = &x->meta.v[i];
             m->head = NULL; /* (collect() would say the same) */
             m->round = round;
-            x->roundbloom |= stm__bloom_bit(var);
+            bloom |= stm__bloom_bit(var);
         } else {
             collect(tx, x, i, round);
         }
     }
+    x->roundbloom |= bloom;
 }
 
 /* Watchers that ran in this commit run again in `round` if their run read
@@ -319,10 +321,10 @@ static inline void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t
     if (bloom == 0)
         return;
     for (uint32_t k = 0; k < x->runs.n; k++) {
-        const struct stm__wrun *r = &x->runs.v[k];
-        if (!(r->depbloom & bloom))
+        if (!(x->runs.v[k].depbloom & bloom))
             continue;
         room(tx, x, 1);
+        const struct stm__wrun *r = &x->runs.v[k]; /* (room() may move runs) */
         for (uint32_t i = 0; i < r->depn; i++) {
             stm_tvar *d = x->deps.v[r->dep0 + i];
             if (!(bloom & stm__bloom_bit(d)))
@@ -524,9 +526,20 @@ uint64_t stm__watch_commit(struct stm_tx *tx)
             x->slots = 0;
         }
     } else if ((x->slots | x->retired.n | x->stopped.n) == 0) {
-        /* nothing for stm__watch_finish() to do after the attempt but
-         * this (the caller sees tx->watch_work clear) */
-        stm__watch_reset_inline(tx);
+        /* Nothing for stm__watch_finish() to do after the attempt but
+         * stm__watch_reset_inline(), of which this is what is left: there
+         * are no fresh arrays (stm__watch_apply() published them), `next`
+         * is empty and rounds() cleared watch_round and watch_dep.  (The
+         * caller sees tx->watch_work clear.) */
+        tx->watch_work = false;
+        x->made.n = x->seeds.n = 0;
+        x->runs.n = x->deps.n = 0;
+        x->cur.n = x->rewrites.n = 0;
+        if (x->indexed) {
+            memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
+            x->indexed = 0;
+        }
+        x->ents.n = 0;
     }
     return wv;
 }
