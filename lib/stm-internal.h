@@ -586,10 +586,6 @@ struct stm_watch {
     struct stm__wdep dep0;
 };
 
-/* The commit found watchers on ws[idx].var while it holds the locks of
- * ws[0..idx]: note them for the watcher phase (never jumps).  True: noted,
- * keep those locks through the phase; false: let go, the phase looks. */
-bool stm__watch_found(struct stm_tx *tx, uint32_t idx);
 /* Room for one more write-set entry (jumps with ENOMEM); entries held
  * locked through the watcher phase follow the set if it moves. */
 void stm__ws_reserve1(struct stm_tx *tx);
@@ -600,24 +596,28 @@ struct stm__wmeta {
 };
 
 /* commit with watchers: run them (rounds), then commit in watch mode;
- * returns the commit time, or 0 if the commit failed validation */
+ * returns the commit time, or 0 if the commit failed validation.  A
+ * commit that leaves stm__watch_finish() nothing to do finishes the
+ * watcher work itself (tx->watch_work clear) */
 uint64_t stm__watch_commit(struct stm_tx *tx);
-/* called by commit in watch mode, all locks held and validated */
+/* called by commit in watch mode, all locks held and validated, if
+ * the watcher phase said it has work */
 void stm__watch_apply(struct stm_tx *tx, uint64_t wv);
-/* after the commit (end_attempt done): stops, frees */
+/* after the commit (end_attempt done), if tx->watch_work: stops, frees */
 void stm__watch_finish(struct stm_tx *tx, uint64_t wv);
 /* the attempt is discarded (any jump out) */
 void stm__watch_abandon(struct stm_tx *tx);
 void stm__watch_reset(struct stm_tx *tx); /* next attempt */
 void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br);
-void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var); /* read from the write set */
 void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx); /* ws[idx] written again */
 void stm__watch_reclaim(struct stm_watch *w);             /* final free */
 void stm__watchtx_free(struct stm_tx *tx);
 /* the commit in watch mode (tx.c): ws[0, data_n) are writes, the rest
- * only locked so that watcher lists can change */
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta);
+ * only locked so that watcher lists can change; `apply`: call
+ * stm__watch_apply() */
+uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta,
+                                bool apply);
 bool stm__ws_has(struct stm_tx *tx, stm_tvar *var);      /* var is in the write set */
 int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var); /* its entry, or -1 */
 void stm__ws_forget(struct stm_tx *tx);                  /* entries were dropped */

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "stm-internal.h"
+#include "watch.h" /* stm__watch_dep_ws() */
 
 /* Spins on a locked TVar before giving up (its commit is short). */
 #define STM__READ_SPIN 256
@@ -203,7 +204,8 @@ __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tv
 {
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
-    if (tx->wbloom & stm__bloom_bit(var)) {
+    const uint64_t bit = stm__bloom_bit(var);
+    if (tx->wbloom & bit) {
         struct stm__wentry *w = NULL;
         if (STM__LIKELY(tx->wn <= WS_INDEX_AT)) {
             for (struct stm__wentry *e = tx->ws + tx->wn; e-- > tx->ws;)
@@ -216,7 +218,7 @@ __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tv
         }
         if (w) {
             if (STM__UNLIKELY(tx->watch_dep))
-                stm__watch_dep_ws(tx, var); /* a watcher read it: a dependency */
+                stm__watch_dep_ws(tx, var, bit); /* a watcher read it: a dependency */
             return w->value;
         }
     }
@@ -361,8 +363,8 @@ static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
 /* How commit_core() ended: COMMIT_DONE, or COMMIT_FAILED (validation, or
  * a TVar stayed locked; the locks are let go), or COMMIT_WATCH: a TVar it
  * locked has watchers, the commit has not happened and the watcher path
- * takes over (keeping the locks taken so far, tx->watch_held, if
- * stm__watch_found() could note them).  (An outcome apart from the
+ * takes over, keeping the locks taken so far (tx->watch_held; the last
+ * one is that TVar's, its list read by the phase).  (An outcome apart from the
  * timestamp, so that the caller's test folds into each way out.) */
 enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
 
@@ -375,7 +377,9 @@ enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
  * watch.c): no new version, no wake-up.  A written TVar must still have the
  * watcher list the watcher phase saw (meta[i].head), else the phase missed a
  * watcher and the transaction runs again; entries [0, tx->watch_held) were
- * locked when the watchers were found and still are.  Without `watch`,
+ * locked when the watchers were found and still are; `apply`: the phase
+ * has registrations, timers or stops to change (stm__watch_apply, with
+ * every lock held).  Without `watch`,
  * finding a watcher on a written TVar hands the commit to the watcher
  * path (COMMIT_WATCH).
  *
@@ -384,7 +388,7 @@ enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
 __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, bool watch,
                                                              uint32_t data_n,
                                                              const struct stm__wmeta *meta,
-                                                             uint64_t *stamp)
+                                                             bool apply, uint64_t *stamp)
 {
     /* locals: the atomics below are compiler barriers, and tx would be
      * reloaded around each of them */
@@ -393,6 +397,7 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
     /* (watch: entries the watcher phase kept locked are locked, and their
      * lists cannot have changed) */
     struct stm__wentry *const held_end = watch ? ws + tx->watch_held : ws;
+    const struct stm__wmeta *m = watch ? meta + tx->watch_held : meta; /* w's (watch) */
     for (struct stm__wentry *w = held_end; w < end; w++) {
         stm_tvar *const var = w->var;
         for (unsigned spins = 0;; spins++) {
@@ -418,18 +423,18 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
         struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_acquire);
         if (!watch) {
             if (STM__UNLIKELY(h != NULL)) {
-                /* collected while locked, and kept locked */
-                if (stm__watch_found(tx, (uint32_t)(w - ws)))
-                    tx->watch_held = (uint32_t)(w - ws) + 1;
-                else
-                    unlock_ws(ws, w + 1);
+                /* kept locked: the watcher phase reads this list */
+                tx->watch_held = (uint32_t)(w - ws) + 1;
                 return COMMIT_WATCH;
             }
-        } else if (w < data_end && h != meta[w - ws].head) {
-            tx->conflict_var = var;
-            unlock_ws(ws, w + 1);
-            tx->watch_held = 0;
-            return COMMIT_FAILED;
+        } else {
+            if (w < data_end && h != m->head) {
+                tx->conflict_var = var;
+                unlock_ws(ws, w + 1);
+                tx->watch_held = 0;
+                return COMMIT_FAILED;
+            }
+            m++;
         }
     }
     uint64_t wv = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
@@ -441,7 +446,8 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
     }
     if (watch) {
         tx->watch_held = 0; /* released with the rest below */
-        stm__watch_apply(tx, wv);
+        if (apply)
+            stm__watch_apply(tx, wv);
     }
     /* Committed.  Deferred callbacks are queued while the write set is
      * still locked, so a transaction that depends on this one queues
@@ -466,10 +472,11 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
 }
 
 /* Returns the commit timestamp, or 0 if the commit failed. */
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta)
+uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta,
+                                bool apply)
 {
     uint64_t wv;
-    return commit_core(tx, true, data_n, meta, &wv) == COMMIT_DONE ? wv : 0;
+    return commit_core(tx, true, data_n, meta, apply, &wv) == COMMIT_DONE ? wv : 0;
 }
 
 /* The attempt is over, committed or not: leave the epoch. */
@@ -606,7 +613,8 @@ __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int
     if (STM__UNLIKELY(stamp == 0))
         commit_failed(tx);
     end_attempt(tx);
-    stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
+    if (STM__UNLIKELY(tx->watch_work))
+        stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
     finish_commit(tx, stamp);
     return r;
 }
@@ -620,7 +628,7 @@ __attribute__((noinline)) static int commit_attempt(struct stm_tx *tx, int r)
     if (STM__UNLIKELY(tx->watch_work))
         return commit_attempt_watch(tx, r);
     uint64_t stamp;
-    int how = commit_core(tx, false, 0, NULL, &stamp);
+    int how = commit_core(tx, false, 0, NULL, false, &stamp);
     if (STM__UNLIKELY(how != COMMIT_DONE)) {
         if (how == COMMIT_FAILED)
             commit_failed(tx);

@@ -40,17 +40,19 @@
 
 /* ---- per-thread bookkeeping ------------------------------------------- */
 
-struct stm__watchtx *stm__wx_get(struct stm_tx *tx)
+struct stm__watchtx *stm__wx_make(struct stm_tx *tx)
 {
-    if (STM__UNLIKELY(tx->wx == NULL)) {
-        tx->wx = stm__calloc(1, sizeof *tx->wx);
-        if (tx->wx == NULL)
-            stm__nomem(tx);
-    }
-    /* (not tx->extras: a commit finishes the watcher work itself, and a
-     * discarded attempt sets extras on its way out) */
-    tx->watch_work = true;
+    tx->wx = stm__calloc(1, sizeof *tx->wx);
+    if (tx->wx == NULL)
+        stm__nomem(tx);
     return tx->wx;
+}
+
+void stm__wx_free_fresh(struct stm__watchtx *x)
+{
+    for (uint32_t i = 0; i < x->fresh.n; i++)
+        free(x->fresh.v[i]);
+    x->fresh.n = 0;
 }
 
 void stm__watch_reset(struct stm_tx *tx)

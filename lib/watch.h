@@ -51,8 +51,9 @@ struct stm__watchtx {
     STM__VEC(stm_tvar *) tmp;
     STM__VEC(struct stm__wmeta) meta;     /* per write-set entry */
     uint64_t roundbloom;                  /* of the TVars written for the coming round */
+    uint64_t depbloom;                    /* of the deps the running fn read from the write set */
     uint32_t data_n;                      /* write-set entries that are writes */
-    bool apply;                           /* stm__watch_apply() has work */
+    bool apply;                           /* stm__watch_apply() has work (else not called) */
     uint32_t metan;                       /* meta is filled in for entries [0, metan) */
     STM__VEC(uint32_t) rewrites;          /* entries written again this round */
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
@@ -61,11 +62,21 @@ struct stm__watchtx {
     uint32_t *map; /* index into ents (number + 1), once there are many */
     uint32_t mapcap, indexed;
     uint32_t slots; /* timer-heap slots reserved for this commit */
-    uint32_t found; /* stm__watch_found() collected ws[0, found) */
     int64_t saved_deadline, saved_wall;
 };
 
-struct stm__watchtx *stm__wx_get(struct stm_tx *tx); /* make; mark the attempt */
+struct stm__watchtx *stm__wx_make(struct stm_tx *tx); /* the first use (may jump) */
+/* tx's bookkeeping, made if new; marks the attempt */
+static inline struct stm__watchtx *stm__wx_get(struct stm_tx *tx)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (STM__UNLIKELY(x == NULL))
+        x = stm__wx_make(tx);
+    /* (not tx->extras: a commit finishes the watcher work itself, and a
+     * discarded attempt sets extras on its way out) */
+    tx->watch_work = true;
+    return x;
+}
 /* stm_unwatch: note w as stopped by this attempt; false if it was */
 bool stm__wx_stop(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w);
 bool stm__wx_stopping_slow(struct stm__watchtx *x, const struct stm_watch *w);
@@ -80,7 +91,21 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x);
 /* after the stopping commit: wait for runs elsewhere, then reclaim */
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
 
-/* stm__watch_reset(), for the commit path */
+void stm__wx_free_fresh(struct stm__watchtx *x); /* and empty x->fresh */
+
+/* A watcher's fn read var (Bloom bit `bit`) from the write set (tx.c): a
+ * dependency. */
+static inline void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var, uint64_t bit)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (!STM__VEC_RESERVE(x->deps, x->deps.n + 1))
+        stm__nomem(tx);
+    x->deps.v[x->deps.n++] = var;
+    x->depbloom |= bit;
+}
+
+/* stm__watch_reset(), for the commit path (stm__watch_commit() has a
+ * shorter copy for the commit that leaves nothing to finish) */
 static inline void stm__watch_reset_inline(struct stm_tx *tx)
 {
     struct stm__watchtx *x = tx->wx;
@@ -89,9 +114,8 @@ static inline void stm__watch_reset_inline(struct stm_tx *tx)
     tx->watch_dep = false;
     if (x == NULL)
         return;
-    for (uint32_t i = 0; i < x->fresh.n; i++)
-        free(x->fresh.v[i]);
-    x->fresh.n = 0;
+    if (STM__UNLIKELY(x->fresh.n))
+        stm__wx_free_fresh(x);
     x->made.n = x->stopped.n = x->seeds.n = 0;
     x->runs.n = x->deps.n = x->retired.n = 0;
     x->cur.n = x->next.n = x->rewrites.n = 0;

@@ -34,25 +34,30 @@ static int cmp_ptr(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Up to this many, sort_unique() sorts by insertion (and calls nothing). */
+#define SORT_INSERTION 16
+
 /* Sort and de-duplicate v[0, n); returns the new n. */
-static uint32_t sort_unique(stm_tvar **v, uint32_t n)
+static inline uint32_t sort_unique(stm_tvar **v, uint32_t n)
 {
     if (n <= 2) {
         if (n < 2)
             return n;
-        if ((uintptr_t)v[0] > (uintptr_t)v[1]) {
-            stm_tvar *t = v[0];
-            v[0] = v[1];
-            v[1] = t;
+        stm_tvar *a = v[0], *b = v[1];
+        if (a == b)
+            return 1;
+        if ((uintptr_t)a > (uintptr_t)b) {
+            v[0] = b;
+            v[1] = a;
         }
-        return v[0] == v[1] ? 1 : 2;
+        return 2;
     }
     uint32_t sorted = 1;
     while (sorted < n && (uintptr_t)v[sorted - 1] < (uintptr_t)v[sorted])
         sorted++;
     if (sorted >= n)
         return n; /* already sorted, no duplicates */
-    if (n <= 16) {
+    if (n <= SORT_INSERTION) {
         for (uint32_t i = 1; i < n; i++)
             for (uint32_t j = i; j > 0 && (uintptr_t)v[j] < (uintptr_t)v[j - 1]; j--) {
                 stm_tvar *t = v[j];
@@ -72,7 +77,8 @@ static uint32_t sort_unique(stm_tvar **v, uint32_t n)
 /* Whether w is registered on exactly nv[0, n) (sorted), read
  * consistently with the version of w's TVar (a seqlock read: the
  * registrations change only under its lock). */
-static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv, uint32_t n)
+__attribute__((always_inline)) static inline bool
+registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv, uint32_t n)
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
@@ -81,8 +87,12 @@ static bool registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *co
             uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
             bool same = on == n;
             /* (acquire loads: the lock word below is read after them) */
-            for (uint32_t i = 0; same && i < n; i++)
-                same = atomic_load_explicit(&d[i].var, memory_order_acquire) == nv[i];
+            if (same)
+                for (stm_tvar *const *v = nv, *const *end = nv + n; v < end; v++, d++)
+                    if (atomic_load_explicit(&d->var, memory_order_acquire) != *v) {
+                        same = false;
+                        break;
+                    }
             if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1)
                 return same;
         }
@@ -148,26 +158,22 @@ static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar 
     }
 }
 
-void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
+/* The rest of stm__watch_prepare(), for a commit that changes a watcher
+ * (or its timer), or stops one: the watchers' own TVars that must be
+ * written, and whatever the commit must lock or reserve. */
+__attribute__((noinline)) static void prepare_changes(struct stm_tx *tx, struct stm__watchtx *x)
 {
     uint32_t slots = 0, retiring = 0;
     bool wall = false, more = x->stopped.n != 0, apply = false;
-    /* First the plans, and the watchers' own TVars that must be written:
-     * a run that changes a watcher's registrations or timer holds its
+    /* a run that changes a watcher's registrations or timer holds its
      * lock while the commit changes them (runs that only read it and
-     * change nothing need not). */
+     * change nothing need not) */
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;
-        if (stm__wx_stopping(x, w)) {
-            r->plan = RUN_SKIP;
+        if (r->plan == RUN_SKIP)
             continue;
-        }
-        stm_tvar **nv = x->deps.v + r->dep0;
-        r->depn = sort_unique(nv, r->depn);
         bool fresh = w->flags & STM__WATCH_FRESH;
-        r->plan =
-            (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME : RUN_CHANGE;
         if (r->plan == RUN_CHANGE || r->deadline < STM_NEVER) {
             more = true;
             if (!fresh)
@@ -252,6 +258,69 @@ void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
     }
 }
 
+/* The plan of run r (of a watcher not being stopped), its deps sorted
+ * first: true if the commit changes the watcher (prepare_changes()). */
+__attribute__((always_inline)) static inline bool
+plan_run(struct stm_tx *tx, struct stm__watchtx *x, struct stm__wrun *r)
+{
+    struct stm_watch *w = r->w;
+    stm_tvar **nv = x->deps.v + r->dep0;
+    r->depn = sort_unique(nv, r->depn);
+    bool fresh = w->flags & STM__WATCH_FRESH;
+    r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME : RUN_CHANGE;
+    return r->plan == RUN_CHANGE || r->deadline < STM_NEVER || fresh ||
+           atomic_load_explicit(&w->armed, memory_order_relaxed);
+}
+
+/* The end of stm__watch_prepare(): whether the commit changes watchers. */
+static inline void prepared(struct stm_tx *tx, struct stm__watchtx *x, bool changes)
+{
+    if (STM__UNLIKELY(changes)) {
+        prepare_changes(tx, x);
+        return;
+    }
+    x->apply = false;
+    x->data_n = tx->wn; /* (no new entries: meta is filled in for all) */
+}
+
+/* stm__watch_prepare() from run k on, for anything its loop leaves out;
+ * `changes`: a run before k changes its watcher. */
+__attribute__((noinline)) static void prepare_from(struct stm_tx *tx, struct stm__watchtx *x,
+                                                   uint32_t k, bool changes)
+{
+    for (; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        if (stm__wx_stopping(x, r->w)) {
+            r->plan = RUN_SKIP;
+            continue;
+        }
+        changes |= plan_run(tx, x, r);
+    }
+    prepared(tx, x, changes);
+}
+
+void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
+{
+    /* First the plans.  Commonly nothing is stopped, each fn read a few
+     * TVars, and every run keeps its registrations and has no timer:
+     * nothing to write, lock or apply.  This loop then calls nothing;
+     * prepare_from() does the rest. */
+    if (STM__UNLIKELY(x->stopped.n)) {
+        prepare_from(tx, x, 0, true); /* (a stop changes its watcher) */
+        return;
+    }
+    bool changes = false;
+    for (uint32_t k = 0; k < x->runs.n; k++) {
+        struct stm__wrun *r = &x->runs.v[k];
+        if (STM__UNLIKELY(r->depn > SORT_INSERTION)) {
+            prepare_from(tx, x, k, changes);
+            return;
+        }
+        changes |= plan_run(tx, x, r);
+    }
+    prepared(tx, x, changes);
+}
+
 /* ---- applying, locks held ------------------------------------------------ */
 
 /* List surgery: the TVar's lock is held (this commit locked it). */
@@ -332,9 +401,7 @@ static void relink(struct stm__watchtx *x, struct stm__wrun *r)
 void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
 {
     (void)wv;
-    struct stm__watchtx *x = tx->wx;
-    if (!x->apply)
-        return; /* runs that change no registration, timer or flag */
+    struct stm__watchtx *x = tx->wx; /* (x->apply: else not called) */
     for (uint32_t k = 0; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
         struct stm_watch *w = r->w;

@@ -94,7 +94,11 @@ static inline bool has_room(const struct stm__watchtx *x, uint32_t more)
 /* Make has_room(x, more) true (may jump with ENOMEM). */
 static void room_slow(struct stm_tx *tx, struct stm__watchtx *x, uint32_t more)
 {
-    if (!STM__VEC_RESERVE(x->ents, x->ents.n + more) ||
+    /* runs grows with ents, first (a watcher has one run record at
+     * most): grown alike from the same needs, runs.cap >= ents.cap, and
+     * a run needs no check of its own */
+    if (!STM__VEC_RESERVE(x->runs, x->ents.n + more) ||
+        !STM__VEC_RESERVE(x->ents, x->ents.n + more) ||
         !STM__VEC_RESERVE(x->next, x->next.n + more))
         stm__nomem(tx);
     uint64_t n = (uint64_t)x->ents.n + more;
@@ -241,35 +245,28 @@ static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uin
     x->roundbloom |= stm__bloom_bit(var);
 }
 
-bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
+/* Round 1 of a commit that found watchers on ws[idx] while locking its
+ * write set, and holds ws[0, idx] (tx->watch_held): that list, read with
+ * the lock held; the entries before idx have none (seen with their locks
+ * held).  The body made, stopped and asked to run no watcher, or its
+ * commit would have taken the watcher path at once: commonly the map is
+ * empty, and this list's live watchers are simply its entries. */
+static inline void collect_found(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx)
 {
-    /* Entries before idx have no watchers (seen with their locks held);
-     * entry idx is collected now, while its lock is held.  Without room,
-     * the phase collects everything itself. */
-    struct stm__watchtx *x = tx->wx;
-    if (x == NULL)
-        return false;
+    if (!STM__VEC_RESERVE(x->meta, idx + 1))
+        stm__nomem(tx);
     stm_tvar *var = tx->ws[idx].var;
-    uint32_t n = list_length(var);
-    if (idx + 1 > x->meta.cap || !has_room(x, n))
-        return false;
-    uint64_t bloom = 0;
-    struct stm__wmeta *meta = x->meta.v;
-    for (uint32_t i = 0; i <= idx; i++) {
-        meta[i].head = NULL;
-        meta[i].round = 1;
-        bloom |= stm__bloom_bit(tx->ws[i].var);
-    }
-    x->roundbloom = bloom;
-    x->next.n = 0;
     struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
-    if (x->ents.n == 0 && x->stopped.n == 0 && n <= SMALL) {
-        /* the commit's first watchers, each on the list once: no lookups */
+    /* (capacities are 0 or at least 8: stm__grow) */
+    if (STM__LIKELY((x->ents.n | x->stopped.n) == 0 && x->ents.cap >= SMALL &&
+                    x->next.cap >= SMALL)) {
         uint32_t k = 0;
         for (struct stm__wdep *d = h; d; d = d->next) {
             struct stm_watch *w = d->w;
             if (atomic_load_explicit(&w->dead, memory_order_acquire))
                 continue;
+            if (STM__UNLIKELY(k == SMALL))
+                goto general; /* (nothing noted yet) */
             struct stm__wmap *e = &x->ents.v[k];
             e->w = w;
             e->run = 0;
@@ -280,11 +277,18 @@ bool stm__watch_found(struct stm_tx *tx, uint32_t idx)
         }
         x->ents.n = x->next.n = k;
     } else {
+    general:
+        x->next.n = 0;
+        room(tx, x, list_length(var));
         collect_held(x, var, 1);
     }
+    struct stm__wmeta *meta = x->meta.v;
+    for (uint32_t i = 0; i < idx; i++) {
+        meta[i].head = NULL;
+        meta[i].round = 1;
+    }
     meta[idx].head = h;
-    x->found = idx + 1;
-    return true;
+    meta[idx].round = 1;
 }
 
 static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint32_t from,
@@ -294,17 +298,19 @@ static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint
         return;
     if (!STM__VEC_RESERVE(x->meta, to))
         stm__nomem(tx);
+    uint64_t bloom = 0;
     for (uint32_t i = from; i < to; i++) {
         stm_tvar *var = tx->ws[i].var;
         if (atomic_load_explicit(&var->watchers, memory_order_acquire) == NULL) {
             struct stm__wmeta *m = &x->meta.v[i];
             m->head = NULL; /* (collect() would say the same) */
             m->round = round;
-            x->roundbloom |= stm__bloom_bit(var);
+            bloom |= stm__bloom_bit(var);
         } else {
             collect(tx, x, i, round);
         }
     }
+    x->roundbloom |= bloom;
 }
 
 /* Watchers that ran in this commit run again in `round` if their run read
@@ -315,10 +321,10 @@ static inline void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t
     if (bloom == 0)
         return;
     for (uint32_t k = 0; k < x->runs.n; k++) {
-        const struct stm__wrun *r = &x->runs.v[k];
-        if (!(r->depbloom & bloom))
+        if (!(x->runs.v[k].depbloom & bloom))
             continue;
         room(tx, x, 1);
+        const struct stm__wrun *r = &x->runs.v[k]; /* (room() may move runs) */
         for (uint32_t i = 0; i < r->depn; i++) {
             stm_tvar *d = x->deps.v[r->dep0 + i];
             if (!(bloom & stm__bloom_bit(d)))
@@ -330,14 +336,6 @@ static inline void deps_pass(struct stm_tx *tx, struct stm__watchtx *x, uint32_t
             }
         }
     }
-}
-
-void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var)
-{
-    struct stm__watchtx *x = tx->wx;
-    if (!STM__VEC_RESERVE(x->deps, x->deps.n + 1))
-        stm__nomem(tx);
-    x->deps.v[x->deps.n++] = var;
 }
 
 void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx)
@@ -368,23 +366,26 @@ __attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, str
     tx->deadline = STM_NEVER;
     tx->wall_deadline = STM_NEVER;
     uint32_t rstart = tx->rn, d0 = x->deps.n;
+    x->depbloom = 0;
     tx->watch_dep = true;
     stm__count(&tx->st.watch_runs);
     intptr_t v = w->fn(tx, w->arg);
     tx->watch_dep = false;
     /* what fn read: the read-set entries it added (reads of TVars in the
-     * write set were noted as they happened), and their Bloom bits */
+     * write set were noted as they happened, with their Bloom bits), and
+     * their Bloom bits */
     uint32_t dn = x->deps.n, rn = tx->rn;
     if (!STM__VEC_RESERVE(x->deps, dn + (rn - rstart)))
         stm__nomem(tx);
     stm_tvar **dv = x->deps.v;
+    uint64_t depbloom = x->depbloom;
     const struct stm__rentry *rs = tx->rs;
-    for (uint32_t i = rstart; i < rn; i++)
-        dv[dn++] = rs[i].var;
+    for (uint32_t i = rstart; i < rn; i++) {
+        stm_tvar *var = rs[i].var;
+        dv[dn++] = var;
+        depbloom |= stm__bloom_bit(var);
+    }
     x->deps.n = dn;
-    uint64_t depbloom = 0;
-    for (uint32_t i = d0; i < dn; i++)
-        depbloom |= stm__bloom_bit(dv[i]);
     int64_t dl = tx->deadline;
     bool wall = false;
     if (tx->wall_deadline < STM_NEVER) {
@@ -409,20 +410,15 @@ __attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, str
     if (call && v != last && (w->flags & STM_WATCH_CHANGES_ONLY))
         stm_write(tx, &w->self, v);
     struct stm__wmap *e = &x->ents.v[ent];
-    if (e->run == 0) {
-        if (!STM__VEC_RESERVE(x->runs, x->runs.n + 1))
-            stm__nomem(tx);
-        e->run = ++x->runs.n;
-    }
+    if (e->run == 0)
+        e->run = ++x->runs.n; /* (room for it: see room_slow()) */
     struct stm__wrun *r = &x->runs.v[e->run - 1];
     r->w = w;
     r->deadline = dl;
     r->dep0 = d0;
     r->depn = dn - d0;
     r->depbloom = depbloom;
-    r->nd = NULL;
-    r->plan = RUN_SAME;
-    r->wall = wall;
+    r->wall = wall; /* (plan and nd: stm__watch_prepare()) */
 out:
     publish_cur(tx, NULL);
 }
@@ -449,34 +445,37 @@ void stm__watch_abandon(struct stm_tx *tx)
 
 static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
 {
-    uint32_t round = 1;
+    uint32_t round = 1, made = 0, held = tx->watch_held;
     tx->watch_round = round;
     tx->watch_mark = 0;
     x->saved_deadline = x->saved_wall = STM_NEVER;
-    x->metan = 0;
-    if (x->found == 0)
-        x->next.n = 0; /* else stm__watch_found() scheduled round 1's first */
-    /* deadline runs come first; what they write is collected with the
-     * body's writes, so their own callbacks' writes re-run them */
-    for (uint32_t i = 0; i < x->seeds.n; i++) {
-        room(tx, x, 1);
-        uint32_t ent = (uint32_t)(ent_get(x, x->seeds.v[i].w) - x->ents.v);
-        run_seeded(tx, x, ent, x->seeds.v[i].armed);
-    }
-    if (x->found == 0)
+    if (held) {
+        /* the commit found watchers while locking: see collect_found();
+         * nothing reads round 1's Bloom bits (no deadline runs) */
+        collect_found(tx, x, held - 1);
+        collect_range(tx, x, held, tx->wn, round);
+    } else {
+        x->next.n = 0;
+        /* deadline runs come first; what they write is collected with the
+         * body's writes, so their own callbacks' writes re-run them */
+        for (uint32_t i = 0; i < x->seeds.n; i++) {
+            room(tx, x, 1);
+            uint32_t ent = (uint32_t)(ent_get(x, x->seeds.v[i].w) - x->ents.v);
+            run_seeded(tx, x, ent, x->seeds.v[i].armed);
+        }
         x->roundbloom = 0;
-    collect_range(tx, x, x->found, tx->wn, round);
-    x->found = 0;
-    x->rewrites.n = 0;
-    if (x->runs.n)
-        deps_pass(tx, x, round); /* deadline runs' own writes */
-    x->metan = tx->wn;
-    uint32_t made = x->made.n; /* watchers made so far: first run now */
-    if (made) {
-        room(tx, x, made);
-        for (uint32_t i = 0; i < made; i++)
-            schedule(x, x->made.v[i], round);
+        collect_range(tx, x, 0, tx->wn, round);
+        x->rewrites.n = 0;
+        if (x->runs.n)
+            deps_pass(tx, x, round); /* deadline runs' own writes */
+        made = x->made.n;            /* watchers made so far: first run now */
+        if (made) {
+            room(tx, x, made);
+            for (uint32_t i = 0; i < made; i++)
+                schedule(x, x->made.v[i], round);
+        }
     }
+    x->metan = tx->wn;
     while (x->next.n) {
         if (round > STM_WATCH_ROUNDS) {
             tx->watch_round = 0;
@@ -517,13 +516,30 @@ uint64_t stm__watch_commit(struct stm_tx *tx)
     rounds(tx, x);
     stm__watch_prepare(tx, x);
     uint32_t data_n = x->data_n;
-    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->meta.v);
+    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->meta.v, x->apply);
     if (tx->wsidx_n > data_n)
         stm__ws_forget(tx); /* it knew the lock-only entries */
     tx->wn = data_n;
-    if (wv == 0 && x->slots) {
-        stm__timer_unreserve(x->slots);
-        x->slots = 0;
+    if (wv == 0) {
+        if (x->slots) {
+            stm__timer_unreserve(x->slots);
+            x->slots = 0;
+        }
+    } else if ((x->slots | x->retired.n | x->stopped.n) == 0) {
+        /* Nothing for stm__watch_finish() to do after the attempt but
+         * stm__watch_reset_inline(), of which this is what is left: there
+         * are no fresh arrays (stm__watch_apply() published them), `next`
+         * is empty and rounds() cleared watch_round and watch_dep.  (The
+         * caller sees tx->watch_work clear.) */
+        tx->watch_work = false;
+        x->made.n = x->seeds.n = 0;
+        x->runs.n = x->deps.n = 0;
+        x->cur.n = x->rewrites.n = 0;
+        if (x->indexed) {
+            memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
+            x->indexed = 0;
+        }
+        x->ents.n = 0;
     }
     return wv;
 }

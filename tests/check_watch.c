@@ -631,6 +631,108 @@ START_TEST(test_deps_repeated_reads)
 }
 END_TEST
 
+/* fn reads the first `n` (a TVar) of many TVars: more than the watcher
+ * phase sorts by insertion */
+enum { WIDE = 24 };
+struct wide {
+    stm_tvar *v[WIDE], *n, *out;
+};
+
+static intptr_t wide_fn(stm_tx *tx, void *arg)
+{
+    const struct wide *d = arg;
+    intptr_t sum = 0, n = stm_read(tx, d->n);
+    for (intptr_t i = n - 1; i >= 0; i--) /* (against address order, likely) */
+        sum += stm_read(tx, d->v[i]);
+    return sum;
+}
+
+static void wide_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    stm_write(tx, ((struct wide *)arg)->out, v);
+}
+
+/* A watcher that reads many TVars: registered on each, once; a run that
+ * reads the same set changes nothing, one that reads fewer or more moves
+ * its registrations. */
+START_TEST(test_deps_many_tvars)
+{
+    struct wide d;
+    for (int i = 0; i < WIDE; i++)
+        d.v[i] = tv(i);
+    d.n = tv(WIDE);
+    d.out = tv(-1);
+    stm_watch *w = watch(wide_fn, wide_cb, &d, 0);
+    ck_assert_int_eq(peek(d.out), WIDE * (WIDE - 1) / 2);
+    ck_assert_uint_eq(atomic_load(&w->ndeps), WIDE + 1);
+    uintptr_t self = atomic_load(&w->self.lock);
+    for (int k = 0; k < 3; k++) {
+        uint64_t r0 = watch_runs();
+        poke(d.v[k * 7], peek(d.v[k * 7]) + 100);
+        ck_assert_uint_eq(watch_runs(), r0 + 1);
+        ck_assert_int_eq(peek(d.out), WIDE * (WIDE - 1) / 2 + 100 * (k + 1));
+        ck_assert_msg(atomic_load(&w->self.lock) == self,
+                      "a run that read the same TVars rewrote the watcher");
+    }
+    poke(d.n, 3); /* fewer: v[3..] no longer read */
+    ck_assert_uint_eq(atomic_load(&w->ndeps), 4);
+    ck_assert_int_eq(peek(d.out), 100 + 1 + 2);
+    uint64_t r0 = watch_runs();
+    poke(d.v[WIDE - 1], 7);
+    ck_assert_uint_eq(watch_runs(), r0);
+    poke(d.n, WIDE); /* and more again */
+    ck_assert_uint_eq(atomic_load(&w->ndeps), WIDE + 1);
+    r0 = watch_runs();
+    poke(d.v[WIDE - 1], 8);
+    ck_assert_uint_eq(watch_runs(), r0 + 1);
+    intptr_t expect = 0;
+    for (int i = 0; i < WIDE; i++)
+        expect += peek(d.v[i]);
+    ck_assert_int_eq(peek(d.out), expect);
+}
+END_TEST
+
+/* Many watchers on one TVar (more than a commit notes without its index,
+ * some of them stopped): a write of it runs each live one once, in the
+ * commit's first watcher round and later ones alike. */
+enum { CROWD = 20 };
+START_TEST(test_many_watchers_one_tvar)
+{
+    stm_tvar *x = tv(1);
+    struct mirror m[CROWD];
+    for (int i = 0; i < CROWD; i++) {
+        mirror_init(&m[i], x, tv(0), 1, i);
+        mirror_start(&m[i], 0);
+    }
+    for (int k = 2; k <= 4; k++) { /* (the first commits make room) */
+        poke(x, k);
+        for (int i = 0; i < CROWD; i++) {
+            ck_assert_int_eq(m[i].fn_runs, k);
+            ck_assert_int_eq(peek(m[i].dst), k + i);
+        }
+    }
+    for (int i = 0; i < CROWD; i += 3) {
+        untrack(m[i].w);
+        unwatch(m[i].w);
+    }
+    poke(x, 10);
+    for (int i = 0; i < CROWD; i++) {
+        bool live = i % 3 != 0;
+        ck_assert_int_eq(m[i].fn_runs, live ? 5 : 4);
+        ck_assert_int_eq(peek(m[i].dst), live ? 10 + i : 4 + i);
+    }
+    /* and written by a callback (a later round) */
+    struct mirror feed;
+    stm_tvar *src = tv(0);
+    mirror_init(&feed, src, x, 1, 0);
+    mirror_start(&feed, 0);
+    poke(src, 20);
+    for (int i = 0; i < CROWD; i++)
+        if (i % 3 != 0)
+            ck_assert_int_eq(peek(m[i].dst), 20 + i);
+}
+END_TEST
+
 /* ==== 4. STM_WATCH_CHANGES_ONLY ========================================= */
 
 START_TEST(test_changes_only)
@@ -1502,6 +1604,8 @@ static Suite *watch_suite(void)
     tcase_add_test(tc, test_unread_tvar_runs_nothing);
     tcase_add_test(tc, test_deps_follow_last_run);
     tcase_add_test(tc, test_deps_repeated_reads);
+    tcase_add_test(tc, test_deps_many_tvars);
+    tcase_add_test(tc, test_many_watchers_one_tvar);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("changes");
