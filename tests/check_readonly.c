@@ -260,6 +260,7 @@ END_TEST
 static stm_tvar *op_x, *op_y;
 static pthread_barrier_t op_start;
 static atomic_int op_writers_left;
+static atomic_int op_readers_started; /* readers with a first commit */
 static atomic_long op_violations;
 static atomic_int op_bad_rc;
 
@@ -276,6 +277,9 @@ static void *op_writer(void *p)
     uint64_t rng = tu_seed((uint64_t)(uintptr_t)p);
     long n = TU_SCALE(100000, 5000);
     pthread_barrier_wait(&op_start);
+    /* write only once both readers have seen a first value, so that what
+     * they see must move */
+    ck_assert(tu_wait_atleast(&op_readers_started, 2, TU_HANDSHAKE_MS));
     for (long i = 0; i < n; i++) {
         intptr_t d = 1 + (intptr_t)tu_rand_below(&rng, 100);
         int rc = stm_atomically(op_write_body, &d);
@@ -310,13 +314,19 @@ static void *op_reader_main(void *p)
     long min = TU_SCALE(20000, 1000);
     uint64_t rng = tu_seed(77);
     pthread_barrier_wait(&op_start);
-    for (long i = 0; i < min || atomic_load(&op_writers_left) > 0; i++) {
+    for (long i = 0;; i++) {
+        /* the last read begins after the writers have finished */
+        bool last = i >= min && atomic_load(&op_writers_left) == 0;
         r->spin = tu_rand_below(&rng, 200);
         int rc = stm_atomically_ro(op_read_body, r);
         if (rc != 0)
             atomic_store(&op_bad_rc, rc);
-        if (r->commits++ == 0)
+        if (r->commits++ == 0) {
             r->first_x = r->last_x;
+            atomic_fetch_add(&op_readers_started, 1);
+        }
+        if (last)
+            break;
     }
     return NULL;
 }
@@ -328,6 +338,7 @@ START_TEST(test_opacity_two_writers)
     ck_assert_ptr_nonnull(op_x);
     ck_assert_ptr_nonnull(op_y);
     atomic_store(&op_writers_left, 2);
+    atomic_store(&op_readers_started, 0);
     ck_assert_int_eq(pthread_barrier_init(&op_start, NULL, 4), 0);
     struct op_reader rd[2] = {{0}, {0}};
     pthread_t w1 = tu_run_thread(op_writer, (void *)1);
@@ -343,9 +354,13 @@ START_TEST(test_opacity_two_writers)
     ck_assert_int_eq(bad_rc, 0);
     ck_assert_int_eq(violations, 0);
     ck_assert_int_eq(stm_tvar_peek(op_x) + stm_tvar_peek(op_y), 0);
-    /* the readers ran while the writers did: what they saw moved (x only
-     * ever grows) */
-    ck_assert(rd[0].first_x != rd[0].last_x || rd[1].first_x != rd[1].last_x);
+    /* the writers wrote after each reader's first commit, and each
+     * reader's last read came after the writers: what they saw moved (x
+     * only ever grows), and the last value is the final one */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_lt(rd[i].first_x, rd[i].last_x);
+        ck_assert_int_eq(rd[i].last_x, stm_tvar_peek(op_x));
+    }
     pthread_barrier_destroy(&op_start);
     stm_tvar_free(op_x);
     stm_tvar_free(op_y);
