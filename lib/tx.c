@@ -383,7 +383,7 @@ enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
  * finding a watcher on a written TVar hands the commit to the watcher
  * path (COMMIT_WATCH).
  *
- * Inlined into its two callers (commit_attempt and stm__commit_watch_mode),
+ * Inlined into its two callers (commit_attempt and commit_attempt_watch),
  * so that the common one does not pay for the other. */
 __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, bool watch,
                                                              uint32_t data_n,
@@ -469,14 +469,6 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
         unlock_ws(data_end, end);
     *stamp = wv;
     return COMMIT_DONE;
-}
-
-/* Returns the commit timestamp, or 0 if the commit failed. */
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta,
-                                bool apply)
-{
-    uint64_t wv;
-    return commit_core(tx, true, data_n, meta, apply, &wv) == COMMIT_DONE ? wv : 0;
 }
 
 /* The attempt is over, committed or not: leave the epoch. */
@@ -606,10 +598,17 @@ _Noreturn static void commit_failed(struct stm_tx *tx)
     stm__jump(tx, STM__JUMP_CONFLICT);
 }
 
-/* commit_attempt() with watchers: run them, commit in watch mode. */
+/* commit_attempt() with watchers: run them (watch_phase.c), commit in
+ * watch mode. */
 __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int r)
 {
-    uint64_t stamp = stm__watch_commit(tx);
+    struct stm__watchtx *x = stm__wx_get(tx);
+    stm__watch_phase(tx, x);
+    uint32_t data_n = x->data_n;
+    uint64_t stamp;
+    if (commit_core(tx, true, data_n, x->meta.v, x->apply, &stamp) != COMMIT_DONE)
+        stamp = 0;
+    stm__watch_committed(tx, x, data_n, stamp);
     if (STM__UNLIKELY(stamp == 0))
         commit_failed(tx);
     end_attempt(tx);
