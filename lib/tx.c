@@ -198,29 +198,40 @@ __attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar 
     }
 }
 
+/* read_special() with the write-set index, or when a watcher's fn read
+ * from the write set needs more room to note the dependency. */
+__attribute__((noinline)) static intptr_t read_special_more(struct stm_tx *tx, stm_tvar *var,
+                                                            const struct stm__wentry *w)
+{
+    if (w == NULL) {
+        w = ws_find(tx, var);
+        if (w == NULL)
+            return read_slow(tx, var);
+    }
+    if (STM__UNLIKELY(tx->watch_dep))
+        stm__watch_dep_ws(tx, var, stm__bloom_bit(var)); /* a watcher read it: a dependency */
+    return w->value;
+}
+
 /* Everything stm_read's fast path leaves out, tx being the running
- * transaction: a NULL TVar, read-after-write, a full read set. */
+ * transaction: a NULL TVar, read-after-write, a full read set.  (Every
+ * call in it is a tail call, so that the common ways through it save no
+ * registers.) */
 __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tvar *var)
 {
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
     const uint64_t bit = stm__bloom_bit(var);
     if (tx->wbloom & bit) {
-        struct stm__wentry *w = NULL;
-        if (STM__LIKELY(tx->wn <= WS_INDEX_AT)) {
-            for (struct stm__wentry *e = tx->ws + tx->wn; e-- > tx->ws;)
-                if (e->var == var) {
-                    w = e;
-                    break;
-                }
-        } else {
-            w = ws_find(tx, var);
-        }
-        if (w) {
-            if (STM__UNLIKELY(tx->watch_dep))
-                stm__watch_dep_ws(tx, var, bit); /* a watcher read it: a dependency */
-            return w->value;
-        }
+        if (STM__UNLIKELY(tx->wn > WS_INDEX_AT))
+            return read_special_more(tx, var, NULL);
+        for (const struct stm__wentry *e = tx->ws + tx->wn; e-- > tx->ws;)
+            if (e->var == var) {
+                /* a watcher read it: a dependency */
+                if (STM__UNLIKELY(tx->watch_dep) && !stm__watch_dep_ws_fast(tx, var, bit))
+                    return read_special_more(tx, var, e);
+                return e->value;
+            }
     }
     return read_slow(tx, var);
 }

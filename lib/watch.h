@@ -45,7 +45,7 @@ struct stm__watchtx {
     STM__VEC(struct stm_watch *) made;    /* stm_watch_new, in order */
     STM__VEC(struct stm_watch *) stopped; /* stm_unwatch */
     STM__VEC(struct stm__wseed) seeds;    /* deadline runs asked for */
-    STM__VEC(uint32_t) cur, next;         /* this round, the next: entries of ents */
+    STM__VEC(uint32_t) next;              /* the coming round: entries of ents */
     STM__VEC(struct stm__wrun) runs;
     STM__VEC(stm_tvar *) deps;
     STM__VEC(stm_tvar *) tmp;
@@ -230,6 +230,17 @@ static inline void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var, uint64_t 
     x->deps.v[x->deps.n++] = var;
     x->depbloom |= bit;
 }
+/* stm__watch_dep_ws() if it needs no more room (calls nothing); false if
+ * it does, having done nothing */
+static inline bool stm__watch_dep_ws_fast(struct stm_tx *tx, stm_tvar *var, uint64_t bit)
+{
+    struct stm__watchtx *x = tx->wx;
+    if (STM__UNLIKELY(x->deps.n == x->deps.cap))
+        return false;
+    x->deps.v[x->deps.n++] = var;
+    x->depbloom |= bit;
+    return true;
+}
 
 /* stm__watch_reset(), for the commit path (stm__watch_committed() has a
  * shorter copy for the commit that leaves nothing to finish) */
@@ -245,7 +256,7 @@ static inline void stm__watch_reset_inline(struct stm_tx *tx)
         stm__wx_free_fresh(x);
     x->made.n = x->stopped.n = x->seeds.n = 0;
     x->runs.n = x->deps.n = x->retired.n = 0;
-    x->cur.n = x->next.n = x->rewrites.n = 0;
+    x->next.n = x->rewrites.n = 0;
     if (x->indexed) {
         memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
         x->indexed = 0;
@@ -277,7 +288,7 @@ static inline void stm__watch_committed(struct stm_tx *tx, struct stm__watchtx *
         tx->watch_work = false;
         x->made.n = x->seeds.n = 0;
         x->runs.n = x->deps.n = 0;
-        x->cur.n = x->rewrites.n = 0;
+        x->rewrites.n = 0;
         if (x->indexed) {
             memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
             x->indexed = 0;

@@ -482,17 +482,17 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
             tx->abort_code = -ELOOP;
             stm__jump(tx, STM__JUMP_ABORT);
         }
-        /* swap: run `cur`, collect into `next` */
-        __typeof__(x->cur) t = x->cur;
-        x->cur = x->next;
-        x->next = t;
-        x->next.n = 0;
         uint32_t mark = tx->wn;
         tx->watch_mark = mark;
         tx->watch_round = round;
         x->rewrites.n = 0;
-        for (uint32_t i = 0; i < x->cur.n; i++)
-            run_one(tx, x, x->cur.v[i], false, 0);
+        /* `next` holds this round's runs until they are over: nothing
+         * schedules while fn and cb run (stm__wx_stop() only makes room,
+         * which may move next.v but keeps it), then the next round is
+         * collected into it */
+        for (uint32_t i = 0; i < x->next.n; i++)
+            run_one(tx, x, x->next.v[i], false, 0);
+        x->next.n = 0;
         round++;
         x->roundbloom = 0;
         collect_range(tx, x, mark, tx->wn, round);
