@@ -595,11 +595,6 @@ struct stm__wmeta {
     uint32_t round;         /* the round that this write triggers */
 };
 
-/* commit with watchers: run them (rounds), then commit in watch mode;
- * returns the commit time, or 0 if the commit failed validation.  A
- * commit that leaves stm__watch_finish() nothing to do finishes the
- * watcher work itself (tx->watch_work clear) */
-uint64_t stm__watch_commit(struct stm_tx *tx);
 /* called by commit in watch mode, all locks held and validated, if
  * the watcher phase said it has work */
 void stm__watch_apply(struct stm_tx *tx, uint64_t wv);
@@ -613,11 +608,6 @@ void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx); /* ws[idx] written again */
 void stm__watch_reclaim(struct stm_watch *w);             /* final free */
 void stm__watchtx_free(struct stm_tx *tx);
-/* the commit in watch mode (tx.c): ws[0, data_n) are writes, the rest
- * only locked so that watcher lists can change; `apply`: call
- * stm__watch_apply() */
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta,
-                                bool apply);
 bool stm__ws_has(struct stm_tx *tx, stm_tvar *var);      /* var is in the write set */
 int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var); /* its entry, or -1 */
 void stm__ws_forget(struct stm_tx *tx);                  /* entries were dropped */

@@ -198,29 +198,40 @@ __attribute__((noinline)) static intptr_t read_slow(struct stm_tx *tx, stm_tvar 
     }
 }
 
+/* read_special() with the write-set index, or when a watcher's fn read
+ * from the write set needs more room to note the dependency. */
+__attribute__((noinline)) static intptr_t read_special_more(struct stm_tx *tx, stm_tvar *var,
+                                                            const struct stm__wentry *w)
+{
+    if (w == NULL) {
+        w = ws_find(tx, var);
+        if (w == NULL)
+            return read_slow(tx, var);
+    }
+    if (STM__UNLIKELY(tx->watch_dep))
+        stm__watch_dep_ws(tx, var, stm__bloom_bit(var)); /* a watcher read it: a dependency */
+    return w->value;
+}
+
 /* Everything stm_read's fast path leaves out, tx being the running
- * transaction: a NULL TVar, read-after-write, a full read set. */
+ * transaction: a NULL TVar, read-after-write, a full read set.  (Every
+ * call in it is a tail call, so that the common ways through it save no
+ * registers.) */
 __attribute__((noinline)) static intptr_t read_special(struct stm_tx *tx, stm_tvar *var)
 {
     if (STM__UNLIKELY(var == NULL))
         stm__misuse("stm_read", "the TVar is NULL");
     const uint64_t bit = stm__bloom_bit(var);
     if (tx->wbloom & bit) {
-        struct stm__wentry *w = NULL;
-        if (STM__LIKELY(tx->wn <= WS_INDEX_AT)) {
-            for (struct stm__wentry *e = tx->ws + tx->wn; e-- > tx->ws;)
-                if (e->var == var) {
-                    w = e;
-                    break;
-                }
-        } else {
-            w = ws_find(tx, var);
-        }
-        if (w) {
-            if (STM__UNLIKELY(tx->watch_dep))
-                stm__watch_dep_ws(tx, var, bit); /* a watcher read it: a dependency */
-            return w->value;
-        }
+        if (STM__UNLIKELY(tx->wn > WS_INDEX_AT))
+            return read_special_more(tx, var, NULL);
+        for (const struct stm__wentry *e = tx->ws + tx->wn; e-- > tx->ws;)
+            if (e->var == var) {
+                /* a watcher read it: a dependency */
+                if (STM__UNLIKELY(tx->watch_dep) && !stm__watch_dep_ws_fast(tx, var, bit))
+                    return read_special_more(tx, var, e);
+                return e->value;
+            }
     }
     return read_slow(tx, var);
 }
@@ -383,7 +394,7 @@ enum { COMMIT_DONE, COMMIT_FAILED, COMMIT_WATCH };
  * finding a watcher on a written TVar hands the commit to the watcher
  * path (COMMIT_WATCH).
  *
- * Inlined into its two callers (commit_attempt and stm__commit_watch_mode),
+ * Inlined into its two callers (commit_attempt and commit_attempt_watch),
  * so that the common one does not pay for the other. */
 __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, bool watch,
                                                              uint32_t data_n,
@@ -469,14 +480,6 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
         unlock_ws(data_end, end);
     *stamp = wv;
     return COMMIT_DONE;
-}
-
-/* Returns the commit timestamp, or 0 if the commit failed. */
-uint64_t stm__commit_watch_mode(struct stm_tx *tx, uint32_t data_n, const struct stm__wmeta *meta,
-                                bool apply)
-{
-    uint64_t wv;
-    return commit_core(tx, true, data_n, meta, apply, &wv) == COMMIT_DONE ? wv : 0;
 }
 
 /* The attempt is over, committed or not: leave the epoch. */
@@ -606,10 +609,17 @@ _Noreturn static void commit_failed(struct stm_tx *tx)
     stm__jump(tx, STM__JUMP_CONFLICT);
 }
 
-/* commit_attempt() with watchers: run them, commit in watch mode. */
+/* commit_attempt() with watchers: run them (watch_phase.c), commit in
+ * watch mode. */
 __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int r)
 {
-    uint64_t stamp = stm__watch_commit(tx);
+    struct stm__watchtx *x = stm__wx_get(tx);
+    stm__watch_phase(tx, x);
+    uint32_t data_n = x->data_n;
+    uint64_t stamp;
+    if (commit_core(tx, true, data_n, x->meta.v, x->apply, &stamp) != COMMIT_DONE)
+        stamp = 0;
+    stm__watch_committed(tx, x, data_n, stamp);
     if (STM__UNLIKELY(stamp == 0))
         commit_failed(tx);
     end_attempt(tx);

@@ -74,7 +74,6 @@ void stm__watchtx_free(struct stm_tx *tx)
     free(x->meta.v);
     free(x->fresh.v);
     free(x->retired.v);
-    free(x->cur.v);
     free(x->next.v);
     free(x->rewrites.v);
     free(x->tmp.v);

@@ -28,82 +28,8 @@
 
 /* ---- preparation ------------------------------------------------------- */
 
-static int cmp_ptr(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t) * (stm_tvar *const *)a, y = (uintptr_t) * (stm_tvar *const *)b;
-    return (x > y) - (x < y);
-}
-
-/* Up to this many, sort_unique() sorts by insertion (and calls nothing). */
-#define SORT_INSERTION 16
-
-/* Sort and de-duplicate v[0, n); returns the new n. */
-static inline uint32_t sort_unique(stm_tvar **v, uint32_t n)
-{
-    if (n <= 2) {
-        if (n < 2)
-            return n;
-        stm_tvar *a = v[0], *b = v[1];
-        if (a == b)
-            return 1;
-        if ((uintptr_t)a > (uintptr_t)b) {
-            v[0] = b;
-            v[1] = a;
-        }
-        return 2;
-    }
-    uint32_t sorted = 1;
-    while (sorted < n && (uintptr_t)v[sorted - 1] < (uintptr_t)v[sorted])
-        sorted++;
-    if (sorted >= n)
-        return n; /* already sorted, no duplicates */
-    if (n <= SORT_INSERTION) {
-        for (uint32_t i = 1; i < n; i++)
-            for (uint32_t j = i; j > 0 && (uintptr_t)v[j] < (uintptr_t)v[j - 1]; j--) {
-                stm_tvar *t = v[j];
-                v[j] = v[j - 1];
-                v[j - 1] = t;
-            }
-    } else {
-        qsort(v, n, sizeof *v, cmp_ptr);
-    }
-    uint32_t k = 1;
-    for (uint32_t i = 1; i < n; i++)
-        if (v[i] != v[k - 1])
-            v[k++] = v[i];
-    return k;
-}
-
-/* Whether w is registered on exactly nv[0, n) (sorted), read
- * consistently with the version of w's TVar (a seqlock read: the
- * registrations change only under its lock). */
-__attribute__((always_inline)) static inline bool
-registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv, uint32_t n)
-{
-    for (unsigned spins = 0;; spins++) {
-        uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
-        if (!STM__LOCKED(l1)) {
-            struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
-            uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
-            bool same = on == n;
-            /* (acquire loads: the lock word below is read after them) */
-            if (same)
-                for (stm_tvar *const *v = nv, *const *end = nv + n; v < end; v++, d++)
-                    if (atomic_load_explicit(&d->var, memory_order_acquire) != *v) {
-                        same = false;
-                        break;
-                    }
-            if (atomic_load_explicit(&w->self.lock, memory_order_relaxed) == l1)
-                return same;
-        }
-        if (spins > 256)
-            stm__conflict(tx, &w->self); /* held by a commit that runs or stops w */
-        stm__cpu_relax();
-    }
-}
-
 /* Read the TVars w is registered on into x->tmp, consistently with the
- * version of w's TVar (as registered_same()). */
+ * version of w's TVar (as stm__registered_same()). */
 static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct stm_watch *w)
 {
     for (unsigned spins = 0;; spins++) {
@@ -258,20 +184,6 @@ __attribute__((noinline)) static void prepare_changes(struct stm_tx *tx, struct 
     }
 }
 
-/* The plan of run r (of a watcher not being stopped), its deps sorted
- * first: true if the commit changes the watcher (prepare_changes()). */
-__attribute__((always_inline)) static inline bool
-plan_run(struct stm_tx *tx, struct stm__watchtx *x, struct stm__wrun *r)
-{
-    struct stm_watch *w = r->w;
-    stm_tvar **nv = x->deps.v + r->dep0;
-    r->depn = sort_unique(nv, r->depn);
-    bool fresh = w->flags & STM__WATCH_FRESH;
-    r->plan = (fresh ? r->depn == 0 : registered_same(tx, w, nv, r->depn)) ? RUN_SAME : RUN_CHANGE;
-    return r->plan == RUN_CHANGE || r->deadline < STM_NEVER || fresh ||
-           atomic_load_explicit(&w->armed, memory_order_relaxed);
-}
-
 /* The end of stm__watch_prepare(): whether the commit changes watchers. */
 static inline void prepared(struct stm_tx *tx, struct stm__watchtx *x, bool changes)
 {
@@ -283,10 +195,7 @@ static inline void prepared(struct stm_tx *tx, struct stm__watchtx *x, bool chan
     x->data_n = tx->wn; /* (no new entries: meta is filled in for all) */
 }
 
-/* stm__watch_prepare() from run k on, for anything its loop leaves out;
- * `changes`: a run before k changes its watcher. */
-__attribute__((noinline)) static void prepare_from(struct stm_tx *tx, struct stm__watchtx *x,
-                                                   uint32_t k, bool changes)
+void stm__watch_prepare_from(struct stm_tx *tx, struct stm__watchtx *x, uint32_t k, bool changes)
 {
     for (; k < x->runs.n; k++) {
         struct stm__wrun *r = &x->runs.v[k];
@@ -294,29 +203,7 @@ __attribute__((noinline)) static void prepare_from(struct stm_tx *tx, struct stm
             r->plan = RUN_SKIP;
             continue;
         }
-        changes |= plan_run(tx, x, r);
-    }
-    prepared(tx, x, changes);
-}
-
-void stm__watch_prepare(struct stm_tx *tx, struct stm__watchtx *x)
-{
-    /* First the plans.  Commonly nothing is stopped, each fn read a few
-     * TVars, and every run keeps its registrations and has no timer:
-     * nothing to write, lock or apply.  This loop then calls nothing;
-     * prepare_from() does the rest. */
-    if (STM__UNLIKELY(x->stopped.n)) {
-        prepare_from(tx, x, 0, true); /* (a stop changes its watcher) */
-        return;
-    }
-    bool changes = false;
-    for (uint32_t k = 0; k < x->runs.n; k++) {
-        struct stm__wrun *r = &x->runs.v[k];
-        if (STM__UNLIKELY(r->depn > SORT_INSERTION)) {
-            prepare_from(tx, x, k, changes);
-            return;
-        }
-        changes |= plan_run(tx, x, r);
+        changes |= stm__plan_run(tx, x, r);
     }
     prepared(tx, x, changes);
 }

@@ -482,17 +482,17 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
             tx->abort_code = -ELOOP;
             stm__jump(tx, STM__JUMP_ABORT);
         }
-        /* swap: run `cur`, collect into `next` */
-        __typeof__(x->cur) t = x->cur;
-        x->cur = x->next;
-        x->next = t;
-        x->next.n = 0;
         uint32_t mark = tx->wn;
         tx->watch_mark = mark;
         tx->watch_round = round;
         x->rewrites.n = 0;
-        for (uint32_t i = 0; i < x->cur.n; i++)
-            run_one(tx, x, x->cur.v[i], false, 0);
+        /* `next` holds this round's runs until they are over: nothing
+         * schedules while fn and cb run (stm__wx_stop() only makes room,
+         * which may move next.v but keeps it), then the next round is
+         * collected into it */
+        for (uint32_t i = 0; i < x->next.n; i++)
+            run_one(tx, x, x->next.v[i], false, 0);
+        x->next.n = 0;
         round++;
         x->roundbloom = 0;
         collect_range(tx, x, mark, tx->wn, round);
@@ -510,36 +510,8 @@ static void rounds(struct stm_tx *tx, struct stm__watchtx *x)
     tx->watch_round = 0;
 }
 
-uint64_t stm__watch_commit(struct stm_tx *tx)
+void stm__watch_phase(struct stm_tx *tx, struct stm__watchtx *x)
 {
-    struct stm__watchtx *x = stm__wx_get(tx);
     rounds(tx, x);
     stm__watch_prepare(tx, x);
-    uint32_t data_n = x->data_n;
-    uint64_t wv = stm__commit_watch_mode(tx, data_n, x->meta.v, x->apply);
-    if (tx->wsidx_n > data_n)
-        stm__ws_forget(tx); /* it knew the lock-only entries */
-    tx->wn = data_n;
-    if (wv == 0) {
-        if (x->slots) {
-            stm__timer_unreserve(x->slots);
-            x->slots = 0;
-        }
-    } else if ((x->slots | x->retired.n | x->stopped.n) == 0) {
-        /* Nothing for stm__watch_finish() to do after the attempt but
-         * stm__watch_reset_inline(), of which this is what is left: there
-         * are no fresh arrays (stm__watch_apply() published them), `next`
-         * is empty and rounds() cleared watch_round and watch_dep.  (The
-         * caller sees tx->watch_work clear.) */
-        tx->watch_work = false;
-        x->made.n = x->seeds.n = 0;
-        x->runs.n = x->deps.n = 0;
-        x->cur.n = x->rewrites.n = 0;
-        if (x->indexed) {
-            memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
-            x->indexed = 0;
-        }
-        x->ents.n = 0;
-    }
-    return wv;
 }
