@@ -733,6 +733,55 @@ START_TEST(test_many_watchers_one_tvar)
 }
 END_TEST
 
+/* A body with a write set large enough to be indexed (over 32 entries)
+ * triggers a watcher whose fn reads TVars of that write set: it sees the
+ * values written, and they stay its dependencies. */
+struct bigws {
+    stm_tvar *t[40], *x, *out;
+};
+
+static intptr_t bigws_fn(stm_tx *tx, void *arg)
+{
+    struct bigws *b = arg;
+    return stm_read(tx, b->x) + stm_read(tx, b->t[17]);
+}
+
+static void bigws_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    stm_write(tx, ((struct bigws *)arg)->out, v);
+}
+
+static int bigws_body(stm_tx *tx, void *arg)
+{
+    struct bigws *b = arg;
+    for (int i = 0; i < 40; i++)
+        stm_write(tx, b->t[i], 100 + i);
+    stm_write(tx, b->x, 5);
+    return 0;
+}
+
+START_TEST(test_deps_from_big_write_set)
+{
+    struct bigws b;
+    for (int i = 0; i < 40; i++)
+        b.t[i] = tv(0);
+    b.x = tv(1);
+    b.out = tv(-1);
+    watch(bigws_fn, bigws_cb, &b, 0);
+    ck_assert_int_eq(peek(b.out), 1);
+    uint64_t r0 = watch_runs();
+    ck_assert_int_eq(stm_atomically(bigws_body, &b), 0);
+    ck_assert_uint_eq(watch_runs(), r0 + 1);
+    ck_assert_int_eq(peek(b.out), 5 + 117); /* the values the body wrote */
+    poke(b.x, 6);                           /* still a dependency */
+    ck_assert_int_eq(peek(b.out), 6 + 117);
+    poke(b.t[17], 0);
+    ck_assert_int_eq(peek(b.out), 6);
+    poke(b.t[16], 0); /* never read */
+    ck_assert_uint_eq(watch_runs(), r0 + 3);
+}
+END_TEST
+
 /* ==== 4. STM_WATCH_CHANGES_ONLY ========================================= */
 
 START_TEST(test_changes_only)
@@ -1604,6 +1653,7 @@ static Suite *watch_suite(void)
     tcase_add_test(tc, test_unread_tvar_runs_nothing);
     tcase_add_test(tc, test_deps_follow_last_run);
     tcase_add_test(tc, test_deps_repeated_reads);
+    tcase_add_test(tc, test_deps_from_big_write_set);
     tcase_add_test(tc, test_deps_many_tvars);
     tcase_add_test(tc, test_many_watchers_one_tvar);
     suite_add_tcase(s, tc);
