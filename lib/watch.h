@@ -220,16 +220,6 @@ void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w);
 
 void stm__wx_free_fresh(struct stm__watchtx *x); /* and empty x->fresh */
 
-/* A watcher's fn read var (Bloom bit `bit`) from the write set (tx.c): a
- * dependency. */
-static inline void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var, uint64_t bit)
-{
-    struct stm__watchtx *x = tx->wx;
-    if (!STM__VEC_RESERVE(x->deps, x->deps.n + 1))
-        stm__nomem(tx);
-    x->deps.v[x->deps.n++] = var;
-    x->depbloom |= bit;
-}
 /* stm__watch_dep_ws() if it needs no more room (calls nothing); false if
  * it does, having done nothing */
 static inline bool stm__watch_dep_ws_fast(struct stm_tx *tx, stm_tvar *var, uint64_t bit)
@@ -241,9 +231,33 @@ static inline bool stm__watch_dep_ws_fast(struct stm_tx *tx, stm_tvar *var, uint
     x->depbloom |= bit;
     return true;
 }
+/* A watcher's fn read var (Bloom bit `bit`) from the write set (tx.c): a
+ * dependency. */
+static inline void stm__watch_dep_ws(struct stm_tx *tx, stm_tvar *var, uint64_t bit)
+{
+    if (!stm__watch_dep_ws_fast(tx, var, bit)) {
+        if (!STM__VEC_RESERVE(tx->wx->deps, tx->wx->deps.n + 1))
+            stm__nomem(tx);
+        stm__watch_dep_ws_fast(tx, var, bit);
+    }
+}
 
-/* stm__watch_reset(), for the commit path (stm__watch_committed() has a
- * shorter copy for the commit that leaves nothing to finish) */
+/* Empty what every watcher commit fills: the runs and their watcher map
+ * (what else stm__watch_reset_inline() clears, such a commit may leave
+ * empty: see stm__watch_committed()). */
+static inline void stm__wx_clear_runs(struct stm__watchtx *x)
+{
+    x->made.n = x->seeds.n = 0;
+    x->runs.n = x->deps.n = 0;
+    x->rewrites.n = 0;
+    if (x->indexed) {
+        memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
+        x->indexed = 0;
+    }
+    x->ents.n = 0;
+}
+
+/* stm__watch_reset(), for the commit path */
 static inline void stm__watch_reset_inline(struct stm_tx *tx)
 {
     struct stm__watchtx *x = tx->wx;
@@ -254,14 +268,8 @@ static inline void stm__watch_reset_inline(struct stm_tx *tx)
         return;
     if (STM__UNLIKELY(x->fresh.n))
         stm__wx_free_fresh(x);
-    x->made.n = x->stopped.n = x->seeds.n = 0;
-    x->runs.n = x->deps.n = x->retired.n = 0;
-    x->next.n = x->rewrites.n = 0;
-    if (x->indexed) {
-        memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
-        x->indexed = 0;
-    }
-    x->ents.n = 0;
+    stm__wx_clear_runs(x);
+    x->stopped.n = x->retired.n = x->next.n = 0;
     x->slots = 0;
 }
 
@@ -286,14 +294,7 @@ static inline void stm__watch_committed(struct stm_tx *tx, struct stm__watchtx *
          * is empty and rounds() cleared watch_round and watch_dep.  (The
          * caller sees tx->watch_work clear.) */
         tx->watch_work = false;
-        x->made.n = x->seeds.n = 0;
-        x->runs.n = x->deps.n = 0;
-        x->rewrites.n = 0;
-        if (x->indexed) {
-            memset(x->map, 0, (size_t)x->mapcap * sizeof *x->map);
-            x->indexed = 0;
-        }
-        x->ents.n = 0;
+        stm__wx_clear_runs(x);
     }
 }
 
