@@ -10,7 +10,8 @@
  * CONVENTIONS
  *
  * - Names: everything public starts with stm_ or STM_.  Handles are opaque
- *   (stm_tvar, stm_tx).
+ *   (stm_tx, stm_watch); stm_tvar is a complete type with private fields,
+ *   so that TVars can live inside the program's structs.
  * - Errors: a function that can fail returns int: 0 (or a non-negative
  *   value) on success, a negative errno value on failure (-ENOMEM,
  *   -EINVAL, ...).  stm_strerror() names them.  Destructors accept NULL.
