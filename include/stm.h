@@ -128,8 +128,8 @@ typedef struct stm_tvar {
 } stm_tvar;
 #else
 typedef struct stm_tvar {
-    uintptr_t stm__private_lock;
-    intptr_t stm__private_value;
+    uintptr_t stm_private_lock; /* (no double underscore: C++ reserves it) */
+    intptr_t stm_private_value;
 } stm_tvar;
 #endif
 
