@@ -22,7 +22,10 @@
  *   run-time condition.  The library prints one line naming the function
  *   and the mistake to stderr ("libstm: stm_read: the TVar is NULL") and
  *   calls abort().  The exceptions are the functions that return int and
- *   say so (stm_tvar_set_name, stm_tvar_poke): they return -EINVAL.
+ *   say so (stm_tvar_set_name, stm_tvar_poke): they return -EINVAL.  The
+ *   function named is the one the program called (stm_elapsed() names
+ *   stm_elapsed, not stm_tx_now); the inline stm_read_ptr() and
+ *   stm_write_ptr() report as stm_read() and stm_write().
  * - Out of memory inside a transaction: any call that takes an stm_tx may
  *   need memory for the transaction's logs.  If it cannot be had, the call
  *   does not return: the attempt is discarded and stm_atomically() returns
