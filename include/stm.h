@@ -176,10 +176,22 @@ STM_API intptr_t stm_tvar_peek(stm_tvar *var) STM_NONNULL(1);
 /**
  * stm_tvar_poke - write `value` to `var` in a transaction of its own.
  *
- * Wakes the transactions waiting in stm_retry() on `var`.  Returns 0,
- * -EINVAL if `var` is NULL, or -ENOMEM (nothing was written).  Inside a
- * transaction it is a plain stm_write() in that transaction: it returns 0
- * and takes effect only if the enclosing transaction commits.
+ * Wakes the transactions waiting in stm_retry() on `var` and runs the
+ * watchers that read it, in the commit.  Returns 0 when the write
+ * committed, else a negative value and nothing was written:
+ *   -EINVAL     `var` is NULL;
+ *   -ENOMEM     out of memory;
+ *   -ELOOP      the watcher cascade did not settle (STM_WATCH_ROUNDS);
+ *   -ECANCELED  a watcher vetoed the commit with stm_abort(), whatever the
+ *               code it gave (a veto coded -ENOMEM or -ELOOP returns that
+ *               code instead).  The code itself is not returned: a program
+ *               that needs it writes the TVar in its own stm_atomically(),
+ *               which returns it.
+ * So `if (rc < 0)` catches every failure; no positive value is returned.
+ * Inside a transaction it is a plain stm_write() in that transaction: it
+ * returns 0 and takes effect only if the enclosing transaction commits.
+ * Any thread.  Costs one transaction with one write (and the watchers it
+ * triggers).
  */
 STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value);
 

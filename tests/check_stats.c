@@ -383,14 +383,16 @@ END_TEST
 
 START_TEST(test_strerror)
 {
-    int errs[] = {-ENOMEM, -EDEADLK, -ETIMEDOUT, -EINVAL, 0, -123456};
-    const char *s[6];
-    for (int i = 0; i < 6; i++) {
+    int errs[] = {-ENOMEM, -EDEADLK, -ETIMEDOUT, -EINVAL, 0,
+                  -123456, -ELOOP,   -EMFILE,    -EAGAIN, -ECANCELED};
+    enum { N = sizeof errs / sizeof errs[0] };
+    const char *s[N];
+    for (int i = 0; i < N; i++) {
         s[i] = stm_strerror(errs[i]);
         ck_assert_ptr_nonnull(s[i]);
         ck_assert_uint_gt(strlen(s[i]), 0);
     }
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < N; i++)
         for (int j = 0; j < i; j++)
             ck_assert_msg(strcmp(s[i], s[j]) != 0, "stm_strerror(%d) == stm_strerror(%d): %s",
                           errs[i], errs[j], s[i]);
