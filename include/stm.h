@@ -857,7 +857,8 @@ STM_API bool stm_clock_is_virtual(void);
  * STATISTICS, DIAGNOSTICS, SHUTDOWN
  * ====================================================================== */
 
-/** Counters summed over all threads, since start-up or stm_shutdown(). */
+/** Counters summed over all threads, since start-up or stm_shutdown()
+ * (which resets the counts of every thread, also of threads still alive). */
 struct stm_stats {
     uint64_t commits;          /* transactions committed (read-only included) */
     uint64_t aborts;           /* attempts discarded, all reasons (also a
@@ -898,7 +899,9 @@ STM_API const char *stm_strerror(int err);
  * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
- * (misuse).  The library may be used again afterwards (it starts afresh).
+ * (misuse).  The library may be used again afterwards (it starts afresh:
+ * stm_stats_get() counts from zero, for threads alive across the call
+ * too).
  *
  * Watchers, like TVars, are the program's: stop them with stm_unwatch()
  * first.  One still active keeps running inside the commits that write

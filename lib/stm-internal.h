@@ -379,6 +379,9 @@ struct stm_tx {
 
     struct stm__waiter *waiter;
     struct stm__counters st;
+    /* st as stm_shutdown() found it: counts are reported from there on
+     * (written and read under stm__reg_lock, by other threads) */
+    struct stm_stats st_base;
     struct stm_tx *reg_next, *reg_prev; /* registry, under stm__reg_lock */
 };
 
