@@ -669,6 +669,8 @@ STM_API void stm_unwatch(stm_tx *tx, stm_watch *w);
  * non-blocking, owned by the library: do not close it) that is readable
  * while callbacks are queued; several commits make it readable once.
  * Poll it, then call stm_dispatch().  Calling it again returns the same
+ * descriptor.  Any thread, also several at once: one stops the library
+ * thread, the others wait until it has stopped, and all return the same
  * descriptor.  Returns -errno if no descriptor can be had, -ENOSYS where
  * there is no eventfd.  Do not call it from a deferred callback.
  */
@@ -679,9 +681,14 @@ STM_API int stm_dispatch_fd(void);
  * in commit order, until the queue is empty; returns how many ran.
  *
  * Callbacks queued while it runs are run too.  Must not be called inside a
- * transaction (misuse).  With the library thread still running (no
- * stm_dispatch_fd()), both take callbacks from the one queue, so they no
- * longer run one at a time.
+ * transaction (misuse).  Callbacks still run one at a time, in commit
+ * order, when several threads call it at once, or one calls it while the
+ * library thread still runs (no stm_dispatch_fd()): the runners take turns
+ * per callback, a caller waiting while another's callback runs.  On
+ * return the queue was empty and no callback was running.  Called from a
+ * deferred callback it returns 0 at once (the callbacks behind that one
+ * run after it returns); a callback must not wait for a thread that calls
+ * stm_dispatch() (deadlock).  O(1) per callback besides the callbacks.
  */
 STM_API int stm_dispatch(void);
 
