@@ -530,7 +530,10 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
  * Nothing happens unless the transaction commits.  After the commit the
  * block is freed as soon as no running transaction can still be reading
  * it (epoch-based reclamation: typically within the next few hundred
- * commits on this thread).  NULL is a harmless no-op.
+ * commits on this thread).  A transaction that runs long holds back the
+ * blocks freed after it began, until it ends; they are then freed within
+ * the next few hundred commits of the freeing thread too.  NULL is a
+ * harmless no-op.  O(1) amortised, however many blocks are held back.
  */
 STM_API void stm_free(stm_tx *tx, void *ptr);
 

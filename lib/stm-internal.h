@@ -373,6 +373,7 @@ struct stm_tx {
     STM__VEC(void *) allocs;
     STM__VEC(struct stm__freed) frees; /* this attempt's stm_free()s */
     STM__VEC(struct stm__freed) limbo; /* committed, awaiting grace */
+    uint32_t limbo_head;               /* limbo.v[0, limbo_head) freed already */
     uint32_t limbo_next;               /* try to reclaim at this size */
     uint32_t limbo_age;                /* commits since, while limbo is non-empty */
     STM__VEC(struct stm__waitnode) nodes;
