@@ -680,6 +680,8 @@ START_TEST(test_dispatch_from_callback)
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(log_ids[i], i + 1);
     /* on the library thread too */
+    stm_tvar_free(x);
+    stm_tvar_free(y);
     stm_shutdown();
     make_vars();
     atomic_store(&nested_rc, -1);
@@ -689,6 +691,9 @@ START_TEST(test_dispatch_from_callback)
     ck_assert_int_eq(atomic_load(&ran), 5);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(log_ids[i], i + 1);
+    stm_tvar_free(x);
+    stm_tvar_free(y);
+    stm_shutdown();
 }
 END_TEST
 

@@ -391,7 +391,7 @@ static void do_or_else(stm_tx *tx)
 {
     (void)stm_or_else(tx, dummy_fn, dummy_fn, NULL);
 }
-static void do_or_else_null(stm_tx *tx)
+NO_NONNULL_CHECK static void do_or_else_null(stm_tx *tx)
 {
     (void)stm_or_else(tx, dummy_fn, (stm_fn *)null_body, NULL);
 }
