@@ -691,7 +691,9 @@ STM_API int stm_dispatch_fd(void);
  * return the queue was empty and no callback was running.  Called from a
  * deferred callback it returns 0 at once (the callbacks behind that one
  * run after it returns); a callback must not wait for a thread that calls
- * stm_dispatch() (deadlock).  O(1) per callback besides the callbacks.
+ * stm_dispatch() (deadlock).  It is a cancellation point only inside the
+ * callbacks it runs: a thread cancelled in one leaves the rest queued for
+ * the next caller.  O(1) per callback besides the callbacks.
  */
 STM_API int stm_dispatch(void);
 

@@ -84,19 +84,53 @@ static struct stm__deferred *pop_locked(void)
     return d;
 }
 
+/* Give the baton back; q_lock held. */
+static void release_locked(void)
+{
+    q_busy = false;
+    pthread_cond_broadcast(&q_idle);
+    pthread_cond_signal(&q_cond); /* the library thread may wait for the baton */
+}
+
+/* A callback's thread was cancelled inside it (the callback's code may
+ * have cancellation points): give the baton back, or every dispatcher
+ * would wait for it for good. */
+static void callback_cancelled(void *d)
+{
+    in_callback = false;
+    free(d);
+    pthread_mutex_lock(&q_lock);
+    release_locked();
+    pthread_mutex_unlock(&q_lock);
+}
+
 /* Run d, holding the baton (taken by the caller); q_lock held, and held
  * again on return. */
 static void run_locked(struct stm__deferred *d)
 {
     pthread_mutex_unlock(&q_lock);
     in_callback = true;
+    pthread_cleanup_push(callback_cancelled, d);
     d->fn(d->arg);
+    pthread_cleanup_pop(0);
     in_callback = false;
     free(d);
     pthread_mutex_lock(&q_lock);
-    q_busy = false;
-    pthread_cond_broadcast(&q_idle);
-    pthread_cond_signal(&q_cond); /* the library thread may wait for the baton */
+    release_locked();
+}
+
+/* The library's own waits below are not cancellation points: a thread
+ * cancelled there would leave q_lock or q_joining taken. */
+static int cancel_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+static void cancel_restore(int old)
+{
+    int unused;
+    pthread_setcancelstate(old, &unused);
 }
 
 static void *dispatcher_main(void *unused)
@@ -168,6 +202,7 @@ void stm__defers_queue(struct stm_tx *tx)
  * wait for it. */
 static void stop_thread_locked(void)
 {
+    int cs = cancel_off();
     while (q_thread_on) {
         if (q_joining) {
             pthread_cond_wait(&q_idle, &q_lock);
@@ -185,6 +220,7 @@ static void stop_thread_locked(void)
         q_joining = false;
         pthread_cond_broadcast(&q_idle);
     }
+    cancel_restore(cs);
 }
 
 STM_API int stm_dispatch_fd(void)
@@ -221,8 +257,12 @@ STM_API int stm_dispatch(void)
     int ran = 0;
     pthread_mutex_lock(&q_lock);
     for (;;) {
-        while (q_busy)
-            pthread_cond_wait(&q_idle, &q_lock);
+        if (q_busy) {
+            int cs = cancel_off();
+            while (q_busy)
+                pthread_cond_wait(&q_idle, &q_lock);
+            cancel_restore(cs);
+        }
         struct stm__deferred *d = pop_locked();
         if (d == NULL) {
             fd_drain_locked();

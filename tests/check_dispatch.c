@@ -697,6 +697,70 @@ START_TEST(test_dispatch_from_callback)
 }
 END_TEST
 
+/* A thread cancelled inside a callback it runs in stm_dispatch() (the
+ * callback blocks in read(), a cancellation point) does not leave the
+ * other dispatchers waiting for it: the callbacks behind it still run. */
+static atomic_int blocking_in, second_done, second_rc;
+static int block_pipe[2];
+
+static void cb_block_cancellable(void *arg)
+{
+    rec(arg);
+    atomic_store(&blocking_in, 1);
+    char c;
+    ssize_t r = read(block_pipe[0], &c, 1); /* cancelled here */
+    (void)r;
+}
+
+static int body_defer_blocking(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    stm_write(tx, x, 1);
+    stm_defer(tx, cb_block_cancellable, (void *)(intptr_t)1);
+    stm_defer(tx, rec, (void *)(intptr_t)2);
+    stm_defer(tx, rec, (void *)(intptr_t)3);
+    return 0;
+}
+
+static void *dispatch_once(void *arg)
+{
+    atomic_int *done = arg;
+    int rc = stm_dispatch();
+    if (done) {
+        atomic_store(&second_rc, rc);
+        atomic_store(done, 1);
+    }
+    return NULL;
+}
+
+START_TEST(test_cancel_in_callback)
+{
+    make_vars();
+    atomic_store(&blocking_in, 0);
+    atomic_store(&second_done, 0);
+    ck_assert_int_eq(pipe(block_pipe), 0);
+    ck_assert_int_ge(stm_dispatch_fd(), 0);
+    ck_assert_int_eq(stm_atomically(body_defer_blocking, NULL), 0);
+    pthread_t t = tu_run_thread(dispatch_once, NULL);
+    ck_assert(tu_wait_atleast(&blocking_in, 1, TU_HANDSHAKE_MS));
+    ck_assert_int_eq(pthread_cancel(t), 0);
+    ck_assert_ptr_eq(tu_join(t), PTHREAD_CANCELED);
+    pthread_t t2 = tu_run_thread(dispatch_once, &second_done);
+    ck_assert_msg(tu_wait_atleast(&second_done, 1, TU_HANDSHAKE_MS),
+                  "stm_dispatch() hangs after a dispatching thread was cancelled in a callback");
+    tu_join(t2);
+    ck_assert_int_eq(atomic_load(&second_rc), 2);
+    ck_assert_int_eq(atomic_load(&ran), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(log_ids[i], i + 1);
+    close(block_pipe[0]);
+    close(block_pipe[1]);
+    stm_tvar_free(x);
+    stm_tvar_free(y);
+    stm_shutdown();
+}
+END_TEST
+
 /* Many threads call stm_dispatch_fd() at once while the library thread
  * runs a callback: every one returns the same descriptor, none hangs, and
  * none returns before the library thread has stopped (after that
@@ -858,6 +922,7 @@ static Suite *dispatch_suite(void)
     tcase_add_test(tc, test_loop_and_library_thread_one_at_a_time);
     tcase_add_test(tc, test_dispatch_from_callback);
     tcase_add_test(tc, test_dispatch_fd_race);
+    tcase_add_test(tc, test_cancel_in_callback);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("misuse");
