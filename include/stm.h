@@ -182,12 +182,14 @@ STM_API intptr_t stm_tvar_peek(stm_tvar *var) STM_NONNULL(1);
  *   -EINVAL     `var` is NULL;
  *   -ENOMEM     out of memory;
  *   -ELOOP      the watcher cascade did not settle (STM_WATCH_ROUNDS);
- *   -ECANCELED  a watcher vetoed the commit with stm_abort(), whatever the
- *               code it gave (a veto coded -ENOMEM or -ELOOP returns that
- *               code instead).  The code itself is not returned: a program
- *               that needs it writes the TVar in its own stm_atomically(),
- *               which returns it.
- * So `if (rc < 0)` catches every failure; no positive value is returned.
+ *   -ECANCELED  a watcher vetoed the commit with stm_abort(tx, code) and
+ *               `code` was 0, positive or INT_MIN;
+ *   code        a watcher vetoed it with a negative `code` (an errno value
+ *               of its choosing), returned as it is;
+ * as stm_atomically_watch() reports vetoes.  So `if (rc < 0)` catches
+ * every failure; no positive value is returned.  A program that needs a
+ * positive veto code writes the TVar in its own stm_atomically(), which
+ * returns it.
  * Inside a transaction it is a plain stm_write() in that transaction: it
  * returns 0 and takes effect only if the enclosing transaction commits.
  * Any thread.  Costs one transaction with one write (and the watchers it

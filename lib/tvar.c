@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,9 +170,11 @@ STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value)
     if (p.committed)
         return 0;
     /* Not written: out of memory, a watcher cascade that did not settle,
-     * or a watcher's veto, whatever its code (which may be 0 or positive,
-     * and must not pass for success). */
-    return r == -ENOMEM || r == -ELOOP ? r : -ECANCELED;
+     * or a watcher's veto.  A veto's code is the watcher's choice: a
+     * negative one (an errno value) is returned as it is, any other (0 or
+     * positive, which would pass for success, or INT_MIN) as -ECANCELED,
+     * as stm_atomically_watch() reports them. */
+    return r < 0 && r != INT_MIN ? r : -ECANCELED;
 }
 
 /* Top named TVars by conflicts, for the STM_STATS report. */
