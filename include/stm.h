@@ -535,7 +535,8 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
  * commits on this thread).  A transaction that runs long holds back the
  * blocks freed after it began, until it ends; they are then freed within
  * the next few hundred commits of the freeing thread too.  NULL is a
- * harmless no-op.  O(1) amortised, however many blocks are held back.
+ * harmless no-op.  O(1) amortised per block, however many are held back
+ * (a reclamation pass, one per 128 frees, also looks at every thread).
  */
 STM_API void stm_free(stm_tx *tx, void *ptr);
 
