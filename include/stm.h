@@ -830,7 +830,9 @@ STM_API void stm_clock_advance(int64_t ns);
  *
  * Waits still pending are re-based: one that was d ns ahead of the virtual
  * now becomes d ns ahead of the real now.  (Deadlines that bodies keep in
- * their own TVars are plain numbers and are not changed.)  Returns 0;
+ * their own TVars are plain numbers and are not changed.)  Re-basing a
+ * wait loses none of its wake-ups: a commit to a TVar it waits on, even
+ * one made just before the switch, still wakes it at once.  Returns 0;
  * a no-op when the virtual clock is off.
  */
 STM_API int stm_clock_real(void);

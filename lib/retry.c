@@ -73,12 +73,17 @@ int stm__retry_register(struct stm_tx *tx)
         pthread_mutex_unlock(&stripes[n->stripe].m);
     }
     /* A commit since the reads?  Then run again instead of sleeping. */
+    return stm__retry_changed(tx) ? 0 : 1;
+}
+
+bool stm__retry_changed(struct stm_tx *tx)
+{
     for (uint32_t i = 0; i < tx->rn; i++) {
         uintptr_t l = atomic_load_explicit(&tx->rs[i].var->lock, memory_order_seq_cst);
         if (l != tx->rs[i].lock)
-            return 0;
+            return true;
     }
-    return 1;
+    return false;
 }
 
 void stm__retry_unregister(struct stm_tx *tx)

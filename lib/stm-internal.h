@@ -176,7 +176,8 @@ int stm__waiter_get(struct stm_tx *tx);
 /* Block on tx->waiter until notified (0), until `deadline` (on the
  * library's clock: virtual when that is on) or `real` (always the real
  * CLOCK_MONOTONIC; wall-clock deadlines) has passed (1; never early), or
- * fail (-ENOMEM). */
+ * fail (-ENOMEM).  For retry: tx's wait nodes are registered on what it
+ * read (stm__retry_register). */
 int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real);
 void stm__waiter_init_env(void);
 /* wakespin.c: how long a timed wait polls before its deadline.
@@ -625,6 +626,10 @@ void stm__frees_commit(struct stm_tx *tx, uint64_t stamp);
  * unregister() removes whatever register() added. */
 int stm__retry_register(struct stm_tx *tx);
 void stm__retry_unregister(struct stm_tx *tx);
+/* Whether a TVar the attempt read has changed (or is being committed)
+ * since: with the wait nodes registered, a commit it misses will notify
+ * the waiter. */
+bool stm__retry_changed(struct stm_tx *tx);
 void stm__notify_var(stm_tvar *var);
 void stm__waiters_detach(stm_tvar *var); /* before var's memory is freed */
 void stm__waiters_wake_all(stm_tvar *var);

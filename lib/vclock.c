@@ -34,6 +34,8 @@ static pthread_mutex_t vc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t vc_settled = PTHREAD_COND_INITIALIZER;
 static struct stm__heap vc_heap;
 static unsigned vc_pending; /* woken by advance, not yet settled */
+/* the last stm_clock_real(): virtual and real now at the switch */
+static int64_t vc_left_v, vc_left_r;
 
 STM_API int stm_clock_virtual(int64_t start)
 {
@@ -111,6 +113,8 @@ STM_API int stm_clock_real(void)
     pthread_mutex_lock(&vc_lock);
     if (atomic_load(&stm__g.virtual_on)) {
         int64_t vnow = atomic_load(&stm__g.virtual_now), rnow = stm__mono_ns();
+        vc_left_v = vnow;
+        vc_left_r = rnow;
         /* re-based first: the timer thread serves them once the clock
          * is real */
         stm__timer_rebase(vnow, rnow);
@@ -143,8 +147,10 @@ int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
     struct vwait vw = {.w = w};
     pthread_mutex_lock(&vc_lock);
     if (!atomic_load(&stm__g.virtual_on)) {
+        /* the clock went real since the caller looked: re-base as the
+         * switch did the waits it found */
+        *rebased = stm__sat_add(vc_left_r, deadline - vc_left_v);
         pthread_mutex_unlock(&vc_lock);
-        *rebased = deadline;
         return STM__VWAIT_REAL;
     }
     if (deadline <= atomic_load(&stm__g.virtual_now)) {

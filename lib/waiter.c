@@ -224,6 +224,13 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
         int r = stm__vclock_wait(tx, w, deadline, real, &rebased);
         if (r != STM__VWAIT_REAL)
             return r == STM__VWAIT_NOTIFIED ? 0 : r < 0 ? r : 1;
+        /* stm_clock_real() woke the waiter to re-base its deadline; a
+         * commit's notify that came with it was absorbed by the same
+         * wake-up.  The wait nodes are still registered, so a look at
+         * what the attempt read tells: changed, or any later commit
+         * notifies again (issue 11, defect 1). */
+        if (stm__retry_changed(tx))
+            return 0;
         deadline = rebased;
     }
     if (real < deadline)
