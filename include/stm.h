@@ -133,7 +133,10 @@ STM_API stm_tvar *stm_tvar_new(intptr_t initial) STM_WUR;
  *
  * Inside a transaction, the free happens only if the transaction commits
  * (it is dropped with a discarded attempt or stm_or_else() branch), and
- * counts from the commit.
+ * counts from the commit: the threads blocked in stm_retry() on `var` are
+ * woken when it commits.  Freeing a TVar that an active watcher reads is
+ * a misuse (the process aborts with a message): at the call outside a
+ * transaction, at the commit inside one.
  */
 STM_API void stm_tvar_free(stm_tvar *var);
 

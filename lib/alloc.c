@@ -119,6 +119,8 @@ void stm__frees_commit(struct stm_tx *tx, uint64_t stamp)
         struct stm__freed *f = &tx->limbo.v[tx->limbo.n++];
         *f = tx->frees.v[i];
         f->stamp = stamp;
+        if (f->kind == STM__FREE_TVAR)
+            stm__tvar_freed(f->ptr);
     }
     tx->frees.n = 0;
     if (tx->limbo.n >= tx->limbo_next)

@@ -244,6 +244,7 @@ static inline bool stm__lock_newer(uintptr_t l, uint64_t snapshot)
 }
 
 void stm__tvar_reclaim(stm_tvar *var); /* final free, after the grace period */
+void stm__tvar_freed(stm_tvar *var);   /* stm_tvar_free takes effect: wake waiters */
 void stm__names_report(void *file);    /* FILE *: named TVars by conflicts */
 void stm__names_clear(void);
 
