@@ -201,6 +201,17 @@ STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value);
  * leave malloc()ed memory reachable only from local variables, across a
  * call that takes `tx`.
  *
+ * Sanitizers: the jump skips the body's frames without running their
+ * epilogues.  A program built with AddressSanitizer may use a libstm built
+ * without it: when the ASan runtime is in the process, the library calls
+ * its __asan_handle_no_return() before each jump (found at load time, at
+ * no cost to the paths that do not jump), so the skipped frames' stack
+ * redzones are cleared and no false stack-buffer-overflow follows a
+ * restart.  A libstm built with a sanitizer (--enable-sanitize) jumps with
+ * siglongjmp(), which the sanitizers intercept.  A ThreadSanitizer program
+ * needs a libstm built with --enable-sanitize=thread, as TSan needs all of
+ * a program's code instrumented.
+ *
  * Opacity: a running body never observes an inconsistent state, not even
  * in an attempt that will be thrown away.  Every value it reads belongs to
  * one snapshot of all TVars.

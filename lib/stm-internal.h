@@ -50,11 +50,26 @@ static inline void stm__cpu_relax(void)
  * three words and needs no call, against glibc's sigsetjmp (a call, eight
  * mangled registers and a second call to decide about the signal mask).
  * The sanitizers intercept siglongjmp to fix their shadow stacks, so their
- * builds use it. */
+ * builds use it.
+ *
+ * An application built with AddressSanitizer may link this library built
+ * without it: the frames the jump skips are the application's, and their
+ * stack redzones would stay poisoned (false stack-buffer-overflow reports
+ * later).  ASan's runtime, when the process has one, is told before the
+ * jump, as its siglongjmp interceptor does.  A weak reference: resolved
+ * once, when the library is loaded (or linked); NULL without the runtime.
+ * It costs a test on the jump, the slow path, and nothing elsewhere; it
+ * is an undefined symbol, not an export. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(STM__TSAN) && !defined(STM__ASAN)
 typedef void *stm__jmpbuf[5];
+extern void __asan_handle_no_return(void) __attribute__((weak, visibility("default")));
+static inline void stm__asan_no_return(void)
+{
+    if (__asan_handle_no_return)
+        __asan_handle_no_return();
+}
 #define STM__SETJMP(b) __builtin_setjmp(b)
-#define STM__LONGJMP(b) __builtin_longjmp(b, 1)
+#define STM__LONGJMP(b) (stm__asan_no_return(), __builtin_longjmp(b, 1))
 #else
 typedef sigjmp_buf stm__jmpbuf;
 #define STM__SETJMP(b) sigsetjmp(b, 0)
