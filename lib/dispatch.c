@@ -87,13 +87,16 @@ static void *dispatcher_main(void *unused)
     return NULL;
 }
 
+/* write() and read() are cancellation points: not with q_lock held. */
 static void fd_signal_locked(void)
 {
 #if defined(__linux__)
     uint64_t one = 1;
+    int cs = stm__cancel_off();
     if (q_fd >= 0 && write(q_fd, &one, sizeof one) < 0) {
         /* EAGAIN: the counter is already non-zero, so it is readable */
     }
+    stm__cancel_restore(cs);
 #endif
 }
 
@@ -101,9 +104,11 @@ static void fd_drain_locked(void)
 {
 #if defined(__linux__)
     uint64_t n;
+    int cs = stm__cancel_off();
     if (q_fd >= 0 && read(q_fd, &n, sizeof n) < 0) {
         /* EAGAIN: nothing to drain */
     }
+    stm__cancel_restore(cs);
 #endif
 }
 
@@ -140,7 +145,9 @@ static void stop_thread_locked(void)
     q_stop = true;
     pthread_cond_broadcast(&q_cond);
     pthread_mutex_unlock(&q_lock);
+    int cs = stm__cancel_off(); /* q_thread_on stays set until joined */
     pthread_join(q_thread, NULL);
+    stm__cancel_restore(cs);
     pthread_mutex_lock(&q_lock);
     q_thread_on = false;
     q_stop = false;

@@ -104,14 +104,18 @@ void stm__retry_unregister(struct stm_tx *tx)
     tx->nodes.n = 0;
 }
 
+/* A notify may call a cancellation point (the pipe backend's write(), a
+ * user backend's notify): not with a stripe lock held. */
 void stm__notify_var(stm_tvar *var)
 {
     uint32_t s = stripe_of(var);
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&stripes[s].m);
     for (struct stm__waitnode *n = atomic_load_explicit(&var->waiters, memory_order_relaxed); n;
          n = n->next)
         n->waiter->ops->notify(n->waiter);
     pthread_mutex_unlock(&stripes[s].m);
+    stm__cancel_restore(cs);
 }
 
 void stm__waiters_wake_all(stm_tvar *var)
@@ -123,6 +127,7 @@ void stm__waiters_wake_all(stm_tvar *var)
 void stm__waiters_detach(stm_tvar *var)
 {
     uint32_t s = stripe_of(var);
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&stripes[s].m);
     struct stm__waitnode *n = atomic_load_explicit(&var->waiters, memory_order_relaxed);
     while (n) {
@@ -134,4 +139,42 @@ void stm__waiters_detach(stm_tvar *var)
     }
     atomic_store_explicit(&var->waiters, NULL, memory_order_relaxed);
     pthread_mutex_unlock(&stripes[s].m);
+    stm__cancel_restore(cs);
+}
+
+/* ---- cancellation ------------------------------------------------------
+ * pthread_cancel() of a thread asleep in stm_retry() acts in its Waiter's
+ * wait (stm__wait_cancellable).  The backend's and the virtual clock's
+ * own handlers have run by the time this one does (innermost first):
+ * what is left is the retry's state, which the thread's descriptor must
+ * not keep when it is freed at thread exit: the wait nodes linked into
+ * the TVars, the wall-clock listing, a settle token.  The attempt is
+ * discarded as a wake-up would have discarded it. */
+struct retry_cancel {
+    struct stm_tx *tx;
+    bool listed;
+};
+
+static void retry_cancelled(void *arg)
+{
+    struct retry_cancel *c = arg;
+    struct stm_tx *tx = c->tx;
+    if (c->listed)
+        stm__wall_wait_end(tx->waiter);
+    stm__retry_unregister(tx);
+    if (tx->vtoken)
+        stm__vclock_settle(tx);
+    tx->restarts = 0;
+    stm__count(&tx->st.aborts);
+    stm__hooks_run_abort(tx, 0);
+}
+
+int stm__retry_sleep(struct stm_tx *tx, int64_t deadline, int64_t real, bool listed)
+{
+    struct retry_cancel c = {tx, listed};
+    volatile int r = 0;
+    pthread_cleanup_push(retry_cancelled, &c);
+    r = stm__sleep(tx, deadline, real);
+    pthread_cleanup_pop(0);
+    return r;
 }

@@ -64,11 +64,15 @@ STM_API void stm_clock_advance(int64_t ns)
 {
     if (ns < 0)
         return;
+    /* not a cancellation point: it waits for woken threads with vc_lock
+     * held, and a thread cancelled in its wait settles (vwait_cancelled) */
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&vc_advance);
     pthread_mutex_lock(&vc_lock);
     if (!atomic_load(&stm__g.virtual_on)) {
         pthread_mutex_unlock(&vc_lock);
         pthread_mutex_unlock(&vc_advance);
+        stm__cancel_restore(cs);
         return;
     }
     int64_t target = stm__sat_add(atomic_load(&stm__g.virtual_now), ns);
@@ -106,10 +110,12 @@ STM_API void stm_clock_advance(int64_t ns)
     atomic_store(&stm__g.virtual_now, target);
     pthread_mutex_unlock(&vc_lock);
     pthread_mutex_unlock(&vc_advance);
+    stm__cancel_restore(cs);
 }
 
 STM_API int stm_clock_real(void)
 {
+    int cs = stm__cancel_off(); /* notifies with vc_lock held */
     pthread_mutex_lock(&vc_lock);
     if (atomic_load(&stm__g.virtual_on)) {
         int64_t vnow = atomic_load(&stm__g.virtual_now), rnow = stm__mono_ns();
@@ -129,6 +135,7 @@ STM_API int stm_clock_real(void)
         }
     }
     pthread_mutex_unlock(&vc_lock);
+    stm__cancel_restore(cs);
     return 0;
 }
 
@@ -138,6 +145,22 @@ void stm__vclock_settle(struct stm_tx *tx)
     pthread_mutex_lock(&vc_lock);
     if (vc_pending > 0 && --vc_pending == 0)
         pthread_cond_broadcast(&vc_settled);
+    pthread_mutex_unlock(&vc_lock);
+}
+
+/* The thread is cancelled in its wait (stm__wait_cancellable): take its
+ * node out of the heap, or, if stm_clock_advance() has fired it already,
+ * settle for it (that advance waits for it). */
+static void vwait_cancelled(void *arg)
+{
+    struct vwait *vw = arg;
+    pthread_mutex_lock(&vc_lock);
+    if (vw->fired) {
+        if (vc_pending > 0 && --vc_pending == 0)
+            pthread_cond_broadcast(&vc_settled);
+    } else if (!vw->rebased) {
+        stm__heap_remove(&vc_heap, &vw->h);
+    }
     pthread_mutex_unlock(&vc_lock);
 }
 
@@ -170,8 +193,10 @@ int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
     pthread_mutex_unlock(&vc_lock);
     /* a wall-clock deadline still counts in real time */
     bool notified = true;
-    while (!(notified = w->ops->wait(w, real)) && stm__mono_ns() < real)
+    pthread_cleanup_push(vwait_cancelled, &vw);
+    while (!(notified = stm__wait_cancellable(tx, w, real)) && stm__mono_ns() < real)
         ;
+    pthread_cleanup_pop(0);
     pthread_mutex_lock(&vc_lock);
     int r;
     if (vw.fired) {

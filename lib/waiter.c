@@ -216,6 +216,14 @@ static void slack_restore(struct stm_tx *tx)
 #endif
 }
 
+bool stm__wait_cancellable(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline)
+{
+    stm__cancel_restore(tx->cancel_state);
+    bool r = w->ops->wait(w, deadline);
+    stm__cancel_off();
+    return r;
+}
+
 int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
 {
     struct stm__waiter *w = tx->waiter;
@@ -238,7 +246,7 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
     if (tx->vtoken)
         stm__vclock_settle(tx);
     if (deadline >= STM_NEVER) {
-        w->ops->wait(w, STM_NEVER);
+        stm__wait_cancellable(tx, w, STM_NEVER);
         return 0;
     }
     int r = 1;
@@ -255,7 +263,7 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
         if (now >= deadline) /* never early */
             break;
         if (now < sleep_until) {
-            if (w->ops->wait(w, sleep_until)) {
+            if (stm__wait_cancellable(tx, w, sleep_until)) {
                 r = 0;
                 break;
             }
