@@ -33,6 +33,28 @@
  *   the thread exits.  On Linux, loading the library registers the process
  *   for membarrier(2) (quick while it has one thread), which lets every
  *   transaction start without a memory fence.
+ * - Cancellation (pthread_cancel(), deferred, the default type): the
+ *   waits of stm_retry() are the library's only cancellation points: the
+ *   sleep of stm_retry(), stm_atomically_until() and timed or wall-clock
+ *   retries, with every Waiter backend and under the virtual clock.  A
+ *   thread cancelled there leaves nothing behind: its wait registrations
+ *   are removed, no library lock stays held, the attempt is discarded (its
+ *   stm_on_abort() hooks run, in the cancellation's clean-up), and its
+ *   descriptor is freed at thread exit as usual.  Every other call runs
+ *   with cancellation disabled (pthread_setcancelstate()) where it could
+ *   block or calls a cancellation point of the C library (a wake-up's
+ *   write() on the "pipe" backend, stm_clock_advance() waiting for the
+ *   threads it woke, serial-mode waits, stm_unwatch() waiting for a run of
+ *   the watcher, stm_dispatch_fd() and stm_shutdown() joining the library's
+ *   threads); a pending cancellation acts at the caller's next
+ *   cancellation point.  The caller's cancel state is always put back, and
+ *   a thread that disabled cancellation is never cancelled by the library.
+ *   Bodies, watcher functions, hooks and callbacks are the program's own
+ *   code: a thread that exits or is cancelled inside a body or a watcher
+ *   function (at a cancellation point it called) has its attempt left as
+ *   a conflict would leave it (no TVar stays locked, serial mode ends),
+ *   without its stm_on_abort() hooks; better not to let that happen.
+ *   Asynchronous cancellation is not supported.
  * - fork(): the library's threads (dispatcher, timer, wall-clock watcher)
  *   do not exist in a child, so a child of a process that has used the
  *   library should only exec() or exit, like the child of any threaded
@@ -365,6 +387,10 @@ static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
  * committing writer wakes exactly the threads
  * waiting on the TVars it wrote, and pays one load per written TVar when
  * nobody waits.
+ *
+ * The sleep is a cancellation point (see Cancellation under CONVENTIONS):
+ * a thread cancelled in it unregisters, runs the attempt's stm_on_abort()
+ * hooks and exits; a thread that disabled cancellation sleeps on.
  */
 STM_API _Noreturn void stm_retry(stm_tx *tx);
 
@@ -737,6 +763,13 @@ STM_API int stm_dispatch(void);
  * create() unchanged.  notify() may be called with library locks held:
  * keep all four functions short and do not call libstm from them.  A
  * wait() result other than -ETIMEDOUT counts as a wake-up.
+ *
+ * Cancellation: wait() runs with the program's cancel state, so a
+ * cancellation point in it (pthread_cond_wait(), poll()) is where a thread
+ * blocked in stm_retry() may be cancelled; wait() must then leave the
+ * waiter as destroy() expects it (pthread_cleanup_push() to release its
+ * mutex, for example).  create(), destroy() and notify() run with
+ * cancellation disabled.
  */
 struct stm_waiter_ops {
     const char *name;
