@@ -126,7 +126,7 @@ enum kind { K_PLAIN, K_TIMED, K_UNTIL, K_WALL, K_VIRTUAL };
 
 struct blk {
     stm_tvar *x;
-    intptr_t below;   /* retry while x < below */
+    intptr_t below; /* retry while x < below */
     enum kind kind;
     int64_t deadline; /* K_TIMED, K_UNTIL, K_VIRTUAL: library clock; K_WALL: wall */
     atomic_int attempts;
@@ -207,12 +207,13 @@ static void run_cancel_wait(const char *backend, enum kind k)
     pthread_t t = blk_start(&v);
     ck_assert_int_eq(pthread_cancel(t), 0);
     void *res = tu_join(t); /* bounded by the test's time-out */
-    ck_assert_msg(res == PTHREAD_CANCELED, "%s/%d: the wait was not a cancellation point",
-                  backend, (int)k);
+    ck_assert_msg(res == PTHREAD_CANCELED, "%s/%d: the wait was not a cancellation point", backend,
+                  (int)k);
     ck_assert_int_eq(atomic_load(&v.done), 0);
     ck_assert_int_eq(atomic_load(&v.attempts), 1);
-    ck_assert_msg(atomic_load(&v.hooks) == 1, "%s/%d: the cancelled attempt's on_abort hook ran %d times",
-                  backend, (int)k, atomic_load(&v.hooks));
+    ck_assert_msg(atomic_load(&v.hooks) == 1,
+                  "%s/%d: the cancelled attempt's on_abort hook ran %d times", backend, (int)k,
+                  atomic_load(&v.hooks));
 
     /* what it waited on, used again */
     ck_assert_int_eq(stm_tvar_poke(x, 1), 0); /* its wait nodes must be gone */

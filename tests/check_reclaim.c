@@ -634,8 +634,10 @@ START_TEST(test_tvar_free_in_tx_wakes_at_commit)
             stm__reclaim_flush(); /* release it: reclamation wakes it */
             tu_wait_atleast(&p.done, 1, TU_HANDSHAKE_MS);
         }
-        ck_assert_msg(woke, "round %d: the thread blocked on a TVar freed in a committed "
-                            "transaction was not woken by the commit", r);
+        ck_assert_msg(woke,
+                      "round %d: the thread blocked on a TVar freed in a committed "
+                      "transaction was not woken by the commit",
+                      r);
         tu_join(t);
         ck_assert_int_eq(p.rc, 1);
         ck_assert_int_eq(atomic_load(&p.attempts), 2);
