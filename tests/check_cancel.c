@@ -20,8 +20,9 @@
  * 2. A thread with a cancellation pending calls the library where it
  *    waits or writes with a lock held (a notify on the pipe backend,
  *    stm_clock_advance() waiting for a woken thread, stm_dispatch_fd()
- *    joining the dispatcher): the call completes, and the cancellation
- *    acts at the thread's next cancellation point.
+ *    and stm_shutdown() joining the library's threads): the call
+ *    completes, and the cancellation acts at the thread's next
+ *    cancellation point.
  * 3. A thread that disabled cancellation stays blocked through a
  *    pthread_cancel() and finds its state as it left it.
  * 4. A thread that exits inside a watcher's function, in the middle of a
@@ -453,6 +454,36 @@ START_TEST(test_pending_dispatch_fd)
 }
 END_TEST
 
+static void shutdown_fn(void *unused)
+{
+    (void)unused;
+    stm_shutdown();
+}
+
+/* stm_shutdown() joins the library's threads (here the dispatcher and the
+ * timer thread, which a timed wait of the thread backend started). */
+START_TEST(test_pending_shutdown)
+{
+    ck_assert_int_eq(stm_set_waiter("thread"), 0);
+    stm_tvar *x = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(x);
+    struct blk s;
+    blk_init(&s, x, 1, K_TIMED);
+    s.deadline = stm_now() + STM_MSEC(1);
+    thr_blk(&s); /* a timed wait: starts the timer thread */
+    ck_assert_int_eq(s.rc, -1);
+    ck_assert_int_eq(stm_atomically(body_defer, NULL), 0); /* starts the dispatcher */
+    stm_tvar_free(x);
+    run_pending(shutdown_fn, NULL, "stm_shutdown");
+    ck_assert_int_ge(atomic_load(&deferred_ran), 1);
+    /* the library works on after it */
+    x = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_int_eq(stm_tvar_poke(x, 1), 0);
+    stm_tvar_free(x);
+}
+END_TEST
+
 /* ==== 3. cancellation disabled by the program =========================== */
 
 struct dis {
@@ -572,6 +603,7 @@ static Suite *cancel_suite(void)
     tcase_add_loop_test(tc, test_pending_notify, 0, nb);
     tcase_add_test(tc, test_pending_advance);
     tcase_add_test(tc, test_pending_dispatch_fd);
+    tcase_add_test(tc, test_pending_shutdown);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("disabled");
