@@ -520,7 +520,7 @@ __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64
 /* Block for stm_retry().  0: run the body again; < 0: give up with it.
  * The sleep ends at the earliest deadline the attempt recorded (or
  * stm_atomically_until's), or when a wall-clock one is due in real time. */
-__attribute__((noinline)) static int retry_block(struct stm_tx *tx, int64_t until)
+static int retry_block(struct stm_tx *tx, int64_t until)
 {
     int64_t deadline = tx->deadline < until ? tx->deadline : until;
     bool wall = tx->wall_deadline < STM_NEVER;

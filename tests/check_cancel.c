@@ -296,6 +296,15 @@ END_TEST
 
 START_TEST(test_cancel_many)
 {
+    if (TU_TSAN && strcmp(backends[_i], "pipe") == 0) {
+        /* ThreadSanitizer does not see the synchronisation of cleanup
+         * handlers run by a cancellation in an intercepted blocking call
+         * other than pthread_cond_wait (here ppoll): it reports a false
+         * race with the other waiters' registrations
+         * (google/sanitizers#646).  The plain and ASan builds run it. */
+        fprintf(stderr, "cancel: test_cancel_many/pipe skipped under ThreadSanitizer\n");
+        return;
+    }
     use_backend(backends[_i]);
     stm_tvar *x = stm_tvar_new(0);
     ck_assert_ptr_nonnull(x);
