@@ -921,6 +921,99 @@ STM_API int stm_clock_real(void);
 STM_API bool stm_clock_is_virtual(void);
 
 /* ======================================================================
+ * TRANSACTIONAL CONTAINERS
+ *
+ * Queues, broadcast channels and hash maps built on embedded TVars (and on
+ * nothing but this header).  Every operation takes the running stm_tx and
+ * is part of that transaction: it commits or is discarded with it, and
+ * composes with stm_retry(), stm_or_else() and stm_atomically_until() like
+ * any read or write.  Two transactions conflict only where they really
+ * touch the same element; each section says exactly what conflicts with
+ * what.  The containers hold intptr_t values; what a value points to is
+ * the program's.
+ *
+ * Common rules: a NULL transaction handle or container (or output
+ * pointer) is misuse (one line on standard error naming the function,
+ * then abort()); the constructors return NULL with errno = ENOMEM when
+ * memory cannot be had; inside a transaction, running out of memory
+ * discards the attempt (stm_atomically() returns -ENOMEM).  The free
+ * functions accept NULL, must be called outside any transaction, and only
+ * once no other thread can use the container.
+ * ====================================================================== */
+
+/* ---- stm_queue: a FIFO queue (like GHC's TQueue / TBQueue) ---- */
+
+typedef struct stm_queue stm_queue;
+
+/**
+ * stm_queue_new - make an empty FIFO queue of intptr_t values.
+ *
+ * `capacity` 0 makes it unbounded; otherwise stm_queue_push() waits while
+ * it holds `capacity` items.  Returns the queue, owned by the caller until
+ * stm_queue_free(), or NULL with errno set to ENOMEM.  Not transactional:
+ * call it outside a transaction (or inside one, but then the queue is not
+ * freed if the attempt is discarded).  About 200 bytes; each item takes
+ * one 32-byte node (malloc).
+ */
+STM_API stm_queue *stm_queue_new(size_t capacity) STM_WUR;
+
+/**
+ * stm_queue_free - free `q` and the items still in it (the values are
+ * dropped: free what they point to first).  NULL is a no-op.  Call it
+ * outside a transaction, once no thread can use `q`.  O(items).
+ */
+STM_API void stm_queue_free(stm_queue *q);
+
+/**
+ * stm_queue_push - append `v` to `q` in transaction `tx`.
+ *
+ * If `q` is bounded and full, calls stm_retry(): the transaction (or the
+ * stm_or_else() branch) waits until a consumer makes room.  Allocates one
+ * node with stm_alloc() (freed again if the attempt is discarded).  O(1).
+ *
+ * Conflicts: pushes conflict with each other (they write the tail).  A
+ * push does not conflict with a pop from a non-empty queue.  On a bounded
+ * queue, a producer reads the consumers' side only when its credit runs
+ * out, about once per `capacity` pushes while consumers keep up (every
+ * push while the queue stays full).
+ */
+STM_API void stm_queue_push(stm_tx *tx, stm_queue *q, intptr_t v);
+
+/**
+ * stm_queue_try_push - stm_queue_push() that returns false instead of
+ * waiting when `q` is full; true when `v` was appended.
+ */
+STM_API bool stm_queue_try_push(stm_tx *tx, stm_queue *q, intptr_t v);
+
+/**
+ * stm_queue_pop - remove and return the oldest item of `q`.
+ *
+ * If `q` is empty, calls stm_retry(): the transaction waits until a push
+ * commits (for a time limit, run it with stm_atomically_until()).  The
+ * node is released with stm_free() when the transaction commits.  O(1).
+ *
+ * Conflicts: pops conflict with each other (they write the head).  A pop
+ * from a non-empty queue does not conflict with a push; a pop that finds
+ * the queue empty is woken by the push that fills it.
+ */
+STM_API intptr_t stm_queue_pop(stm_tx *tx, stm_queue *q);
+
+/**
+ * stm_queue_try_pop - stm_queue_pop() that returns false (and leaves
+ * `*out` alone) instead of waiting when `q` is empty; true with the item
+ * in `*out` otherwise.  `out` must not be NULL (misuse).
+ */
+STM_API bool stm_queue_try_pop(stm_tx *tx, stm_queue *q, intptr_t *out);
+
+/**
+ * stm_queue_len - the number of items in `q`, in `tx`'s snapshot.  O(1).
+ *
+ * Reads both the producers' and the consumers' side, so a transaction
+ * that calls it conflicts with every push and pop that commits meanwhile.
+ */
+STM_API size_t stm_queue_len(stm_tx *tx, stm_queue *q);
+
+/* ======================================================================
  * STATISTICS, DIAGNOSTICS, SHUTDOWN
  * ====================================================================== */
 

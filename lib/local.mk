@@ -10,6 +10,7 @@ lib_libstm_la_SOURCES = \
 	lib/thread.c \
 	lib/tvar.c \
 	lib/tvar_ext.c \
+	lib/queue.c \
 	lib/tx.c \
 	lib/retry.c \
 	lib/orelse.c \
