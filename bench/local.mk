@@ -42,6 +42,14 @@ bench_watch_CFLAGS = $(BENCH_CFLAGS)
 bench_watch_LDFLAGS = $(BENCH_LINKFLAGS)
 bench_watch_LDADD = $(BENCH_LDADD)
 
+BENCHMARKS += bench/queue$(EXEEXT)
+EXTRA_PROGRAMS += bench/queue
+bench_queue_SOURCES = bench/queue.c bench/bench.h
+bench_queue_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_queue_CFLAGS = $(BENCH_CFLAGS)
+bench_queue_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_queue_LDADD = $(BENCH_LDADD)
+
 CLEANFILES += $(BENCHMARKS)
 
 bench: $(BENCHMARKS)

@@ -10,6 +10,7 @@ dist_man_MANS = \
 	doc/stm_atomically.3 \
 	doc/stm_tvar_new.3 \
 	doc/stm_tvar_init.3 \
+	doc/stm_queue_new.3 \
 	doc/stm_after_commit.3 \
 	doc/stm_defer.3 \
 	doc/stm_now.3 \
@@ -35,6 +36,12 @@ dist_man_MANS = \
 	doc/stm_on_abort.3 \
 	doc/stm_or_else.3 \
 	doc/stm_read.3 \
+	doc/stm_queue_free.3 \
+	doc/stm_queue_len.3 \
+	doc/stm_queue_pop.3 \
+	doc/stm_queue_push.3 \
+	doc/stm_queue_try_pop.3 \
+	doc/stm_queue_try_push.3 \
 	doc/stm_read_ptr.3 \
 	doc/stm_retry.3 \
 	doc/STM_SEC.3 \

@@ -121,6 +121,10 @@ if test -s "$tmp/eventloop.err"; then
     sed 's/^/    /' "$tmp/eventloop.err"
 fi
 
+# ---- the containers' examples ---------------------------------------------
+run queue
+grep -q 'each taken once, in order: OK$' "$tmp/queue.out" || fail "queue: no OK line"
+
 if test "$status" -eq 0; then
     echo "check-examples: PASS"
 fi
