@@ -11,6 +11,7 @@ lib_libstm_la_SOURCES = \
 	lib/tvar.c \
 	lib/tvar_ext.c \
 	lib/queue.c \
+	lib/map.c \
 	lib/tx.c \
 	lib/retry.c \
 	lib/orelse.c \

@@ -5,3 +5,6 @@
 
 check_PROGRAMS += tests/check_queue
 tests_check_queue_SOURCES = tests/check_queue.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_map
+tests_check_map_SOURCES = tests/check_map.c tests/testutil.h tests/misuse.h
