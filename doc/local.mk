@@ -11,6 +11,7 @@ dist_man_MANS = \
 	doc/stm_tvar_new.3 \
 	doc/stm_tvar_init.3 \
 	doc/stm_queue_new.3 \
+	doc/stm_map_new.3 \
 	doc/stm_after_commit.3 \
 	doc/stm_defer.3 \
 	doc/stm_now.3 \
@@ -33,6 +34,13 @@ dist_man_MANS = \
 	doc/stm_free.3 \
 	doc/STM_MSEC.3 \
 	doc/STM_NEVER.3 \
+	doc/stm_map_del.3 \
+	doc/stm_map_free.3 \
+	doc/stm_map_get.3 \
+	doc/stm_map_iter_init.3 \
+	doc/stm_map_len.3 \
+	doc/stm_map_next.3 \
+	doc/stm_map_put.3 \
 	doc/stm_on_abort.3 \
 	doc/stm_or_else.3 \
 	doc/stm_read.3 \

@@ -125,6 +125,9 @@ fi
 run queue
 grep -q 'each taken once, in order: OK$' "$tmp/queue.out" || fail "queue: no OK line"
 
+run map
+grep -q 'counts exact and every audit consistent: OK$' "$tmp/map.out" || fail "map: no OK line"
+
 if test "$status" -eq 0; then
     echo "check-examples: PASS"
 fi
