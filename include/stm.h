@@ -1013,6 +1013,87 @@ STM_API bool stm_queue_try_pop(stm_tx *tx, stm_queue *q, intptr_t *out);
  */
 STM_API size_t stm_queue_len(stm_tx *tx, stm_queue *q);
 
+/* ---- stm_chan: a broadcast channel (GHC's TChan with dupTChan) ---- */
+
+typedef struct stm_chan stm_chan;
+typedef struct stm_chan_reader stm_chan_reader;
+
+/**
+ * stm_chan_new - make a broadcast channel of intptr_t messages.
+ *
+ * Every reader (stm_chan_subscribe()) receives every message sent after
+ * it subscribed, in the order sent; a message sent while nobody is
+ * subscribed is dropped.  Returns the channel, owned by the caller until
+ * stm_chan_free(), or NULL with errno set to ENOMEM.  Not transactional.
+ */
+STM_API stm_chan *stm_chan_new(void) STM_WUR;
+
+/**
+ * stm_chan_free - free `ch`, its pending messages and every reader still
+ * subscribed (their handles become invalid).  NULL is a no-op.  Call it
+ * outside any transaction, once no thread can use `ch` or its readers.
+ * O(readers + pending messages).
+ */
+STM_API void stm_chan_free(stm_chan *ch);
+
+/**
+ * stm_chan_send - send `v` to every current subscriber of `ch`.
+ *
+ * Never waits (the channel is unbounded: a reader that falls behind holds
+ * the messages it has not received).  Allocates one 32-byte message with
+ * stm_alloc().  O(1).
+ *
+ * Conflicts: sends conflict with each other (they write the tail), and
+ * with subscribe and unsubscribe.  A send does not conflict with a reader
+ * that has messages left to receive; it wakes a reader that waits for the
+ * next message.
+ */
+STM_API void stm_chan_send(stm_tx *tx, stm_chan *ch, intptr_t v);
+
+/**
+ * stm_chan_subscribe - a new reader of `ch`, which receives the messages
+ * sent after `tx` commits (in `tx`'s serialisation order), in order.
+ *
+ * The reader is allocated with stm_alloc() (freed again if the attempt is
+ * discarded) and belongs to the caller until stm_chan_unsubscribe() (or
+ * stm_chan_free()).  O(1).  Conflicts with sends, subscribes and
+ * unsubscribes of `ch` that commit meanwhile.
+ */
+STM_API stm_chan_reader *stm_chan_subscribe(stm_tx *tx, stm_chan *ch) STM_WUR;
+
+/**
+ * stm_chan_recv - the next message for reader `r`.
+ *
+ * If `r` has received everything sent so far, calls stm_retry(): the
+ * transaction waits for the next send (for a time limit, use
+ * stm_atomically_until()).  A message that every reader has received is
+ * released (stm_free()) by the last of them, so memory stays flat as long
+ * as readers keep up.  O(1).
+ *
+ * Conflicts: a reader writes only its own position and the count of
+ * readers still to pass the message it leaves, so two readers conflict
+ * only when they leave the same message at the same time; a reader with
+ * messages left does not conflict with senders.
+ */
+STM_API intptr_t stm_chan_recv(stm_tx *tx, stm_chan_reader *r);
+
+/**
+ * stm_chan_try_recv - stm_chan_recv() that returns false (and leaves
+ * `*out` alone) instead of waiting; true with the message in `*out`
+ * otherwise.  `out` must not be NULL (misuse).
+ */
+STM_API bool stm_chan_try_recv(stm_tx *tx, stm_chan_reader *r, intptr_t *out);
+
+/**
+ * stm_chan_unsubscribe - end reader `r` when `tx` commits; the messages
+ * it had not received are released as if it had.  `r` must not be used
+ * afterwards (its memory goes with stm_free()).  NULL is a no-op.
+ * O(messages `r` had not received + readers of the channel); conflicts
+ * with every reader receiving one of those messages meanwhile, and with
+ * sends, subscribes and unsubscribes.
+ */
+STM_API void stm_chan_unsubscribe(stm_tx *tx, stm_chan_reader *r);
+
 /* ---- stm_map: a hash map (like stm-containers' Map, ScalaSTM's TMap) ---- */
 
 typedef struct stm_map stm_map;

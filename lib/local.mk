@@ -12,6 +12,7 @@ lib_libstm_la_SOURCES = \
 	lib/tvar_ext.c \
 	lib/queue.c \
 	lib/map.c \
+	lib/chan.c \
 	lib/tx.c \
 	lib/retry.c \
 	lib/orelse.c \

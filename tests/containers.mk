@@ -8,3 +8,6 @@ tests_check_queue_SOURCES = tests/check_queue.c tests/testutil.h tests/misuse.h
 
 check_PROGRAMS += tests/check_map
 tests_check_map_SOURCES = tests/check_map.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_chan
+tests_check_chan_SOURCES = tests/check_chan.c tests/testutil.h tests/misuse.h
