@@ -214,8 +214,8 @@ int main(int argc, char **argv)
     }
     double load[1];
     if (getloadavg(load, 1) == 1)
-        printf("# queue: %ld items per run, %d rounds, capacity %ld, load %.2f\n", ops, rounds,
-               cap, load[0]);
+        printf("# queue: %ld items per run, %d rounds, capacity %ld, load %.2f\n", ops, rounds, cap,
+               load[0]);
     static const int shape[][2] = {{1, 1}, {2, 2}};
     for (size_t s = 0; s < sizeof shape / sizeof shape[0]; s++) {
         int np = shape[s][0], nc = shape[s][1];

@@ -12,6 +12,7 @@ dist_man_MANS = \
 	doc/stm_tvar_init.3 \
 	doc/stm_queue_new.3 \
 	doc/stm_map_new.3 \
+	doc/stm_chan_new.3 \
 	doc/stm_after_commit.3 \
 	doc/stm_defer.3 \
 	doc/stm_now.3 \
@@ -25,6 +26,12 @@ dist_man_MANS = \
 	doc/stm_atomically_ro.3 \
 	doc/stm_atomically_until.3 \
 	doc/stm_atomically_watch.3 \
+	doc/stm_chan_free.3 \
+	doc/stm_chan_recv.3 \
+	doc/stm_chan_send.3 \
+	doc/stm_chan_subscribe.3 \
+	doc/stm_chan_try_recv.3 \
+	doc/stm_chan_unsubscribe.3 \
 	doc/stm_clock_advance.3 \
 	doc/stm_clock_is_virtual.3 \
 	doc/stm_clock_real.3 \

@@ -70,7 +70,9 @@ static void *counter(void *arg)
     return NULL;
 }
 
-struct audit { long sum, counted, keys; };
+struct audit {
+    long sum, counted, keys;
+};
 
 static int audit(stm_tx *tx, void *arg)
 {

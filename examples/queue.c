@@ -25,7 +25,10 @@ enum { PRODUCERS = 2, CONSUMERS = 2, JOBS = 20000 };
 static stm_queue *work, *urgent;
 static unsigned char seen[PRODUCERS * JOBS];
 
-struct push_arg { stm_queue *q; intptr_t job; };
+struct push_arg {
+    stm_queue *q;
+    intptr_t job;
+};
 
 static int push_body(stm_tx *tx, void *arg)
 {

@@ -218,7 +218,8 @@ void stm_chan_unsubscribe(stm_tx *tx, stm_chan_reader *r)
         if (cur == r)
             break;
         if (cur == NULL)
-            chan_misuse("stm_chan_unsubscribe", "the reader is not subscribed (unsubscribed twice?)");
+            chan_misuse("stm_chan_unsubscribe",
+                        "the reader is not subscribed (unsubscribed twice?)");
         link = &cur->rnext;
     }
     stm_write(tx, link, stm_read(tx, &r->rnext));

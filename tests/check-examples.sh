@@ -128,6 +128,9 @@ grep -q 'each taken once, in order: OK$' "$tmp/queue.out" || fail "queue: no OK 
 run map
 grep -q 'counts exact and every audit consistent: OK$' "$tmp/map.out" || fail "map: no OK line"
 
+run chan
+grep -q 'in order, none missing: OK$' "$tmp/chan.out" || fail "chan: no OK line"
+
 if test "$status" -eq 0; then
     echo "check-examples: PASS"
 fi

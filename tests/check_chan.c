@@ -491,8 +491,8 @@ static uint64_t conflicts(void)
     return st.aborts_conflict + st.aborts_validate;
 }
 
-static int interleave(stm_chan *ch, int a_op, stm_chan_reader *ra, int b_op,
-                      stm_chan_reader *rb, uint64_t *conf)
+static int interleave(stm_chan *ch, int a_op, stm_chan_reader *ra, int b_op, stm_chan_reader *rb,
+                      uint64_t *conf)
 {
     struct inter s = {.ch = ch, .ra = ra, .rb = rb, .a_op = a_op, .b_op = b_op};
     uint64_t c0 = conflicts();

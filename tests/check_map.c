@@ -173,7 +173,7 @@ START_TEST(test_string_keys)
     ck_assert(del(m, (intptr_t) "beta"));
     ck_assert_int_eq(len(m), 1);
     /* many keys, grown a few times */
-    char (*keys)[16] = malloc(3000 * sizeof *keys);
+    char(*keys)[16] = malloc(3000 * sizeof *keys);
     ck_assert_ptr_nonnull(keys);
     for (int i = 0; i < 3000; i++) {
         snprintf(keys[i], sizeof keys[i], "key-%d", i);
@@ -439,7 +439,8 @@ START_TEST(test_different_keys_no_conflict)
     ck_assert_int_eq(interleave(m, OP_DEL, k1, OP_DEL, k2, &conf), 1);
     ck_assert_uint_eq(conf, 0);
     /* an insert and a delete */
-    ck_assert_int_eq(interleave(m, OP_PUT, k1, OP_DEL, s1, &conf), bucket16(k1) == bucket16(s1) ? 2 : 1);
+    ck_assert_int_eq(interleave(m, OP_PUT, k1, OP_DEL, s1, &conf),
+                     bucket16(k1) == bucket16(s1) ? 2 : 1);
     intptr_t v;
     ck_assert(get(m, k1, &v));
     ck_assert(!get(m, k2, &v));
@@ -530,8 +531,8 @@ static void *writer(void *arg)
 static void *auditor(void *arg)
 {
     struct stress *s = arg;
-    struct scan sc = {.m = s->m, .range = s->K, .seen = malloc((size_t)s->K),
-                      .value_is_key_mod = true};
+    struct scan sc = {
+        .m = s->m, .range = s->K, .seen = malloc((size_t)s->K), .value_is_key_mod = true};
     ck_assert_ptr_nonnull(sc.seen);
     while (atomic_load(&s->writers_done) < WRITERS) {
         bool steady = atomic_load(&s->phase1_done) == WRITERS;
@@ -548,8 +549,8 @@ static void *auditor(void *arg)
 
 START_TEST(test_stress_writers_auditors)
 {
-    struct stress s = {.m = stm_map_new(NULL), .K = TU_SCALE(8192, 1024),
-                       .ops = TU_SCALE(40000, 4000)};
+    struct stress s = {
+        .m = stm_map_new(NULL), .K = TU_SCALE(8192, 1024), .ops = TU_SCALE(40000, 4000)};
     pthread_t w[WRITERS], a[AUDITORS];
     for (int i = 0; i < AUDITORS; i++)
         a[i] = tu_run_thread(auditor, &s);
@@ -561,8 +562,8 @@ START_TEST(test_stress_writers_auditors)
         tu_join(a[i]);
     ck_assert_int_ge(atomic_load(&s.audits), 1);
     ck_assert_int_eq(len(s.m), s.K / 2);
-    struct scan sc = {.m = s.m, .range = s.K, .seen = malloc((size_t)s.K),
-                      .value_is_key_mod = true};
+    struct scan sc = {
+        .m = s.m, .range = s.K, .seen = malloc((size_t)s.K), .value_is_key_mod = true};
     ck_assert_int_eq(stm_atomically(body_scan, &sc), 0);
     ck_assert_int_eq(sc.errors, 0);
     ck_assert_int_eq(sc.count, s.K / 2);
