@@ -1,5 +1,6 @@
 #!/bin/sh
-# tests/check-examples.sh - the watcher demos do what they say they do.
+# tests/check-examples.sh - the watcher demos and the containers' examples
+# do what they say they do.
 # Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
 #
 # Run by `make check` (dist_check_SCRIPTS in tests/examples.mk) from the
@@ -22,6 +23,11 @@
 # examples/eventloop:
 #   6. exits 0; reports 0, 1, ..., 20 in that order, each once, each on
 #      the main thread, and says OK.
+# examples/queue, examples/map, examples/chan (the containers):
+#   7. each exits 0 and prints its OK line (each checks its own outcome:
+#      every job taken once and in per-producer order; word counts exact
+#      and every concurrent audit consistent; every reader's events in
+#      order with none missing).
 #
 # Exit 99 (hard error) if a program is missing.
 
