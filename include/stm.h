@@ -952,7 +952,7 @@ typedef struct stm_queue stm_queue;
  * it holds `capacity` items.  Returns the queue, owned by the caller until
  * stm_queue_free(), or NULL with errno set to ENOMEM.  Not transactional:
  * call it outside a transaction (or inside one, but then the queue is not
- * freed if the attempt is discarded).  About 200 bytes; each item takes
+ * freed if the attempt is discarded).  About 160 bytes; each item takes
  * one 32-byte node (malloc).
  */
 STM_API stm_queue *stm_queue_new(size_t capacity) STM_WUR;
@@ -1040,7 +1040,7 @@ STM_API void stm_chan_free(stm_chan *ch);
  * stm_chan_send - send `v` to every current subscriber of `ch`.
  *
  * Never waits (the channel is unbounded: a reader that falls behind holds
- * the messages it has not received).  Allocates one 32-byte message with
+ * the messages it has not received).  Allocates one 48-byte message with
  * stm_alloc().  O(1).
  *
  * Conflicts: sends conflict with each other (they write the tail), and
