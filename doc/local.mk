@@ -23,6 +23,7 @@ dist_man_MANS = \
 	doc/stm_watch_new.3 \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
+	doc/stm_catch.3 \
 	doc/stm_atomically_ro.3 \
 	doc/stm_atomically_until.3 \
 	doc/stm_atomically_watch.3 \

@@ -23,7 +23,10 @@
  *   run-time condition.  The library prints one line naming the function
  *   and the mistake to stderr ("libstm: stm_read: the TVar is NULL") and
  *   calls abort().  The exceptions are the functions that return int and
- *   say so (stm_tvar_set_name, stm_tvar_poke): they return -EINVAL.
+ *   say so (stm_tvar_set_name, stm_tvar_poke): they return -EINVAL.  The
+ *   function named is the one the program called (stm_elapsed() names
+ *   stm_elapsed, not stm_tx_now); the inline stm_read_ptr() and
+ *   stm_write_ptr() report as stm_read() and stm_write().
  * - Out of memory inside a transaction: any call that takes an stm_tx may
  *   need memory for the transaction's logs.  If it cannot be had, the call
  *   does not return: the attempt is discarded and stm_atomically() returns
@@ -34,6 +37,28 @@
  *   the thread exits.  On Linux, loading the library registers the process
  *   for membarrier(2) (quick while it has one thread), which lets every
  *   transaction start without a memory fence.
+ * - Cancellation (pthread_cancel(), deferred, the default type): the
+ *   waits of stm_retry() are the library's only cancellation points: the
+ *   sleep of stm_retry(), stm_atomically_until() and timed or wall-clock
+ *   retries, with every Waiter backend and under the virtual clock.  A
+ *   thread cancelled there leaves nothing behind: its wait registrations
+ *   are removed, no library lock stays held, the attempt is discarded (its
+ *   stm_on_abort() hooks run, in the cancellation's clean-up), and its
+ *   descriptor is freed at thread exit as usual.  Every other call runs
+ *   with cancellation disabled (pthread_setcancelstate()) where it could
+ *   block or calls a cancellation point of the C library (a wake-up's
+ *   write() on the "pipe" backend, stm_clock_advance() waiting for the
+ *   threads it woke, serial-mode waits, stm_unwatch() waiting for a run of
+ *   the watcher, stm_dispatch_fd() and stm_shutdown() joining the library's
+ *   threads); a pending cancellation acts at the caller's next
+ *   cancellation point.  The caller's cancel state is always put back, and
+ *   a thread that disabled cancellation is never cancelled by the library.
+ *   Bodies, watcher functions, hooks and callbacks are the program's own
+ *   code: a thread that exits or is cancelled inside a body or a watcher
+ *   function (at a cancellation point it called) has its attempt left as
+ *   a conflict would leave it (no TVar stays locked, serial mode ends),
+ *   without its stm_on_abort() hooks; better not to let that happen.
+ *   Asynchronous cancellation is not supported.
  * - fork(): the library's threads (dispatcher, timer, wall-clock watcher)
  *   do not exist in a child, so a child of a process that has used the
  *   library should only exec() or exit, like the child of any threaded
@@ -128,8 +153,8 @@ typedef struct stm_tvar {
 } stm_tvar;
 #else
 typedef struct stm_tvar {
-    uintptr_t stm__private_lock;
-    intptr_t stm__private_value;
+    uintptr_t stm_private_lock; /* (no double underscore: C++ reserves it) */
+    intptr_t stm_private_value;
 } stm_tvar;
 #endif
 
@@ -215,7 +240,10 @@ STM_API stm_tvar *stm_tvar_new(intptr_t initial) STM_WUR;
  *
  * Inside a transaction, the free happens only if the transaction commits
  * (it is dropped with a discarded attempt or stm_or_else() branch), and
- * counts from the commit.
+ * counts from the commit: the threads blocked in stm_retry() on `var` are
+ * woken when it commits.  Freeing a TVar that an active watcher reads is
+ * a misuse (the process aborts with a message): at the call outside a
+ * transaction, at the commit inside one.
  */
 STM_API void stm_tvar_free(stm_tvar *var);
 
@@ -255,10 +283,24 @@ STM_API intptr_t stm_tvar_peek(stm_tvar *var) STM_NONNULL(1);
 /**
  * stm_tvar_poke - write `value` to `var` in a transaction of its own.
  *
- * Wakes the transactions waiting in stm_retry() on `var`.  Returns 0,
- * -EINVAL if `var` is NULL, or -ENOMEM (nothing was written).  Inside a
- * transaction it is a plain stm_write() in that transaction: it returns 0
- * and takes effect only if the enclosing transaction commits.
+ * Wakes the transactions waiting in stm_retry() on `var` and runs the
+ * watchers that read it, in the commit.  Returns 0 when the write
+ * committed, else a negative value and nothing was written:
+ *   -EINVAL     `var` is NULL;
+ *   -ENOMEM     out of memory;
+ *   -ELOOP      the watcher cascade did not settle (STM_WATCH_ROUNDS);
+ *   -ECANCELED  a watcher vetoed the commit with stm_abort(tx, code) and
+ *               `code` was 0, positive or INT_MIN;
+ *   code        a watcher vetoed it with a negative `code` (an errno value
+ *               of its choosing), returned as it is;
+ * as stm_atomically_watch() reports vetoes.  So `if (rc < 0)` catches
+ * every failure; no positive value is returned.  A program that needs a
+ * positive veto code writes the TVar in its own stm_atomically(), which
+ * returns it.
+ * Inside a transaction it is a plain stm_write() in that transaction: it
+ * returns 0 and takes effect only if the enclosing transaction commits.
+ * Any thread.  Costs one transaction with one write (and the watchers it
+ * triggers).
  */
 STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value);
 
@@ -279,6 +321,17 @@ STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value);
  * stm_on_abort() and the memory functions below.  Do not hold locks, or
  * leave malloc()ed memory reachable only from local variables, across a
  * call that takes `tx`.
+ *
+ * Sanitizers: the jump skips the body's frames without running their
+ * epilogues.  A program built with AddressSanitizer may use a libstm built
+ * without it: when the ASan runtime is in the process, the library calls
+ * its __asan_handle_no_return() before each jump (found at load time, at
+ * no cost to the paths that do not jump), so the skipped frames' stack
+ * redzones are cleared and no false stack-buffer-overflow follows a
+ * restart.  A libstm built with a sanitizer (--enable-sanitize) jumps with
+ * siglongjmp(), which the sanitizers intercept.  A ThreadSanitizer program
+ * needs a libstm built with --enable-sanitize=thread, as TSan needs all of
+ * a program's code instrumented.
  *
  * Opacity: a running body never observes an inconsistent state, not even
  * in an attempt that will be thrown away.  Every value it reads belongs to
@@ -433,6 +486,10 @@ static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
  * committing writer wakes exactly the threads
  * waiting on the TVars it wrote, and pays one load per written TVar when
  * nobody waits.
+ *
+ * The sleep is a cancellation point (see Cancellation under CONVENTIONS):
+ * a thread cancelled in it unregisters, runs the attempt's stm_on_abort()
+ * hooks and exits; a thread that disabled cancellation sleeps on.
  */
 STM_API _Noreturn void stm_retry(stm_tx *tx);
 
@@ -442,9 +499,40 @@ STM_API _Noreturn void stm_retry(stm_tx *tx);
  *
  * The body is not run again.  Hooks registered with stm_on_abort() run;
  * blocks from stm_alloc() in this attempt are freed.  Acts on the whole
- * (outermost) transaction, also from inside stm_or_else() branches.
+ * (outermost) transaction, also from inside stm_or_else() branches --
+ * except inside stm_catch(), which takes the abort and undoes only its
+ * own part.
  */
 STM_API _Noreturn void stm_abort(stm_tx *tx, int code);
+
+/**
+ * stm_catch - run `body` as a part of the transaction that an stm_abort()
+ * undoes on its own (GHC's catchSTM).
+ *
+ * `body(tx, arg)` runs inside the current transaction.  If it returns,
+ * its effects stay in the transaction, *aborted is set to false and its
+ * result is returned.  If it (or anything it calls) calls
+ * stm_abort(tx, code), only the part's effects are undone -- its
+ * stm_write()s (values it overwrote are put back), its stm_after_commit()
+ * hooks, stm_defer()s and stm_free()s, and the blocks it got from
+ * stm_alloc() (freed); its stm_on_abort() hooks run -- *aborted is set to
+ * true, and `code` is returned.  The transaction goes on from there.  The
+ * part's reads stay in the transaction (what it did depended on them).
+ *
+ * So "this step failed" (stm_abort, caught here) and "this step must
+ * wait" (stm_retry, which goes past stm_catch to the enclosing
+ * stm_or_else() or retries the whole transaction) can be told apart.
+ * Calls nest with each other and with stm_or_else() in any order: an
+ * abort goes to the innermost stm_catch(), a retry to the innermost
+ * stm_or_else().  A conflict restarts the whole transaction as always.
+ *
+ * Misuse: a NULL `body` or `aborted`, or a `tx` that is not the running
+ * transaction.  Inside a declared read-only transaction
+ * (stm_atomically_ro) the attempt falls back to a normal one.
+ * Cost: a setjmp and a few stores; an abort costs the length of what it
+ * undoes.
+ */
+STM_API int stm_catch(stm_tx *tx, stm_fn *body, void *arg, bool *aborted);
 
 /**
  * stm_or_else - run `first`; if it retries, run `second` instead.
@@ -597,7 +685,11 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
  * Nothing happens unless the transaction commits.  After the commit the
  * block is freed as soon as no running transaction can still be reading
  * it (epoch-based reclamation: typically within the next few hundred
- * commits on this thread).  NULL is a harmless no-op.
+ * commits on this thread).  A transaction that runs long holds back the
+ * blocks freed after it began, until it ends; they are then freed within
+ * the next few hundred commits of the freeing thread too.  NULL is a
+ * harmless no-op.  O(1) amortised per block, however many are held back
+ * (a reclamation pass, one per 128 frees, also looks at every thread).
  */
 STM_API void stm_free(stm_tx *tx, void *ptr);
 
@@ -736,6 +828,8 @@ STM_API void stm_unwatch(stm_tx *tx, stm_watch *w);
  * non-blocking, owned by the library: do not close it) that is readable
  * while callbacks are queued; several commits make it readable once.
  * Poll it, then call stm_dispatch().  Calling it again returns the same
+ * descriptor.  Any thread, also several at once: one stops the library
+ * thread, the others wait until it has stopped, and all return the same
  * descriptor.  Returns -errno if no descriptor can be had, -ENOSYS where
  * there is no eventfd.  Do not call it from a deferred callback.
  */
@@ -746,9 +840,16 @@ STM_API int stm_dispatch_fd(void);
  * in commit order, until the queue is empty; returns how many ran.
  *
  * Callbacks queued while it runs are run too.  Must not be called inside a
- * transaction (misuse).  With the library thread still running (no
- * stm_dispatch_fd()), both take callbacks from the one queue, so they no
- * longer run one at a time.
+ * transaction (misuse).  Callbacks still run one at a time, in commit
+ * order, when several threads call it at once, or one calls it while the
+ * library thread still runs (no stm_dispatch_fd()): the runners take turns
+ * per callback, a caller waiting while another's callback runs.  On
+ * return the queue was empty and no callback was running.  Called from a
+ * deferred callback it returns 0 at once (the callbacks behind that one
+ * run after it returns); a callback must not wait for a thread that calls
+ * stm_dispatch() (deadlock).  It is a cancellation point only inside the
+ * callbacks it runs: a thread cancelled in one leaves the rest queued for
+ * the next caller.  O(1) per callback besides the callbacks.
  */
 STM_API int stm_dispatch(void);
 
@@ -805,6 +906,13 @@ STM_API int stm_dispatch(void);
  * create() unchanged.  notify() may be called with library locks held:
  * keep all four functions short and do not call libstm from them.  A
  * wait() result other than -ETIMEDOUT counts as a wake-up.
+ *
+ * Cancellation: wait() runs with the program's cancel state, so a
+ * cancellation point in it (pthread_cond_wait(), poll()) is where a thread
+ * blocked in stm_retry() may be cancelled; wait() must then leave the
+ * waiter as destroy() expects it (pthread_cleanup_push() to release its
+ * mutex, for example).  create(), destroy() and notify() run with
+ * cancellation disabled.
  */
 struct stm_waiter_ops {
     const char *name;
@@ -912,7 +1020,9 @@ STM_API void stm_clock_advance(int64_t ns);
  *
  * Waits still pending are re-based: one that was d ns ahead of the virtual
  * now becomes d ns ahead of the real now.  (Deadlines that bodies keep in
- * their own TVars are plain numbers and are not changed.)  Returns 0;
+ * their own TVars are plain numbers and are not changed.)  Re-basing a
+ * wait loses none of its wake-ups: a commit to a TVar it waits on, even
+ * one made just before the switch, still wakes it at once.  Returns 0;
  * a no-op when the virtual clock is off.
  */
 STM_API int stm_clock_real(void);
@@ -1199,7 +1309,8 @@ STM_API bool stm_map_next(stm_tx *tx, stm_map *m, stm_map_iter *it, intptr_t *ke
  * STATISTICS, DIAGNOSTICS, SHUTDOWN
  * ====================================================================== */
 
-/** Counters summed over all threads, since start-up or stm_shutdown(). */
+/** Counters summed over all threads, since start-up or stm_shutdown()
+ * (which resets the counts of every thread, also of threads still alive). */
 struct stm_stats {
     uint64_t commits;          /* transactions committed (read-only included) */
     uint64_t aborts;           /* attempts discarded, all reasons (also a
@@ -1240,7 +1351,9 @@ STM_API const char *stm_strerror(int err);
  * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
- * (misuse).  The library may be used again afterwards (it starts afresh).
+ * (misuse).  The library may be used again afterwards (it starts afresh:
+ * stm_stats_get() counts from zero, for threads alive across the call
+ * too).
  *
  * Watchers, like TVars, are the program's: stop them with stm_unwatch()
  * first.  One still active keeps running inside the commits that write

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,18 @@ void stm__tvar_reclaim(stm_tvar *var)
     free(var);
 }
 
+/* stm_tvar_free() takes effect (at the call, or at the commit of the
+ * transaction that made it): a watched TVar is a misuse; wake the threads
+ * blocked in stm_retry() on it. */
+void stm__tvar_freed(stm_tvar *var)
+{
+    struct stm__tvx *x = stm__tvx_peek(var);
+    if (x && atomic_load_explicit(&x->watchers, memory_order_acquire))
+        stm__misuse("stm_tvar_free", "the TVar is still read by an active watcher "
+                                     "(stm_unwatch it first)");
+    stm__waiters_wake_all(var);
+}
+
 STM_API void stm_tvar_free(stm_tvar *var)
 {
     if (var == NULL)
@@ -91,11 +104,7 @@ STM_API void stm_tvar_free(stm_tvar *var)
     }
     if (tx && stm__ro == tx)
         stm__check_tx_slow(tx, "stm_tvar_free"); /* falls back to a normal transaction */
-    struct stm__tvx *x = stm__tvx_peek(var);
-    if (x && atomic_load_explicit(&x->watchers, memory_order_acquire))
-        stm__misuse("stm_tvar_free", "the TVar is still read by an active watcher "
-                                     "(stm_unwatch it first)");
-    stm__waiters_wake_all(var);
+    stm__tvar_freed(var);
     if (tx == NULL)
         tx = stm__thread_init(); /* NULL: freed synchronously */
     else
@@ -200,12 +209,19 @@ STM_API intptr_t stm_tvar_peek(stm_tvar *var)
 struct poke {
     stm_tvar *var;
     intptr_t value;
+    bool committed;
 };
+
+static void poke_committed(void *arg)
+{
+    ((struct poke *)arg)->committed = true;
+}
 
 static int poke_fn(stm_tx *tx, void *arg)
 {
     struct poke *p = arg;
     stm_write(tx, p->var, p->value);
+    stm_after_commit(tx, poke_committed, p);
     return 0;
 }
 
@@ -213,8 +229,21 @@ STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value)
 {
     if (var == NULL)
         return -EINVAL;
-    struct poke p = {var, value};
-    return stm_atomically(poke_fn, &p);
+    struct stm_tx *tx = stm__self;
+    if (tx && stm__in_body(tx)) {
+        stm_write(tx, var, value); /* joins the enclosing transaction */
+        return 0;
+    }
+    struct poke p = {var, value, false};
+    int r = stm_atomically(poke_fn, &p);
+    if (p.committed)
+        return 0;
+    /* Not written: out of memory, a watcher cascade that did not settle,
+     * or a watcher's veto.  A veto's code is the watcher's choice: a
+     * negative one (an errno value) is returned as it is, any other (0 or
+     * positive, which would pass for success, or INT_MIN) as -ECANCELED,
+     * as stm_atomically_watch() reports them. */
+    return r < 0 && r != INT_MIN ? r : -ECANCELED;
 }
 
 /* Top named TVars by conflicts, for the STM_STATS report. */

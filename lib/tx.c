@@ -331,11 +331,22 @@ STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
     w->value = value;
 }
 
+/* The innermost branch of the kind that takes a retry (or_else) or an
+ * abort (catch), or NULL. */
+static inline struct stm__branch *branch_of(struct stm_tx *tx, bool catch)
+{
+    struct stm__branch *br = tx->branch;
+    while (br && br->catch != catch)
+        br = br->outer;
+    return br;
+}
+
 STM_API _Noreturn void stm_retry(stm_tx *tx)
 {
     stm__check_tx(tx, "stm_retry");
-    if (tx->branch)
-        STM__LONGJMP(tx->branch->jb);
+    struct stm__branch *br = branch_of(tx, false);
+    if (br)
+        STM__LONGJMP(br->jb);
     stm__jump(tx, STM__JUMP_RETRY);
 }
 
@@ -343,6 +354,9 @@ STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
 {
     stm__check_tx_ro(tx, "stm_abort");
     tx->abort_code = code;
+    struct stm__branch *br = tx == stm__active ? branch_of(tx, true) : NULL;
+    if (br)
+        STM__LONGJMP(br->jb);
     stm__jump(tx, STM__JUMP_ABORT);
 }
 
@@ -561,6 +575,8 @@ static int retry_block(struct stm_tx *tx, int64_t until)
 {
     int64_t deadline = tx->deadline < until ? tx->deadline : until;
     bool wall = tx->wall_deadline < STM_NEVER;
+    /* only the Waiter's waits may act on a cancellation (retry.c) */
+    tx->cancel_state = stm__cancel_off();
     stm__count(&tx->st.retries);
     /* Register on everything read while the epoch still protects the
      * TVars, then leave the transaction (and serial mode) to sleep. */
@@ -577,7 +593,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
         int64_t real = STM_NEVER;
         if (wall)
             real = stm__sat_add(stm__mono_ns(), tx->wall_deadline - stm__wall_ns());
-        r = stm__sleep(tx, deadline, real);
+        r = stm__retry_sleep(tx, deadline, real, listed);
         if (listed)
             stm__wall_wait_end(tx->waiter);
         if (r == 0)
@@ -586,6 +602,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
             stm__count(&tx->st.timer_fires);
     }
     stm__retry_unregister(tx);
+    stm__cancel_restore(tx->cancel_state);
     stm__count(&tx->st.aborts);
     stm__hooks_run_abort(tx, 0);
     if (r == -ENOMEM)
@@ -759,6 +776,21 @@ static int jumped(struct stm_tx *tx)
     return why;
 }
 
+/* The thread exits inside a body (pthread_exit(), or a cancellation acted
+ * on at a cancellation point that the body or a watcher function called):
+ * leave the attempt as a jump out of it would, so that nothing stays
+ * locked (a watcher phase's write locks), published (the epoch) or
+ * serial, and free what it allocated.  No stm_on_abort() hook runs: the
+ * thread is going away (thread.c, at its exit). */
+void stm__tx_abandon(struct stm_tx *tx)
+{
+    stm__ro = &stm__no_tx;
+    jumped(tx);
+    end_attempt(tx);
+    stm__discard(tx);
+    tx->onabort.n = 0;
+}
+
 /* again()'s `why`, besides STM__JUMP_*: no attempt has run yet; the
  * attempt was left by a jump (jumped() tells why). */
 #define AGAIN_FIRST 0
@@ -849,7 +881,7 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
     if (tx == NULL)
         return -ENOMEM;
     if (STM__UNLIKELY(fn == NULL))
-        stm__misuse("stm_atomically", "the body function is NULL");
+        stm__misuse("stm_atomically_until", "the body function is NULL");
     if (stm__in_body(tx))
         return fn(tx, arg); /* nested: joins, as stm_atomically's */
     return again(tx, fn, arg, deadline, AGAIN_FIRST);

@@ -572,6 +572,80 @@ START_TEST(test_tvar_free_wakes_waiters)
 }
 END_TEST
 
+/* stm_tvar_free() inside a transaction wakes the threads blocked in
+ * stm_retry() on the TVar when that transaction commits, as a call outside
+ * a transaction does at once (issue 11, defect 3): not when reclamation
+ * frees the TVar, many commits later.  The waiter learns that the TVar is
+ * gone from a plain flag set before the freeing commit (a transaction
+ * that starts after the free must not read it), so nothing but the free
+ * can wake it; the freeing transaction writes nothing else. */
+struct ifw {
+    stm_tvar *x;
+    atomic_int gone;
+    atomic_int attempts;
+    atomic_int tid;
+    atomic_int done;
+    int rc;
+};
+
+static int ifw_body(stm_tx *tx, void *arg)
+{
+    struct ifw *p = arg;
+    atomic_fetch_add(&p->attempts, 1);
+    if (atomic_load(&p->gone))
+        return 1;
+    if (stm_read(tx, p->x) == 0)
+        stm_retry(tx);
+    return 2;
+}
+
+static void *ifw_main(void *arg)
+{
+    struct ifw *p = arg;
+    atomic_store(&p->tid, tu_gettid());
+    p->rc = stm_atomically(ifw_body, p);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static int free_in_tx_body(stm_tx *tx, void *arg)
+{
+    (void)tx;
+    stm_tvar_free(arg);
+    return 0;
+}
+
+START_TEST(test_tvar_free_in_tx_wakes_at_commit)
+{
+    const int rounds = TU_SCALE(20, 5);
+    for (int r = 0; r < rounds; r++) {
+        struct ifw p;
+        memset(&p, 0, sizeof p);
+        p.x = stm_tvar_new(0);
+        ck_assert_ptr_nonnull(p.x);
+        pthread_t t = tu_run_thread(ifw_main, &p);
+        ck_assert(tu_wait_atleast(&p.attempts, 1, TU_HANDSHAKE_MS));
+        ck_assert(tu_wait_atleast(&p.tid, 1, TU_HANDSHAKE_MS));
+        ck_assert(tu_wait_asleep((pid_t)atomic_load(&p.tid), TU_HANDSHAKE_MS));
+        atomic_store(&p.gone, 1);
+        ck_assert_int_eq(stm_atomically(free_in_tx_body, p.x), 0);
+        bool woke = tu_wait_atleast(&p.done, 1, TU_HANDSHAKE_MS);
+        if (!woke) {
+            stm__reclaim_flush(); /* release it: reclamation wakes it */
+            tu_wait_atleast(&p.done, 1, TU_HANDSHAKE_MS);
+        }
+        ck_assert_msg(woke,
+                      "round %d: the thread blocked on a TVar freed in a committed "
+                      "transaction was not woken by the commit",
+                      r);
+        tu_join(t);
+        ck_assert_int_eq(p.rc, 1);
+        ck_assert_int_eq(atomic_load(&p.attempts), 2);
+    }
+    stm_shutdown();
+}
+END_TEST
+
 /*
  * A block freed by a thread that then exits moves to the library's
  * orphan list, which a reclaim pass of any other thread sweeps.  The
@@ -751,6 +825,93 @@ START_TEST(test_orphans_during_flush)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Reclamation resumes soon after a long transaction (issue #11, 10)   */
+/* ------------------------------------------------------------------ */
+
+/* stm_free(3): a block is freed "typically within the next few hundred
+ * commits".  While a long read-only transaction runs, every block freed
+ * after it began is held back; once it ends, the next few hundred commits
+ * of the freeing thread must reclaim that backlog (a pass that found it
+ * all pinned used to wait for the backlog to double). */
+enum { PIN_BACKLOG = 5000, PIN_RESUME_WITHIN = 300 };
+static stm_tvar *pin_var, *pin_count;
+static atomic_int pin_in, pin_release;
+
+static int pin_body(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    intptr_t v = stm_read(tx, pin_var);
+    atomic_store(&pin_in, 1);
+    tu_wait_atleast(&pin_release, 1, 10 * TU_HANDSHAKE_MS);
+    return (int)v;
+}
+
+static void *pin_main(void *arg)
+{
+    (void)arg;
+    if (stm_atomically_ro(pin_body, NULL) != 7)
+        atomic_store(&bad_rc, -1);
+    return NULL;
+}
+
+static int free_one_body(stm_tx *tx, void *arg)
+{
+    stm_write(tx, pin_count, stm_read(tx, pin_count) + 1);
+    stm_free(tx, arg);
+    return 0;
+}
+
+static void commit_free_one(void)
+{
+    void *p = malloc(32);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(stm_atomically(free_one_body, p), 0);
+}
+
+START_TEST(test_reclaim_resumes_after_long_tx)
+{
+    pin_var = stm_tvar_new(7);
+    pin_count = stm_tvar_new(0);
+    ck_assert(pin_var != NULL && pin_count != NULL);
+    atomic_store(&bad_rc, 0);
+    atomic_store(&pin_in, 0);
+    atomic_store(&pin_release, 0);
+    commit_free_one();
+    stm__reclaim_flush();
+    ck_assert_uint_eq(stm__reclaim_pending(), 0);
+
+    pthread_t t = tu_run_thread(pin_main, NULL);
+    ck_assert(tu_wait_atleast(&pin_in, 1, TU_HANDSHAKE_MS));
+    for (int i = 0; i < PIN_BACKLOG; i++)
+        commit_free_one();
+    /* all of them were freed after the reader began: none may go */
+    ck_assert_uint_eq(stm__reclaim_pending(), PIN_BACKLOG);
+    atomic_store(&pin_release, 1);
+    tu_join(t);
+    ck_assert_int_eq(atomic_load(&bad_rc), 0);
+
+    struct stm_stats s0, s1;
+    stm_stats_get(&s0);
+    int n = 0;
+    while (n < 3000 && stm__reclaim_pending() > PIN_RESUME_WITHIN) {
+        commit_free_one();
+        n++;
+    }
+    stm_stats_get(&s1);
+    ck_assert_msg(n <= PIN_RESUME_WITHIN,
+                  "%d commits after the long transaction ended, %zu of a backlog of %d blocks "
+                  "are still pending",
+                  n, stm__reclaim_pending(), PIN_BACKLOG);
+    ck_assert_uint_ge(s1.reclaimed - s0.reclaimed, PIN_BACKLOG);
+    stm__reclaim_flush();
+    ck_assert_uint_eq(stm__reclaim_pending(), 0);
+    stm_tvar_free(pin_var);
+    stm_tvar_free(pin_count);
+    stm_shutdown();
+}
+END_TEST
+
 static Suite *reclaim_suite(void)
 {
     Suite *s = suite_create("reclaim");
@@ -759,7 +920,9 @@ static Suite *reclaim_suite(void)
     tcase_add_test(tc, test_list_replace);
     tcase_add_test(tc, test_tvar_free_while_read);
     tcase_add_test(tc, test_tvar_free_wakes_waiters);
+    tcase_add_test(tc, test_tvar_free_in_tx_wakes_at_commit);
     tcase_add_test(tc, test_orphans_during_flush);
+    tcase_add_test(tc, test_reclaim_resumes_after_long_tx);
     suite_add_tcase(s, tc);
     return s;
 }
