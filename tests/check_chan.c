@@ -214,6 +214,43 @@ START_TEST(test_one_transaction)
 }
 END_TEST
 
+/* stm_catch: a part that receives (freeing the message it leaves, as the
+ * only reader) and sends, then aborts, is undone on its own. */
+static int part_recv_send_abort(stm_tx *tx, void *arg)
+{
+    struct cop *o = arg;
+    ck_assert_int_eq(stm_chan_recv(tx, o->r), 1);
+    ck_assert_int_eq(stm_chan_recv(tx, o->r), 2);
+    stm_chan_send(tx, o->ch, 99);
+    stm_abort(tx, 9);
+}
+
+static int body_catch(stm_tx *tx, void *arg)
+{
+    struct cop *o = arg;
+    bool aborted = false;
+    ck_assert_int_eq(stm_catch(tx, part_recv_send_abort, o, &aborted), 9);
+    ck_assert(aborted);
+    stm_chan_send(tx, o->ch, 3);
+    return 0;
+}
+
+START_TEST(test_catch_undoes_part)
+{
+    stm_chan *ch = stm_chan_new();
+    struct cop o = {.ch = ch, .r = sub(ch)};
+    ch_send(ch, 1);
+    ch_send(ch, 2);
+    ck_assert_int_eq(stm_atomically(body_catch, &o), 0);
+    ck_assert_int_eq(ch_recv(o.r), 1);
+    ck_assert_int_eq(ch_recv(o.r), 2);
+    ck_assert_int_eq(ch_recv(o.r), 3);
+    intptr_t v;
+    ck_assert(!try_recv(o.r, &v));
+    stm_chan_free(ch);
+}
+END_TEST
+
 /* ---- reclamation --------------------------------------------------------- */
 
 /* Every message every reader has passed is freed: after N messages read
@@ -728,6 +765,7 @@ static Suite *chan_suite(void)
     tcase_add_test(tc, test_free_with_pending);
     tcase_add_test(tc, test_abort_undoes);
     tcase_add_test(tc, test_one_transaction);
+    tcase_add_test(tc, test_catch_undoes_part);
     tcase_add_test_raise_signal(tc, test_misuse_null_chan, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_null_tx, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_null_reader, SIGABRT);

@@ -290,6 +290,50 @@ START_TEST(test_abort_undoes)
 }
 END_TEST
 
+/* stm_catch: a part that deletes and inserts keys (the deletes destroy
+ * and free nodes) and then aborts is undone on its own. */
+static int part_del_put_abort(stm_tx *tx, void *arg)
+{
+    stm_map *m = arg;
+    ck_assert(stm_map_del(tx, m, 1));
+    ck_assert(stm_map_put(tx, m, 3, 30));
+    ck_assert(!stm_map_put(tx, m, 2, 0));
+    stm_abort(tx, 8);
+}
+
+static int body_catch(stm_tx *tx, void *arg)
+{
+    stm_map *m = arg;
+    bool aborted = false;
+    ck_assert_int_eq(stm_catch(tx, part_del_put_abort, m, &aborted), 8);
+    ck_assert(aborted);
+    ck_assert_uint_eq(stm_map_len(tx, m), 2);
+    ck_assert(stm_map_put(tx, m, 4, 40));
+    return 0;
+}
+
+START_TEST(test_catch_undoes_part)
+{
+    stm_map *m = stm_map_new(NULL);
+    put(m, 1, 10);
+    put(m, 2, 20);
+    ck_assert_int_eq(stm_atomically(body_catch, m), 0);
+    intptr_t v;
+    ck_assert_int_eq(len(m), 3);
+    ck_assert(get(m, 1, &v));
+    ck_assert_int_eq(v, 10);
+    ck_assert(get(m, 2, &v));
+    ck_assert_int_eq(v, 20);
+    ck_assert(!get(m, 3, &v));
+    ck_assert(get(m, 4, &v));
+    /* the node of key 1 is still good: update and delete it */
+    ck_assert(!put(m, 1, 11));
+    ck_assert(del(m, 1));
+    ck_assert_int_eq(len(m), 2);
+    stm_map_free(m);
+}
+END_TEST
+
 /* A get that finds nothing retries: the program can wait for a key. */
 struct waitkey {
     stm_map *m;
@@ -621,6 +665,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, test_growth_and_iteration);
     tcase_add_test(tc, test_one_transaction);
     tcase_add_test(tc, test_abort_undoes);
+    tcase_add_test(tc, test_catch_undoes_part);
     tcase_add_test(tc, test_wait_for_key);
     tcase_add_test_raise_signal(tc, test_misuse_null_map, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_null_tx, SIGABRT);

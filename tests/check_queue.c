@@ -210,6 +210,46 @@ START_TEST(test_new_enomem_path_free_null)
 }
 END_TEST
 
+/* stm_catch: a part that pops (and pushes) and then aborts is undone on
+ * its own -- the popped node's destroy and free included -- while the
+ * transaction goes on and commits the rest. */
+static int part_pop_push_abort(stm_tx *tx, void *arg)
+{
+    stm_queue *q = arg;
+    ck_assert_int_eq(stm_queue_pop(tx, q), 1);
+    stm_queue_push(tx, q, 99);
+    stm_abort(tx, 7);
+}
+
+static int body_catch(stm_tx *tx, void *arg)
+{
+    stm_queue *q = arg;
+    bool aborted = false;
+    ck_assert_int_eq(stm_catch(tx, part_pop_push_abort, q, &aborted), 7);
+    ck_assert(aborted);
+    ck_assert_uint_eq(stm_queue_len(tx, q), 2);
+    stm_queue_push(tx, q, 3);
+    return 0;
+}
+
+START_TEST(test_catch_undoes_part)
+{
+    stm_queue *q = stm_queue_new(3);
+    push(q, 1);
+    push(q, 2);
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(stm_atomically(body_catch, q), 0);
+        ck_assert_int_eq(len(q), 3);
+        ck_assert_int_eq(pop(q), 1);
+        ck_assert_int_eq(pop(q), 2);
+        ck_assert_int_eq(pop(q), 3);
+        push(q, 1);
+        push(q, 2);
+    }
+    stm_queue_free(q);
+}
+END_TEST
+
 /* ---- blocking ------------------------------------------------------------ */
 
 static void *thr_pop(void *arg)
@@ -695,6 +735,7 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, test_free_with_items);
     tcase_add_test(tc, test_abort_undoes);
     tcase_add_test(tc, test_one_transaction);
+    tcase_add_test(tc, test_catch_undoes_part);
     tcase_add_test(tc, test_new_enomem_path_free_null);
     tcase_add_test_raise_signal(tc, test_misuse_null_queue, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_null_tx, SIGABRT);
