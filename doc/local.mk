@@ -52,6 +52,8 @@ dist_man_MANS = \
 	doc/stm_tvar_poke.3 \
 	doc/stm_tvar_set_name.3 \
 	doc/stm_tx_now.3 \
+	doc/stm_tx_start.3 \
+	doc/stm_tx_current.3 \
 	doc/stm_tx_wall_now.3 \
 	doc/stm_unwatch.3 \
 	doc/STM_USEC.3 \

@@ -356,7 +356,7 @@ STM_API int stm_atomically(stm_fn *fn, void *arg) STM_NONNULL(1);
  * transaction (stm_atomically()), which extends its snapshot instead.
  *
  * In a read-only attempt the body may call stm_read(), stm_abort(),
- * stm_tx_now(), stm_elapsed(), stm_tx_wall_now(), stm_elapsed_wall(),
+ * stm_tx_now(), stm_tx_start(), stm_elapsed(), stm_tx_wall_now(), stm_elapsed_wall(),
  * stm_after_commit(), stm_on_abort() and stm_defer(), which work as usual.
  * If it calls anything else that takes `tx` -- stm_write(), stm_retry()
  * (which needs the reads to wait on), stm_or_else(), stm_alloc(),
@@ -508,6 +508,44 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
 STM_API int64_t stm_tx_now(stm_tx *tx);
 
 /**
+ * stm_tx_start - when the outermost stm_atomically() (or
+ * stm_atomically_ro(), stm_atomically_until()) call running `tx` began,
+ * on the library's clock (virtual when that is on, as stm_now()).
+ *
+ * The same in every attempt of that call, so a relative deadline computed
+ * from it stays put when the body runs again:
+ *
+ *     if (!stm_elapsed(tx, stm_tx_start(tx) + STM_MSEC(200)))
+ *         stm_retry(tx);   // waits 200 ms from the call, not per attempt
+ *
+ * (Python's elapsed(seconds), ScalaSTM's retryFor).  stm_atomically_until()
+ * reads the clock as it begins.  stm_atomically() does not, to keep its
+ * fast path free of a clock read: its value is the first attempt's
+ * stm_tx_now() if that attempt asks for either, else the clock as that
+ * attempt ended (by a conflict, a retry or an abort).  So it is at or
+ * after the call began, at or before every attempt's stm_tx_now() but the
+ * first's, and never later than the first attempt's end.  Nested calls
+ * and watcher runs inside a commit see the outermost call's value; a
+ * deadline run of a watcher sees when that run began.  Thread-safety and
+ * misuse as stm_tx_now(); O(1).
+ */
+STM_API int64_t stm_tx_start(stm_tx *tx);
+
+/**
+ * stm_tx_current - the transaction the calling thread is running, or
+ * NULL.
+ *
+ * Inside a body (also a nested one, a watcher's fn or cb, or a declared
+ * read-only attempt) returns the handle the body was given, valid as that
+ * handle is: on this thread, until the body returns.  Outside a body --
+ * and in stm_after_commit() and stm_on_abort() hooks, stm_defer()
+ * callbacks and waiters -- returns NULL.  For code deep in a call chain
+ * that must know whether it runs inside a transaction.  Any thread; O(1),
+ * no allocation.
+ */
+STM_API stm_tx *stm_tx_current(void);
+
+/**
  * stm_atomically_until - stm_atomically() with a time limit on waiting.
  *
  * As stm_atomically(), but if the body is still retrying when `deadline`
@@ -517,8 +555,25 @@ STM_API int64_t stm_tx_now(stm_tx *tx);
  * is waiting when the deadline comes is woken and run once more (now at
  * or past the deadline): -ETIMEDOUT is returned if that run retries too.  The deadline
  * counts as something to wait for, so a body that retries having read
- * nothing sleeps until the deadline instead of returning -EDEADLK.  Inside
- * a transaction it joins the enclosing one and the deadline is ignored.
+ * nothing sleeps until the deadline instead of returning -EDEADLK.
+ *
+ * Nested (called inside a body, on the same thread): `fn` joins the
+ * enclosing transaction, but its deadline still counts (ScalaSTM's nested
+ * withRetryTimeout).  If `fn` returns, its result is returned.  If `fn`
+ * calls stm_retry() (and no stm_or_else() inside it takes the retry):
+ *   - once the deadline has come at the attempt's now (stm_elapsed()),
+ *     what `fn` did is undone as a discarded stm_or_else() branch is (its
+ *     writes, hooks, allocations, frees, watchers; its reads stay and are
+ *     validated) and -ETIMEDOUT is returned to the enclosing body, which
+ *     goes on;
+ *   - before it, the retry goes on to the enclosing transaction (or the
+ *     enclosing stm_or_else() branch) with the deadline recorded as by
+ *     stm_elapsed(): the whole transaction waits for a change of what it
+ *     read or for that deadline, whichever comes first, and runs again.
+ * STM_NEVER as the deadline joins exactly as stm_atomically() does.  In a
+ * declared read-only attempt it joins; a retry in its body makes the
+ * attempt fall back as any retry does (stm_atomically_ro()), and in the
+ * normal transaction that follows it behaves as above.
  */
 STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline) STM_NONNULL(1);
 
@@ -540,7 +595,9 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline) STM_NO
  * attempt's now: stm_tx_now(tx) >= deadline.
  *
  * When it has not, records the deadline in the attempt (see above) and
- * returns false.  Deadlines are absolute: a re-run does not restart them.
+ * returns false.  Deadlines are absolute: a re-run does not restart them
+ * (a deadline computed from stm_tx_now() moves with every attempt; one
+ * relative to the call is stm_tx_start(tx) + delay).
  * STM_NEVER is never elapsed and records nothing.  O(1).
  */
 STM_API bool stm_elapsed(stm_tx *tx, int64_t deadline);

@@ -436,6 +436,10 @@ struct stm_tx {
     bool now_valid, wall_now_valid;
     int64_t deadline;      /* earliest stm_elapsed() deadline not yet come */
     int64_t wall_deadline; /* likewise for stm_elapsed_wall() */
+    /* stm_tx_start(): when the outermost call began, once noted; valid
+     * only inside that call (every way out of it clears it) */
+    int64_t start;
+    bool start_valid;
     unsigned long slack;   /* the thread's own timer slack, 0 = unknown */
     bool vtoken;           /* woken by stm_clock_advance(), not yet settled */
     bool serial;
@@ -628,6 +632,18 @@ static inline void stm__blame_conflict(struct stm_tx *tx)
     tx->conflict_var = NULL;
 }
 void stm__reset_extras(struct stm_tx *tx);
+/* stm_tx_start(): note the outermost call's start, if not yet noted, as
+ * the attempt's now (an attempt that has just ended: its own now if it
+ * read one, else the clock) */
+static inline void stm__start_note(struct stm_tx *tx)
+{
+    if (!tx->start_valid) {
+        tx->start = tx->now_valid ? tx->now : stm__now();
+        tx->start_valid = true;
+    }
+}
+/* a nested stm_atomically_until() (orelse.c) */
+int stm__until_nested(struct stm_tx *tx, stm_fn *fn, void *arg, int64_t deadline);
 void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp);
 void stm__discard(struct stm_tx *tx);
 void stm__conflict_restart(struct stm_tx *tx);

@@ -23,6 +23,13 @@ struct stm__global stm__g = {.clock = 1};
 pthread_mutex_t stm__reg_lock = PTHREAD_MUTEX_INITIALIZER;
 struct stm_tx *stm__reg_head;
 
+STM_API stm_tx *stm_tx_current(void)
+{
+    if (stm__active != &stm__no_tx)
+        return stm__active;
+    return stm__ro != &stm__no_tx ? stm__ro : NULL;
+}
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
 

@@ -554,6 +554,7 @@ static inline void finish_commit(struct stm_tx *tx, uint64_t stamp)
 __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp)
 {
     tx->restarts = 0;
+    tx->start_valid = false; /* the call is over */
     tx->allocs.n = 0;
     tx->onabort.n = 0;
     if (tx->defers.n) /* a read-only commit */
@@ -610,6 +611,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
 int stm__leave(struct stm_tx *tx, int ret)
 {
     tx->restarts = 0;
+    tx->start_valid = false;
     if (tx->vtoken)
         stm__vclock_settle(tx);
     return ret;
@@ -788,9 +790,16 @@ __attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *
 {
     stm__jmpbuf jb;
     int ret;
+    if (why == AGAIN_FIRST) {
+        /* stm_atomically_until: the call begins here */
+        tx->start = stm__now();
+        tx->start_valid = true;
+    }
     for (;;) {
-        if (why == AGAIN_JUMPED)
+        if (why == AGAIN_JUMPED) {
             why = jumped(tx);
+            stm__start_note(tx); /* a later attempt may ask for it */
+        }
         switch (why) {
         case AGAIN_FIRST:
             break;
@@ -827,8 +836,11 @@ __attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *
             ret = -ENOMEM;
             goto give_up;
         }
-        if (STM__SETJMP(jb) == 0)
-            return attempt(tx, arg, fn, &jb);
+        if (STM__SETJMP(jb) == 0) {
+            ret = attempt(tx, arg, fn, &jb);
+            stm__self->start_valid = false; /* committed: the call is over */
+            return ret;
+        }
         why = AGAIN_JUMPED;
     }
 give_up:
@@ -864,7 +876,12 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
         return -ENOMEM;
     if (STM__UNLIKELY(fn == NULL))
         stm__misuse("stm_atomically", "the body function is NULL");
-    if (stm__in_body(tx))
-        return fn(tx, arg); /* nested: joins, as stm_atomically's */
+    if (stm__in_body(tx)) {
+        /* nested: joins, as stm_atomically's, but a retry of its body
+         * after its deadline ends it alone (orelse.c) */
+        if (deadline >= STM_NEVER)
+            return fn(tx, arg);
+        return stm__until_nested(tx, fn, arg, deadline);
+    }
     return again(tx, fn, arg, deadline, AGAIN_FIRST);
 }
