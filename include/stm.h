@@ -622,6 +622,65 @@ STM_API int64_t stm_tx_wall_now(stm_tx *tx);
 STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
 
 /* ======================================================================
+ * FILE DESCRIPTORS INSIDE TRANSACTIONS
+ *
+ * The readiness of a file descriptor is read like a TVar, too: a body
+ * that finds a socket not ready and retries sleeps until the socket is
+ * ready, a TVar it read changes or a deadline it recorded comes,
+ * whichever is first (GHC's threadWaitReadSTM, with deadlines and
+ * watchers).  One library thread serves every fd of the process through
+ * one epoll instance (started by the first wait on an fd, stopped by
+ * stm_shutdown()); an fd waited on costs memory (about 40 bytes per
+ * waiting node and 8 per fd number in a table indexed by fd), no thread
+ * and no CPU while it stays idle.  Linux only.
+ * ====================================================================== */
+
+/**
+ * stm_fd_ready - whether `fd` is ready for any of `events` (POLLIN,
+ * POLLOUT, POLLPRI, POLLRDHUP, ... as poll(2) takes them) now.
+ *
+ * True if poll(2) reports any of `events`, or POLLERR, POLLHUP or
+ * POLLNVAL, for `fd` at this moment (so a wait never outlives its fd: the
+ * caller finds out what happened by reading, writing or getsockopt(2)
+ * SO_ERROR); also true for a negative `fd` and if poll() itself fails.
+ * Otherwise false, and the interest is kept in the attempt (like a
+ * deadline stm_elapsed() found not come; a discarded stm_or_else()
+ * branch keeps it too): if the attempt then calls stm_retry(), the thread
+ * also wakes when `fd` becomes ready for `events` or has an error or
+ * hang-up, and the body runs again.  A retry waiting on an fd alone does
+ * not fail with -EDEADLK.  In a watcher's `fn`, false also makes the
+ * library run the watcher again, in a transaction of its own on the
+ * library's fd thread (as a deadline run, see WATCHERS), once `fd` is
+ * ready; a watcher that no longer asks about an fd may still be run once
+ * more when it becomes ready.  A watcher whose `cb` consumes what made the
+ * fd ready (reads the data) should also write a TVar that `fn` reads, so
+ * that `fn` runs again in the same commit and asks again.
+ *
+ * The answer is not a snapshot: two calls in one attempt may differ, and
+ * nothing is validated at commit.  Reading or writing the fd belongs
+ * outside the transaction (or in stm_after_commit()/stm_defer()), since a
+ * body may run more than once.
+ *
+ * Closed fds: an fd closed before the call is POLLNVAL (true); one closed
+ * between the call and the wait makes the retry run the body again at
+ * once (which then sees POLLNVAL).  Closing an fd while a thread waits on
+ * it does NOT wake that thread (epoll drops closed files silently, as
+ * poll() in another thread does not notice a close either): close an fd
+ * only once no transaction waits on it, or write a TVar its waiters read.
+ * Regular files are always ready (poll(2)).
+ *
+ * Errors: if the fd cannot be added to epoll for want of memory or of
+ * epoll watches (/proc/sys/fs/epoll/max_user_watches), the retry fails
+ * and stm_atomically() returns -ENOMEM or -ENOSPC; if the fd thread
+ * cannot be started, the error of pthread_create() (-EAGAIN).  Memory for
+ * the interest: the attempt is discarded with -ENOMEM.  Works with every
+ * Waiter backend (the fd thread calls its notify); on the virtual clock
+ * deadlines stay virtual while fds are ready in real time.  Thread-safety
+ * as any function taking `tx`; one poll() per call, O(1).
+ */
+STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events);
+
+/* ======================================================================
  * HOOKS AND MEMORY INSIDE TRANSACTIONS
  * ====================================================================== */
 

@@ -29,6 +29,8 @@ lib_libstm_la_SOURCES = \
 	lib/wallclock.c \
 	lib/elapsed.c \
 	lib/dispatch.c \
+	lib/reactor.c \
+	lib/fd_ready.c \
 	lib/readonly.c \
 	lib/watch.c \
 	lib/watch_phase.c \

@@ -196,6 +196,46 @@ static inline void stm__waiter_destroy(struct stm__waiter *w)
         w->ops->destroy(w);
 }
 
+/* ---- file descriptors: stm_fd_ready and the reactor (reactor.c) --------
+ * One epoll instance and one thread for the process.  An interest is a
+ * node in its fd's list (a table indexed by fd, under the reactor's lock):
+ * a retrying thread's (its waiter is notified when the fd is ready, the
+ * node is then unlinked; the thread's descriptor owns it), or a watcher's
+ * (the watcher is run again; the reactor owns it, at most one per watcher
+ * and fd).  The fd is registered EPOLLONESHOT with the union of its
+ * nodes' events, re-armed after each event while nodes remain: an idle fd
+ * costs no CPU, and nothing is armed for an fd nobody waits on any more
+ * but, at most, one last arming that finds no node. */
+struct stm__fdnode {
+    struct stm__fdnode *next, *prev; /* the fd's list */
+    struct stm__fdnode *wnext;       /* a watcher's: its other fds */
+    struct stm__waiter *waiter;      /* a retrying thread's, or NULL */
+    struct stm_watch *w;             /* a watcher's, or NULL */
+    int fd;
+    short events;
+    bool linked;
+};
+/* a watcher's fn asked about fd and it was not ready */
+struct stm__fdwant {
+    struct stm_watch *w;
+    int fd;
+    short events;
+};
+/* Before a retry sleeps (tx->waiter prepared, TVars registered): put
+ * tx's fd interests (tx->fdn) in the reactor.  1: sleep; 0: an fd cannot
+ * be waited on (closed, a regular file): run again now; -ENOMEM, -ENOSPC
+ * (the epoll limit) or the thread's creation error. */
+int stm__reactor_wait_begin(struct stm_tx *tx);
+void stm__reactor_wait_end(struct stm_tx *tx); /* after the sleep */
+/* A commit that ran watchers, committed, epoch still published: register
+ * the fds their fns asked about (tx->fdw), then empty it. */
+void stm__reactor_watch(struct stm_tx *tx);
+/* The watcher has stopped (its `dead` is set): drop its interests and its
+ * pending retry, and wait while the reactor runs it (unless the caller is
+ * that run). */
+void stm__reactor_forget(struct stm_watch *w);
+void stm__reactor_shutdown(void);
+
 /* ---- TVars -------------------------------------------------------------
  * A TVar is two words (stm.h): `lock` and `value`.
  *
@@ -464,6 +504,11 @@ struct stm_tx {
     uint32_t limbo_next;               /* try to reclaim at this size */
     uint32_t limbo_age;                /* commits since, while limbo is non-empty */
     STM__VEC(struct stm__waitnode) nodes;
+    /* stm_fd_ready() said no: the attempt's fd interests (a retry waits for
+     * them too), and those of watcher fns (registered at commit); reset
+     * with the extras */
+    STM__VEC(struct stm__fdnode) fdn;
+    STM__VEC(struct stm__fdwant) fdw;
 
     struct stm__waiter *waiter;
     struct stm__counters st;
@@ -711,6 +756,12 @@ void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx); /* ws[idx] written again */
 void stm__watch_reclaim(struct stm_watch *w);             /* final free */
+/* A run of w in a transaction of its own, as a deadline run but for no
+ * arming in particular (an fd it waited for is ready, a retry is due);
+ * the caller keeps w alive (stm__reactor_forget() waits for it). */
+void stm__watch_run_now(struct stm_watch *w);
+/* a seed's `armed` for such a run: never stale */
+#define STM__ARMED_ANY UINT64_MAX
 void stm__watchtx_free(struct stm_tx *tx);
 bool stm__ws_has(struct stm_tx *tx, stm_tvar *var);      /* var is in the write set */
 int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var); /* its entry, or -1 */

@@ -45,6 +45,8 @@ static void descriptor_free(struct stm_tx *tx)
     free(tx->frees.v);
     free(tx->limbo.v);
     free(tx->nodes.v);
+    free(tx->fdn.v);
+    free(tx->fdw.v);
     free(tx->wsidx);
     stm__watchtx_free(tx);
     stm__waiter_destroy(tx->waiter);
@@ -126,6 +128,7 @@ STM_API void stm_shutdown(void)
     if (stm__g.stats_env)
         stm__stats_atexit(); /* prints once */
     stm__dispatch_shutdown();
+    stm__reactor_shutdown();
     stm__timer_shutdown();
     stm__wallclock_shutdown();
     stm__vclock_shutdown();

@@ -374,6 +374,8 @@ __attribute__((noinline)) void stm__reset_extras(struct stm_tx *tx)
     tx->wall_now_valid = false;
     tx->deadline = STM_NEVER;
     tx->wall_deadline = STM_NEVER;
+    tx->fdn.n = 0;
+    tx->fdw.n = 0;
     if (tx->watch_work)
         stm__watch_reset(tx);
     /* after a conflict, stay on this path until a commit resets restarts */
@@ -584,6 +586,8 @@ static int retry_block(struct stm_tx *tx, int64_t until)
     stm__allocs_discard(tx, 0);
     stm__defers_discard(tx, 0);
     int r = stm__retry_register(tx);
+    if (r > 0 && tx->fdn.n)
+        r = stm__reactor_wait_begin(tx); /* stm_fd_ready() said no */
     end_attempt(tx);
     if (r > 0) {
         /* listed first, then the wall clock read: a change of the time
@@ -601,6 +605,8 @@ static int retry_block(struct stm_tx *tx, int64_t until)
             stm__count(&tx->st.timer_fires);
     }
     stm__retry_unregister(tx);
+    if (tx->fdn.n)
+        stm__reactor_wait_end(tx);
     stm__count(&tx->st.aborts);
     stm__hooks_run_abort(tx, 0);
     if (r == -ENOMEM)
@@ -675,6 +681,8 @@ __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int
     stm__watch_committed(tx, x, data_n, stamp);
     if (STM__UNLIKELY(stamp == 0))
         commit_failed(tx);
+    if (STM__UNLIKELY(tx->fdw.n))
+        stm__reactor_watch(tx); /* fds that watcher fns asked about */
     end_attempt(tx);
     if (STM__UNLIKELY(tx->watch_work))
         stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
@@ -816,7 +824,7 @@ __attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *
                 goto give_up;
             }
             if (tx->rn == 0 && tx->deadline >= STM_NEVER && tx->wall_deadline >= STM_NEVER &&
-                until >= STM_NEVER) {
+                until >= STM_NEVER && tx->fdn.n == 0) {
                 end_attempt(tx);
                 ret = -EDEADLK;
                 goto give_up;

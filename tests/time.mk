@@ -17,3 +17,6 @@ tests_check_watch_wall_SOURCES = tests/check_watch_wall.c tests/testutil.h
 
 check_PROGRAMS += tests/check_txtime
 tests_check_txtime_SOURCES = tests/check_txtime.c tests/testutil.h
+
+check_PROGRAMS += tests/check_fd
+tests_check_fd_SOURCES = tests/check_fd.c tests/testutil.h

@@ -1,0 +1,478 @@
+/*
+ * reactor.c - readiness of file descriptors for waiting transactions and
+ * watchers: one epoll instance and one thread for the whole process.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * stm_fd_ready() (fd_ready.c) answers from poll(); when the answer is no,
+ * the attempt keeps an interest (fd, events).  A retry (tx.c) links its
+ * interests into the lists of their fds here, after its waiter is armed
+ * and its TVars registered, and arms each fd in epoll (EPOLLONESHOT, the
+ * union of the events its nodes want; level-triggered, so an fd that is
+ * ready already reports at once: no lost wake-up).  The thread takes each
+ * event under the lock, notifies the waiters and queues the watchers of
+ * the nodes it satisfies (an error or hang-up satisfies all), unlinks
+ * them, and re-arms the fd for the nodes left.  Watchers queued run one
+ * by one on the thread, each in a transaction of its own, as deadline
+ * runs do (watch.c: stm__watch_run_now).
+ *
+ * A watcher's interests belong to the reactor, at most one node per
+ * watcher and fd, kept in the watcher's side record (a small table keyed
+ * by the watcher, so that a watcher that never waits on an fd pays
+ * nothing); a commit whose watcher runs asked about fds adds them
+ * (stm__reactor_watch), a run caused by the fd consumes them, and the
+ * watcher's stop drops them (stm__reactor_forget).  A node whose watcher
+ * no longer asks stays until the fd is ready once more (one extra run of
+ * fn, which then asks for nothing) or the watcher stops.
+ *
+ * Closed fds.  epoll forgets an fd when its file is closed, without an
+ * event, so a wait in progress on an fd that another thread closes is not
+ * ended by the close (as with poll() in another thread); an fd closed
+ * before the wait begins cannot be armed (EBADF), and the retry then runs
+ * the body again at once, whose stm_fd_ready() sees POLLNVAL.  An fd
+ * number that is closed and reused is armed afresh (EPOLL_CTL_MOD fails
+ * with ENOENT, then ADD).  A stale event, for a file that a dup kept
+ * open, only wakes a waiter spuriously.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
+#include "stm-internal.h"
+
+#define WAKE_KEY UINT64_MAX /* epoll data of the eventfd that wakes the thread */
+
+/* A watcher's side record: its fd interests. */
+struct wside {
+    struct wside *hnext; /* bucket chain */
+    struct stm_watch *w;
+    struct stm__fdnode *fds; /* via wnext */
+};
+
+static pthread_mutex_t r_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t r_done = PTHREAD_COND_INITIALIZER; /* a watcher run ended */
+static int r_ep = -1, r_ev = -1;
+static struct stm__fdnode **r_tab; /* fd -> its list */
+static uint32_t r_cap;
+static pthread_t r_thread;
+static bool r_started, r_stop;
+static struct stm_watch *r_running; /* the watcher the thread runs now */
+/* watchers to run, in order; room for one per watcher node, so that
+ * queueing never fails */
+static struct stm_watch **r_due;
+static uint32_t r_due_n, r_due_cap, r_wnodes;
+/* side records by watcher */
+static struct wside **m_b;
+static uint32_t m_nb, m_n;
+
+static struct wside **side_slot(struct stm_watch *w)
+{
+    struct wside **p = &m_b[stm__ptr_hash(w, m_nb - 1)];
+    while (*p && (*p)->w != w)
+        p = &(*p)->hnext;
+    return p;
+}
+
+static struct wside *side_find(struct stm_watch *w)
+{
+    return m_nb ? *side_slot(w) : NULL;
+}
+
+/* w's record, made if it has none: NULL on ENOMEM */
+static struct wside *side_get(struct stm_watch *w)
+{
+    struct wside *s = side_find(w);
+    if (s)
+        return s;
+    if (m_n + 1 > m_nb) {
+        uint32_t nb = m_nb ? 2 * m_nb : 64;
+        struct wside **b = stm__calloc(nb, sizeof *b);
+        if (b == NULL)
+            return NULL;
+        for (uint32_t i = 0; i < m_nb; i++)
+            for (struct wside *e = m_b[i], *next; e; e = next) {
+                next = e->hnext;
+                uint32_t k = stm__ptr_hash(e->w, nb - 1);
+                e->hnext = b[k];
+                b[k] = e;
+            }
+        free(m_b);
+        m_b = b;
+        m_nb = nb;
+    }
+    s = stm__calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->w = w;
+    struct wside **p = &m_b[stm__ptr_hash(w, m_nb - 1)];
+    s->hnext = *p;
+    *p = s;
+    m_n++;
+    return s;
+}
+
+static void side_remove(struct wside *s)
+{
+    struct wside **p = side_slot(s->w);
+    *p = s->hnext;
+    m_n--;
+}
+
+static bool tab_reserve(int fd)
+{
+    if ((uint32_t)fd < r_cap)
+        return true;
+    uint32_t cap = r_cap ? r_cap : 64;
+    while (cap <= (uint32_t)fd)
+        cap *= 2;
+    struct stm__fdnode **t = stm__realloc(r_tab, (size_t)cap * sizeof *t);
+    if (t == NULL)
+        return false;
+    memset(t + r_cap, 0, (size_t)(cap - r_cap) * sizeof *t);
+    r_tab = t;
+    r_cap = cap;
+    return true;
+}
+
+static void link_node(struct stm__fdnode *n)
+{
+    n->prev = NULL;
+    n->next = r_tab[n->fd];
+    if (n->next)
+        n->next->prev = n;
+    r_tab[n->fd] = n;
+    n->linked = true;
+}
+
+static void unlink_node(struct stm__fdnode *n)
+{
+    if (n->next)
+        n->next->prev = n->prev;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        r_tab[n->fd] = n->next;
+    n->next = n->prev = NULL;
+    n->linked = false;
+}
+
+/* Arm fd for the events its nodes want (if any): 0 or -errno. */
+static int arm(int fd)
+{
+    if (r_tab[fd] == NULL)
+        return 0;
+    uint32_t want = 0; /* (0 still reports errors and hang-ups) */
+    for (struct stm__fdnode *n = r_tab[fd]; n; n = n->next)
+        want |= (uint16_t)n->events;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = want | EPOLLONESHOT;
+    ev.data.u64 = (uint64_t)fd;
+    if (epoll_ctl(r_ep, EPOLL_CTL_MOD, fd, &ev) == 0)
+        return 0;
+    if (errno == ENOENT && epoll_ctl(r_ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return 0;
+    return -errno;
+}
+
+static void *reactor_main(void *unused);
+
+static int start(void)
+{
+    if (r_started)
+        return 0;
+    if (r_ep < 0) {
+        r_ep = epoll_create1(EPOLL_CLOEXEC);
+        if (r_ep < 0)
+            return -errno;
+        r_ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.u64 = WAKE_KEY;
+        if (r_ev < 0 || epoll_ctl(r_ep, EPOLL_CTL_ADD, r_ev, &ev) != 0) {
+            int e = errno;
+            if (r_ev >= 0)
+                close(r_ev);
+            close(r_ep);
+            r_ev = r_ep = -1;
+            return -e;
+        }
+    }
+    r_stop = false;
+    int e = pthread_create(&r_thread, NULL, reactor_main, NULL);
+    if (e != 0)
+        return -e;
+    r_started = true;
+    return 0;
+}
+
+static void kick(void)
+{
+    uint64_t one = 1;
+    ssize_t n = write(r_ev, &one, sizeof one);
+    (void)n; /* EAGAIN: the counter is full, a wake-up is pending anyway */
+}
+
+static void queue_run(struct stm_watch *w)
+{
+    r_due[r_due_n++] = w; /* (room: one per watcher node) */
+}
+
+/* n is a watcher's node, unlinked: free it */
+static void free_watch_node(struct stm__fdnode *n)
+{
+    struct wside *s = side_find(n->w);
+    if (s) {
+        struct stm__fdnode **p = &s->fds;
+        while (*p && *p != n)
+            p = &(*p)->wnext;
+        if (*p)
+            *p = n->wnext;
+    }
+    r_wnodes--;
+    free(n);
+}
+
+/* ... and queue its watcher to run */
+static void drop_watch_node(struct stm__fdnode *n)
+{
+    queue_run(n->w);
+    free_watch_node(n);
+}
+
+/* An event on fd: wake or queue what it satisfies, re-arm for the rest. */
+static void fd_event(int fd, uint32_t got)
+{
+    bool all = (got & (EPOLLERR | EPOLLHUP)) != 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
+            next = n->next;
+            if (!all && !(got & (uint16_t)n->events))
+                continue;
+            unlink_node(n);
+            if (n->waiter)
+                n->waiter->ops->notify(n->waiter);
+            else
+                drop_watch_node(n);
+        }
+        if (r_tab[fd] == NULL || arm(fd) == 0)
+            return;
+        all = true; /* cannot be re-armed: let them all find out */
+    }
+}
+
+static void run_due(void)
+{
+    struct stm_watch *w = r_due[0];
+    memmove(r_due, r_due + 1, (size_t)(--r_due_n) * sizeof *r_due);
+    r_running = w;
+    pthread_mutex_unlock(&r_lock);
+    stm__watch_run_now(w);
+    pthread_mutex_lock(&r_lock);
+    r_running = NULL;
+    pthread_cond_broadcast(&r_done);
+}
+
+static void *reactor_main(void *unused)
+{
+    (void)unused;
+#if defined(__linux__) && defined(PR_SET_NAME)
+    prctl(PR_SET_NAME, "stm-reactor", 0, 0, 0);
+#endif
+    struct epoll_event ev[64];
+    pthread_mutex_lock(&r_lock);
+    while (!r_stop) {
+        if (r_due_n) {
+            run_due();
+            continue;
+        }
+        pthread_mutex_unlock(&r_lock);
+        int n = epoll_wait(r_ep, ev, 64, -1);
+        pthread_mutex_lock(&r_lock);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u64 == WAKE_KEY) {
+                uint64_t x;
+                ssize_t k = read(r_ev, &x, sizeof x);
+                (void)k;
+                continue;
+            }
+            int fd = (int)ev[i].data.u64;
+            if ((uint32_t)fd < r_cap)
+                fd_event(fd, ev[i].events);
+        }
+    }
+    pthread_mutex_unlock(&r_lock);
+    return NULL;
+}
+
+int stm__reactor_wait_begin(struct stm_tx *tx)
+{
+    int r = 1;
+    pthread_mutex_lock(&r_lock);
+    int e = start();
+    if (e < 0) {
+        pthread_mutex_unlock(&r_lock);
+        return e;
+    }
+    for (uint32_t i = 0; i < tx->fdn.n && r == 1; i++) {
+        struct stm__fdnode *n = &tx->fdn.v[i];
+        n->waiter = tx->waiter;
+        n->w = NULL;
+        if (!tab_reserve(n->fd)) {
+            r = -ENOMEM;
+            break;
+        }
+        link_node(n);
+        e = arm(n->fd);
+        if (e == -ENOMEM || e == -ENOSPC)
+            r = e;
+        else if (e < 0)
+            r = 0; /* EBADF (closed), EPERM (a regular file): ready */
+    }
+    pthread_mutex_unlock(&r_lock);
+    return r;
+}
+
+void stm__reactor_wait_end(struct stm_tx *tx)
+{
+    pthread_mutex_lock(&r_lock);
+    for (uint32_t i = 0; i < tx->fdn.n; i++)
+        if (tx->fdn.v[i].linked)
+            unlink_node(&tx->fdn.v[i]);
+    pthread_mutex_unlock(&r_lock);
+}
+
+/* Add w's interest in (fd, events): false on ENOMEM. */
+static bool watch_one(struct stm_watch *w, int fd, short events)
+{
+    struct wside *s = side_get(w);
+    if (s == NULL || !tab_reserve(fd))
+        return false;
+    struct stm__fdnode *n = s->fds;
+    while (n && n->fd != fd)
+        n = n->wnext;
+    if (n == NULL) {
+        /* room to queue what is queued and every node, this one too */
+        uint32_t need = r_due_n + r_wnodes + 1;
+        if (need > r_due_cap && !stm__grow((void **)&r_due, &r_due_cap, sizeof *r_due, need))
+            return false;
+        n = stm__calloc(1, sizeof *n);
+        if (n == NULL)
+            return false;
+        n->w = w;
+        n->fd = fd;
+        n->wnext = s->fds;
+        s->fds = n;
+        r_wnodes++;
+    }
+    n->events |= events;
+    if (!n->linked)
+        link_node(n);
+    int e = arm(fd);
+    if (e == -ENOMEM || e == -ENOSPC) {
+        unlink_node(n);
+        free_watch_node(n);
+        return false;
+    }
+    if (e < 0) {
+        unlink_node(n); /* closed, or a regular file: ready now */
+        drop_watch_node(n);
+        kick();
+    }
+    return true;
+}
+
+void stm__reactor_watch(struct stm_tx *tx)
+{
+    pthread_mutex_lock(&r_lock);
+    if (start() < 0) {
+        /* no thread: the fds cannot be served; the runs count as failed */
+        for (uint32_t i = 0; i < tx->fdw.n; i++)
+            stm__count(&tx->st.watch_failures);
+        tx->fdw.n = 0;
+        pthread_mutex_unlock(&r_lock);
+        return;
+    }
+    for (uint32_t i = 0; i < tx->fdw.n; i++) {
+        struct stm__fdwant *f = &tx->fdw.v[i];
+        /* (a watcher that this commit stopped: its stop drops nothing) */
+        if (atomic_load_explicit(&f->w->dead, memory_order_seq_cst))
+            continue;
+        if (!watch_one(f->w, f->fd, f->events))
+            stm__count(&tx->st.watch_failures);
+    }
+    tx->fdw.n = 0;
+    pthread_mutex_unlock(&r_lock);
+}
+
+void stm__reactor_forget(struct stm_watch *w)
+{
+    pthread_mutex_lock(&r_lock);
+    struct wside *s = side_find(w);
+    if (s) {
+        for (struct stm__fdnode *n = s->fds, *next; n; n = next) {
+            next = n->wnext;
+            if (n->linked)
+                unlink_node(n);
+            r_wnodes--;
+            free(n);
+        }
+        side_remove(s);
+        free(s);
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r_due_n; i++)
+        if (r_due[i] != w)
+            r_due[k++] = r_due[i];
+    r_due_n = k;
+    while (r_running == w && !pthread_equal(r_thread, pthread_self()))
+        pthread_cond_wait(&r_done, &r_lock);
+    pthread_mutex_unlock(&r_lock);
+}
+
+void stm__reactor_shutdown(void)
+{
+    pthread_mutex_lock(&r_lock);
+    bool join = r_started;
+    if (join) {
+        r_stop = true;
+        kick();
+    }
+    pthread_mutex_unlock(&r_lock);
+    if (join)
+        pthread_join(r_thread, NULL);
+    pthread_mutex_lock(&r_lock);
+    r_started = false;
+    if (m_n == 0 && r_wnodes == 0) {
+        /* nothing left to serve: give everything back */
+        bool empty = true;
+        for (uint32_t i = 0; i < r_cap && empty; i++)
+            empty = r_tab[i] == NULL;
+        if (empty) {
+            free(r_tab);
+            r_tab = NULL;
+            r_cap = 0;
+            free(r_due);
+            r_due = NULL;
+            r_due_cap = 0;
+            free(m_b);
+            m_b = NULL;
+            m_nb = 0;
+            if (r_ep >= 0) {
+                close(r_ev);
+                close(r_ep);
+                r_ev = r_ep = -1;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r_lock);
+}
