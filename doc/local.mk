@@ -19,6 +19,7 @@ dist_man_MANS = \
 	doc/stm_clock_virtual.3 \
 	doc/stm_stats_get.3 \
 	doc/stm_watch_new.3 \
+	doc/stm_set_watch_error_handler.3 \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
 	doc/stm_catch.3 \

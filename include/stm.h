@@ -785,11 +785,18 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * Runs started by a deadline happen on the library's timer thread (or, on
  * the virtual clock, on the thread calling stm_clock_advance(), in
  * deadline order, each seeing its deadline as stm_tx_now()).  Such a run
- * sees stm_tx_now() >= the deadline, never less.  If it is vetoed
- * (stm_abort), gives up (stm_retry: a deadline run never blocks the timer
- * thread) or fails (-ENOMEM, -ELOOP), its writes are discarded, the
- * watcher stays as its previous run left it and runs again when a TVar it
- * read changes; stm_stats.watch_failures counts these.  A run that reads
+ * sees stm_tx_now() >= the deadline, never less.  Runs started by an fd
+ * that `fn` asked about (stm_fd_ready()) happen on the library's fd
+ * thread.  If such a run of its own -- deadline, fd or retry -- is vetoed
+ * (stm_abort), gives up (stm_retry: it never blocks the thread that runs
+ * it) or fails (-ENOMEM, -ELOOP), its writes are discarded, the watcher
+ * stays as its previous run left it, stm_stats.watch_failures counts it,
+ * and it is never dropped: the library runs it again on its own after
+ * STM_WATCH_RETRY_FIRST, doubling the delay with each failure in a row up
+ * to STM_WATCH_RETRY_MAX (on the library's clock: virtual when that is
+ * on), until a run of its own commits, and reports each failure to the
+ * handler set with stm_set_watch_error_handler().  (A TVar it read that
+ * changes runs it meanwhile, as always.)  A run that reads
  * a new deadline replaces the old one; a run that reads none leaves no
  * timer behind.  Deadlines are absolute: a periodic watcher keeps its next
  * deadline in a TVar and advances it by the period (see stm_watch_new(3),
@@ -824,6 +831,40 @@ enum { STM_WATCH_CHANGES_ONLY = 1 };
 
 /** Heap bytes per active watcher that read at most one TVar (see above). */
 #define STM_WATCH_BYTES 176
+
+/** The first retry of a failed run of a watcher's own comes this long
+ * after the failure; each failure in a row doubles it, up to
+ * STM_WATCH_RETRY_MAX. */
+#define STM_WATCH_RETRY_FIRST STM_MSEC(1)
+#define STM_WATCH_RETRY_MAX STM_SEC(1)
+
+/** A handler for failed watcher runs: see stm_set_watch_error_handler(). */
+typedef void stm_watch_error_fn(stm_watch *w, int err, int64_t retry_at, void *arg);
+
+/**
+ * stm_set_watch_error_handler - report the failed runs of watchers that
+ * no commit can report: runs of a watcher's own, started by a deadline,
+ * by an fd (stm_fd_ready()) or by the retry of an earlier failure.
+ *
+ * `fn(w, err, retry_at, arg)` is called after each such failure, on the
+ * thread that made the run (the timer thread, the fd thread, or the
+ * thread in stm_clock_advance()), outside any transaction, once the
+ * retry is scheduled.  `err` is the code of the veto (stm_abort() in
+ * `fn` or `cb`), -EAGAIN for a stm_retry(), -ENOMEM or -ELOOP; `retry_at`
+ * is when the watcher will be run again on the library's clock (as
+ * stm_now()): the failure's now + STM_WATCH_RETRY_FIRST * 2^(k-1) for its
+ * k-th failure in a row, at most STM_WATCH_RETRY_MAX; STM_NEVER if the
+ * retry could not be armed for want of memory (then only a change of what
+ * it read runs it again).  A run of its own that commits resets the count
+ * and drops a pending retry.  `w` is valid during the call; the handler
+ * may start transactions, also one that stops `w`.  A failure of a run
+ * made inside another transaction's commit is that commit's failure, and
+ * is not reported here.
+ *
+ * NULL (the default) reports nothing; the retries happen anyway.  The
+ * last call wins; `arg` belongs to the caller.  Thread-safe; O(1).
+ */
+STM_API void stm_set_watch_error_handler(stm_watch_error_fn *fn, void *arg);
 
 /**
  * stm_watch_new - create a watcher, active once `tx` commits.

@@ -35,6 +35,7 @@ lib_libstm_la_SOURCES = \
 	lib/watch.c \
 	lib/watch_phase.c \
 	lib/watch_apply.c \
+	lib/watch_error.c \
 	lib/watch.h \
 	lib/stm-internal.h
 

@@ -16,6 +16,9 @@
  * by one on the thread, each in a transaction of its own, as deadline
  * runs do (watch.c: stm__watch_run_now).
  *
+ * A watcher's failed runs of its own (watch_error.c) are retried by a
+ * library-clock timer in the same side record.
+ *
  * A watcher's interests belong to the reactor, at most one node per
  * watcher and fd, kept in the watcher's side record (a small table keyed
  * by the watcher, so that a watcher that never waits on an fd pays
@@ -50,11 +53,15 @@
 
 #define WAKE_KEY UINT64_MAX /* epoll data of the eventfd that wakes the thread */
 
-/* A watcher's side record: its fd interests. */
+/* A watcher's side record: its fd interests, and the retry of its failed
+ * runs (watch_error.c: the schedule). */
 struct wside {
-    struct wside *hnext; /* bucket chain */
+    struct stm__timer retry; /* first: the timer hands back this address */
+    struct wside *hnext;     /* bucket chain */
     struct stm_watch *w;
     struct stm__fdnode *fds; /* via wnext */
+    uint32_t fails;          /* failed runs in a row */
+    bool slot;               /* holds a reserved timer-heap slot */
 };
 
 static pthread_mutex_t r_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -72,6 +79,9 @@ static uint32_t r_due_n, r_due_cap, r_wnodes;
 /* side records by watcher */
 static struct wside **m_b;
 static uint32_t m_nb, m_n;
+static _Atomic uint32_t m_failing; /* records with fails != 0 */
+
+static void retry_fire(struct stm__timer *t, uint64_t seq);
 
 static struct wside **side_slot(struct stm_watch *w)
 {
@@ -112,6 +122,7 @@ static struct wside *side_get(struct stm_watch *w)
     if (s == NULL)
         return NULL;
     s->w = w;
+    s->retry.fn = retry_fire;
     struct wside **p = &m_b[stm__ptr_hash(w, m_nb - 1)];
     s->hnext = *p;
     *p = s;
@@ -427,7 +438,8 @@ void stm__reactor_forget(struct stm_watch *w)
             free(n);
         }
         side_remove(s);
-        free(s);
+        if (s->fails)
+            atomic_fetch_sub(&m_failing, 1);
     }
     uint32_t k = 0;
     for (uint32_t i = 0; i < r_due_n; i++)
@@ -436,6 +448,53 @@ void stm__reactor_forget(struct stm_watch *w)
     r_due_n = k;
     while (r_running == w && !pthread_equal(r_thread, pthread_self()))
         pthread_cond_wait(&r_done, &r_lock);
+    pthread_mutex_unlock(&r_lock);
+    if (s) {
+        /* (without the lock: a retry run in progress takes it) */
+        stm__timer_cancel(&s->retry);
+        if (s->slot)
+            stm__timer_unreserve(1);
+        free(s);
+    }
+}
+
+/* ---- retries of failed runs ---------------------------------------------- */
+
+static void retry_fire(struct stm__timer *t, uint64_t seq)
+{
+    (void)seq;
+    /* w is alive: its stop cancels this timer, waiting for this run */
+    stm__watch_run_now(((struct wside *)t)->w);
+}
+
+int64_t stm__watch_retry_arm(struct stm_watch *w, int64_t (*delay)(uint32_t fails))
+{
+    int64_t at = STM_NEVER;
+    pthread_mutex_lock(&r_lock);
+    struct wside *s = atomic_load_explicit(&w->dead, memory_order_seq_cst) ? NULL : side_get(w);
+    if (s && !s->slot && stm__timer_reserve(1) == 0)
+        s->slot = true;
+    if (s && s->slot) {
+        if (s->fails++ == 0)
+            atomic_fetch_add(&m_failing, 1);
+        at = stm__sat_add(stm__now(), delay(s->fails));
+        stm__timer_set(&s->retry, at, false);
+    }
+    pthread_mutex_unlock(&r_lock);
+    return at;
+}
+
+void stm__watch_retry_ok(struct stm_watch *w)
+{
+    if (atomic_load_explicit(&m_failing, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&r_lock);
+    struct wside *s = side_find(w);
+    if (s && s->fails) {
+        s->fails = 0;
+        atomic_fetch_sub(&m_failing, 1);
+        stm__timer_unset(&s->retry); /* (a pending retry is not needed) */
+    }
     pthread_mutex_unlock(&r_lock);
 }
 

@@ -235,6 +235,15 @@ void stm__reactor_watch(struct stm_tx *tx);
  * that run). */
 void stm__reactor_forget(struct stm_watch *w);
 void stm__reactor_shutdown(void);
+/* A run of w of its own failed: arm its retry at now + delay(failures in
+ * a row, this one counted); returns when (STM_NEVER: it could not be
+ * armed, for want of memory, or w is stopped).  A run that committed
+ * resets the count and drops a pending retry (stm__watch_retry_ok). */
+int64_t stm__watch_retry_arm(struct stm_watch *w, int64_t (*delay)(uint32_t fails));
+void stm__watch_retry_ok(struct stm_watch *w);
+/* watch_error.c: report a failed run of w of its own (err: the veto's
+ * code, -EAGAIN for a retry, -ENOMEM, -ELOOP) and schedule its retry */
+void stm__watch_failed(struct stm_watch *w, int err);
 
 /* ---- TVars -------------------------------------------------------------
  * A TVar is two words (stm.h): `lock` and `value`.

@@ -232,7 +232,7 @@ static void run_alone(struct stm_watch *w, uint64_t armed, bool timer)
         return;
     struct firing f = {w, armed, false};
     /* A run that retries must not block the timer thread: give up at once. */
-    stm_atomically_until(fire_body, &f, stm__now());
+    int r = stm_atomically_until(fire_body, &f, stm__now());
     struct stm_tx *tx = stm__self;
     if (tx != NULL) {
         if (timer)
@@ -240,6 +240,10 @@ static void run_alone(struct stm_watch *w, uint64_t armed, bool timer)
         if (!f.committed)
             stm__count(&tx->st.watch_failures);
     }
+    if (f.committed)
+        stm__watch_retry_ok(w);
+    else
+        stm__watch_failed(w, r == -ETIMEDOUT ? -EAGAIN : r); /* reported, retried */
 }
 
 /* The timer service (or stm_clock_advance) calls this at the deadline. */
