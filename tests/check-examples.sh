@@ -121,6 +121,10 @@ if test -s "$tmp/eventloop.err"; then
     sed 's/^/    /' "$tmp/eventloop.err"
 fi
 
+# ---- echo_server ----------------------------------------------------------
+run echo_server
+grep -q '^done: all echoed$' "$tmp/echo_server.out" || fail "echo_server: no 'done: all echoed' line"
+
 if test "$status" -eq 0; then
     echo "check-examples: PASS"
 fi

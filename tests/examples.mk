@@ -1,5 +1,5 @@
 ## tests/examples.mk - the watcher demos, examples/reconnect and
-## examples/eventloop.  Included from tests/local.mk; paths are relative
+## examples/eventloop, and examples/echo_server.  Included from tests/local.mk; paths are relative
 ## to the top of the tree.
 ##
 ## The programs are noinst_PROGRAMS in examples/local.mk (plain `make`
@@ -7,7 +7,8 @@
 ## runs them from the build directory ($STM_BUILDDIR) and checks their
 ## output: reconnect's back-off schedule (each wait at least its delay and
 ## not much more, doubling up to the cap, reset after a connection) and
-## eventloop's reports (every value, in order, on the main thread).
+## eventloop's reports (every value, in order, on the main thread), and
+## that echo_server echoed every line.
 ## Appending to dist_check_SCRIPTS puts it in TESTS (tests/local.mk).
 dist_check_SCRIPTS += tests/check-examples.sh
 ## What it and tests/check-tutorial.sh share (sourced, not run).
