@@ -59,7 +59,7 @@ enum { NOTHING, DUE, CONNECT_DONE, READABLE, STOP };
 /* The client's state.  `failures` counts refusals since the last success;
  * `stop` asks the client to stop. */
 static stm_tvar *state, *sock, *attempts, *last_at, *next_at, *delay, *failures, *stop;
-static stm_tvar **const tvars[] = {&state, &sock,     &attempts, &last_at,
+static stm_tvar **const tvars[] = {&state,   &sock,  &attempts, &last_at,
                                    &next_at, &delay, &failures, &stop};
 static const intptr_t initial[] = {DOWN, -1, 0, 0, 0 /* due at once */, FIRST_DELAY, 0, 0};
 

@@ -30,7 +30,7 @@ STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events)
         r = poll(&p, 1, 0);
     while (r < 0 && errno == EINTR);
     if (r != 0)
-        return true; /* ready, an error or hang-up, or poll() failed */
+        return true;                 /* ready, an error or hang-up, or poll() failed */
     events &= (short)STM__FD_EVENTS; /* (0: errors and hang-ups only) */
     if (!STM__VEC_RESERVE(tx->fdn, tx->fdn.n + 1))
         stm__nomem(tx);

@@ -111,12 +111,12 @@ enum { WHY_FD = 1, WHY_TVAR, WHY_DEADLINE };
 struct waiter {
     int fd;
     short ev;
-    stm_tvar *var;     /* also waited on, if not NULL */
-    int64_t deadline;  /* also waited for */
+    stm_tvar *var;    /* also waited on, if not NULL */
+    int64_t deadline; /* also waited for */
     atomic_int attempts;
     atomic_int tid;
     int rc;
-    int64_t woke;      /* real time the body saw the fd ready */
+    int64_t woke; /* real time the body saw the fd ready */
 };
 
 static int body_wait(stm_tx *tx, void *arg)
@@ -553,7 +553,7 @@ END_TEST
 START_TEST(test_many_watchers)
 {
     enum { N = 200 };
-    int (*sv)[2] = calloc(N, sizeof *sv);
+    int(*sv)[2] = calloc(N, sizeof *sv);
     struct fw *f = calloc(N, sizeof *f);
     stm_watch **w = calloc(N, sizeof *w);
     for (int i = 0; i < N; i++) {

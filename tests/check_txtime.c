@@ -94,10 +94,10 @@ END_TEST
 enum { MAXA = 8 };
 
 struct st {
-    stm_tvar *poke;   /* wakes the waiter for another attempt */
-    int64_t rel;      /* wait for stm_tx_start() + rel */
-    int ask_from;     /* ask for stm_tx_start() from this attempt on (1 = first) */
-    bool until;       /* run under stm_atomically_until(STM_NEVER) */
+    stm_tvar *poke; /* wakes the waiter for another attempt */
+    int64_t rel;    /* wait for stm_tx_start() + rel */
+    int ask_from;   /* ask for stm_tx_start() from this attempt on (1 = first) */
+    bool until;     /* run under stm_atomically_until(STM_NEVER) */
     atomic_int attempts;
     atomic_int tid;
     int64_t start[MAXA];
@@ -126,8 +126,8 @@ static void *thr_start(void *arg)
 {
     struct st *s = arg;
     atomic_store(&s->tid, tu_gettid());
-    s->rc = s->until ? stm_atomically_until(body_start, s, STM_NEVER)
-                     : stm_atomically(body_start, s);
+    s->rc =
+        s->until ? stm_atomically_until(body_start, s, STM_NEVER) : stm_atomically(body_start, s);
     return NULL;
 }
 
