@@ -61,6 +61,7 @@ struct wside {
     struct stm_watch *w;
     struct stm__fdnode *fds; /* via wnext */
     uint32_t fails;          /* failed runs in a row */
+    int pending;             /* an interest that could not be registered: its error */
     bool slot;               /* holds a reserved timer-heap slot */
 };
 
@@ -362,12 +363,12 @@ void stm__reactor_wait_end(struct stm_tx *tx)
     pthread_mutex_unlock(&r_lock);
 }
 
-/* Add w's interest in (fd, events): false on ENOMEM. */
-static bool watch_one(struct stm_watch *w, int fd, short events)
+/* Add w's interest in (fd, events): 0, -ENOMEM or -ENOSPC. */
+static int watch_one(struct stm_watch *w, int fd, short events)
 {
     struct wside *s = side_get(w);
     if (s == NULL || !tab_reserve(fd))
-        return false;
+        return -ENOMEM;
     struct stm__fdnode *n = s->fds;
     while (n && n->fd != fd)
         n = n->wnext;
@@ -375,10 +376,10 @@ static bool watch_one(struct stm_watch *w, int fd, short events)
         /* room to queue what is queued and every node, this one too */
         uint32_t need = r_due_n + r_wnodes + 1;
         if (need > r_due_cap && !stm__grow((void **)&r_due, &r_due_cap, sizeof *r_due, need))
-            return false;
+            return -ENOMEM;
         n = stm__calloc(1, sizeof *n);
         if (n == NULL)
-            return false;
+            return -ENOMEM;
         n->w = w;
         n->fd = fd;
         n->wnext = s->fds;
@@ -392,34 +393,44 @@ static bool watch_one(struct stm_watch *w, int fd, short events)
     if (e == -ENOMEM || e == -ENOSPC) {
         unlink_node(n);
         free_watch_node(n);
-        return false;
+        return e;
     }
     if (e < 0) {
         unlink_node(n); /* closed, or a regular file: ready now */
         drop_watch_node(n);
         kick();
     }
-    return true;
+    return 0;
+}
+
+static int64_t arm_retry(struct wside *s);
+
+/* w's interest could not be registered (err): retry its run on the
+ * schedule, and report err when the retry comes (not from inside the
+ * commit). */
+static void watch_failed(struct stm_tx *tx, struct stm_watch *w, int err)
+{
+    stm__count(&tx->st.watch_failures);
+    struct wside *s = side_get(w);
+    if (s == NULL)
+        return; /* no memory even for that: a change of what it read runs it */
+    if (s->pending == 0)
+        s->pending = err;
+    arm_retry(s);
 }
 
 void stm__reactor_watch(struct stm_tx *tx)
 {
     pthread_mutex_lock(&r_lock);
-    if (start() < 0) {
-        /* no thread: the fds cannot be served; the runs count as failed */
-        for (uint32_t i = 0; i < tx->fdw.n; i++)
-            stm__count(&tx->st.watch_failures);
-        tx->fdw.n = 0;
-        pthread_mutex_unlock(&r_lock);
-        return;
-    }
+    int e = start(); /* (-EMFILE, -EAGAIN...: no thread to serve the fds) */
     for (uint32_t i = 0; i < tx->fdw.n; i++) {
         struct stm__fdwant *f = &tx->fdw.v[i];
         /* (a watcher that this commit stopped: its stop drops nothing) */
         if (atomic_load_explicit(&f->w->dead, memory_order_seq_cst))
             continue;
-        if (!watch_one(f->w, f->fd, f->events))
-            stm__count(&tx->st.watch_failures);
+        int r = e < 0 ? e : watch_one(f->w, f->fd, f->events);
+        if (r < 0)
+            watch_failed(tx, f->w, r);
     }
     tx->fdw.n = 0;
     pthread_mutex_unlock(&r_lock);
@@ -464,22 +475,38 @@ static void retry_fire(struct stm__timer *t, uint64_t seq)
 {
     (void)seq;
     /* w is alive: its stop cancels this timer, waiting for this run */
-    stm__watch_run_now(((struct wside *)t)->w);
+    struct wside *s = (struct wside *)t;
+    struct stm_watch *w = s->w;
+    pthread_mutex_lock(&r_lock);
+    int err = s->pending;
+    s->pending = 0;
+    pthread_mutex_unlock(&r_lock);
+    if (err)
+        stm__watch_report(w, err, stm__now()); /* an interest it lost */
+    stm__watch_run_now(w);
 }
 
-int64_t stm__watch_retry_arm(struct stm_watch *w, int64_t (*delay)(uint32_t fails))
+/* Arm s's retry on the schedule: when, or STM_NEVER (no memory). */
+static int64_t arm_retry(struct wside *s)
+{
+    if (!s->slot && stm__timer_reserve(1) == 0)
+        s->slot = true;
+    if (!s->slot)
+        return STM_NEVER;
+    if (s->fails++ == 0)
+        atomic_fetch_add(&m_failing, 1);
+    int64_t at = stm__sat_add(stm__now(), stm__watch_retry_delay(s->fails));
+    stm__timer_set(&s->retry, at, false);
+    return at;
+}
+
+int64_t stm__watch_retry_arm(struct stm_watch *w)
 {
     int64_t at = STM_NEVER;
     pthread_mutex_lock(&r_lock);
     struct wside *s = atomic_load_explicit(&w->dead, memory_order_seq_cst) ? NULL : side_get(w);
-    if (s && !s->slot && stm__timer_reserve(1) == 0)
-        s->slot = true;
-    if (s && s->slot) {
-        if (s->fails++ == 0)
-            atomic_fetch_add(&m_failing, 1);
-        at = stm__sat_add(stm__now(), delay(s->fails));
-        stm__timer_set(&s->retry, at, false);
-    }
+    if (s)
+        at = arm_retry(s);
     pthread_mutex_unlock(&r_lock);
     return at;
 }
@@ -490,7 +517,7 @@ void stm__watch_retry_ok(struct stm_watch *w)
         return;
     pthread_mutex_lock(&r_lock);
     struct wside *s = side_find(w);
-    if (s && s->fails) {
+    if (s && s->fails && s->pending == 0) { /* (pending: this run lost an fd) */
         s->fails = 0;
         atomic_fetch_sub(&m_failing, 1);
         stm__timer_unset(&s->retry); /* (a pending retry is not needed) */

@@ -239,11 +239,15 @@ void stm__reactor_shutdown(void);
  * a row, this one counted); returns when (STM_NEVER: it could not be
  * armed, for want of memory, or w is stopped).  A run that committed
  * resets the count and drops a pending retry (stm__watch_retry_ok). */
-int64_t stm__watch_retry_arm(struct stm_watch *w, int64_t (*delay)(uint32_t fails));
+int64_t stm__watch_retry_arm(struct stm_watch *w);
 void stm__watch_retry_ok(struct stm_watch *w);
 /* watch_error.c: report a failed run of w of its own (err: the veto's
  * code, -EAGAIN for a retry, -ENOMEM, -ELOOP) and schedule its retry */
 void stm__watch_failed(struct stm_watch *w, int err);
+/* call the handler (outside any transaction; w alive) */
+void stm__watch_report(struct stm_watch *w, int err, int64_t retry_at);
+/* the schedule: the delay before the retry after `fails` failures in a row */
+int64_t stm__watch_retry_delay(uint32_t fails);
 
 /* ---- TVars -------------------------------------------------------------
  * A TVar is two words (stm.h): `lock` and `value`.

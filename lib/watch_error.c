@@ -28,7 +28,7 @@ STM_API void stm_set_watch_error_handler(stm_watch_error_fn *fn, void *arg)
     pthread_mutex_unlock(&h_lock);
 }
 
-static int64_t delay_of(uint32_t fails)
+int64_t stm__watch_retry_delay(uint32_t fails)
 {
     int64_t d = STM_WATCH_RETRY_FIRST;
     for (uint32_t i = 1; i < fails && d < STM_WATCH_RETRY_MAX; i++)
@@ -36,13 +36,17 @@ static int64_t delay_of(uint32_t fails)
     return d < STM_WATCH_RETRY_MAX ? d : STM_WATCH_RETRY_MAX;
 }
 
-void stm__watch_failed(struct stm_watch *w, int err)
+void stm__watch_report(struct stm_watch *w, int err, int64_t retry_at)
 {
-    int64_t at = stm__watch_retry_arm(w, delay_of);
     pthread_mutex_lock(&h_lock);
     stm_watch_error_fn *fn = h_fn;
     void *arg = h_arg;
     pthread_mutex_unlock(&h_lock);
     if (fn != NULL && !atomic_load_explicit(&w->dead, memory_order_acquire))
-        fn(w, err, at, arg);
+        fn(w, err, retry_at, arg);
+}
+
+void stm__watch_failed(struct stm_watch *w, int err)
+{
+    stm__watch_report(w, err, stm__watch_retry_arm(w));
 }

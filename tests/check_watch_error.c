@@ -11,6 +11,7 @@
 #include <stm.h>
 
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "stm-internal.h"
@@ -287,6 +288,64 @@ START_TEST(test_real_clock_retry)
 }
 END_TEST
 
+/* An fd interest that cannot be registered (here: the fd thread cannot
+ * start, for want of file descriptors) is not dropped: the watcher is run
+ * again on the schedule, the error reported when the retry comes, and
+ * once fds are to be had again its interest is registered.  (Check runs
+ * each test in a process of its own: the fd thread has not started.) */
+START_TEST(test_fd_interest_lost_is_retried)
+{
+    reset_reports();
+    ck_assert_int_eq(stm_clock_virtual(S), 0);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    struct wf f;
+    memset(&f, 0, sizeof f);
+    f.mode = stm_tvar_new(OK);
+    f.x = stm_tvar_new(1);
+    f.fd = sv[0];
+    f.dl = D;
+    /* use up the file descriptors: epoll_create1() fails with EMFILE */
+    struct rlimit rl, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    low = rl;
+    low.rlim_cur = 256;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int hog[256], nhog = 0;
+    while (nhog < 256 && (hog[nhog] = dup(0)) >= 0)
+        nhog++;
+    ck_assert_int_lt(nhog, 256);
+    ck_assert_int_eq(errno, EMFILE);
+    stm_watch *w = stm_atomically_watch(fn_wf, cb_wf, &f, 0);
+    ck_assert_ptr_nonnull(w); /* the watcher is made; its fd could not be */
+    ck_assert_int_eq(nrep_now(), 0);
+    stm_clock_advance(STM_WATCH_RETRY_FIRST - 1);
+    ck_assert_int_eq(atomic_load(&f.runs), 1);
+    stm_clock_advance(1); /* the retry: reported, run, fails again */
+    ck_assert_int_eq(nrep_now(), 1);
+    ck_assert_int_eq(reps[0].err, -EMFILE);
+    ck_assert_int_eq(reps[0].now, S + STM_WATCH_RETRY_FIRST);
+    ck_assert_int_eq(atomic_load(&f.runs), 2);
+    for (int i = 0; i < nhog; i++)
+        close(hog[i]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    stm_clock_advance(2 * STM_WATCH_RETRY_FIRST); /* the next retry registers it */
+    ck_assert_int_eq(nrep_now(), 2);
+    ck_assert_int_eq(reps[1].err, -EMFILE);
+    ck_assert_int_eq(atomic_load(&f.runs), 3);
+    stm_clock_advance(STM_SEC(10)); /* no more retries */
+    ck_assert_int_eq(nrep_now(), 2);
+    ck_assert_int_eq(atomic_load(&f.runs), 3);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1); /* and the fd now runs it */
+    ck_assert_msg(tu_wait_atleast(&f.runs, 4, TU_HANDSHAKE_MS), "the fd did not run it");
+    unmake(&f, w);
+    close(sv[0]);
+    close(sv[1]);
+    ck_assert_int_eq(stm_clock_real(), 0);
+    stm_set_watch_error_handler(NULL, NULL);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("watch_error");
@@ -298,6 +357,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_no_handler_still_retried);
     tcase_add_test(tc, test_fd_run_reported);
     tcase_add_test(tc, test_real_clock_retry);
+    tcase_add_test(tc, test_fd_interest_lost_is_retried);
     suite_add_tcase(s, tc);
     return s;
 }
