@@ -628,11 +628,17 @@ STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
  * that finds a socket not ready and retries sleeps until the socket is
  * ready, a TVar it read changes or a deadline it recorded comes,
  * whichever is first (GHC's threadWaitReadSTM, with deadlines and
- * watchers).  One library thread serves every fd of the process through
- * one epoll instance (started by the first wait on an fd, stopped by
- * stm_shutdown()); an fd waited on costs memory (about 40 bytes per
- * waiting node and 8 per fd number in a table indexed by fd), no thread
- * and no CPU while it stays idle.  Linux only.
+ * watchers).  A retrying thread whose Waiter is a built-in one, on the
+ * real clock, sleeps in ppoll() itself on its fds and on an eventfd that
+ * TVar commits signal: an fd wakes it in one hop, as it would wake a
+ * thread blocked in poll().  Otherwise (a program's own Waiter, the
+ * virtual clock, more than 1024 fds in one attempt) and for watchers, one
+ * library thread serves every fd of the process through one epoll
+ * instance (started by the first such wait, stopped by stm_shutdown()),
+ * and wakes the waiter through its Waiter.  An fd a watcher waits on costs
+ * memory (about 150 bytes with its side record, and 8 per fd number in a
+ * table indexed by fd), no thread and no CPU while it stays idle.  Linux
+ * only.
  * ====================================================================== */
 
 /**

@@ -31,6 +31,7 @@ lib_libstm_la_SOURCES = \
 	lib/dispatch.c \
 	lib/reactor.c \
 	lib/fd_ready.c \
+	lib/fd_wait.c \
 	lib/readonly.c \
 	lib/watch.c \
 	lib/watch_phase.c \

@@ -92,6 +92,12 @@ int stm__retry_register(struct stm_tx *tx)
     int e = stm__waiter_get(tx);
     if (e < 0)
         return e;
+    return stm__retry_register_on(tx);
+}
+
+int stm__retry_register_on(struct stm_tx *tx)
+{
+    tx->nodes.n = 0;
     struct stm__waiter *w = tx->waiter;
     if (!STM__VEC_RESERVE(tx->nodes, tx->rn))
         return -ENOMEM;

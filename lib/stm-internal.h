@@ -227,6 +227,11 @@ struct stm__fdwant {
  * (the epoll limit) or the thread's creation error. */
 int stm__reactor_wait_begin(struct stm_tx *tx);
 void stm__reactor_wait_end(struct stm_tx *tx); /* after the sleep */
+/* fd_wait.c: or, with a built-in Waiter on the real clock, sleep in
+ * ppoll() on the fds: begin swaps tx->waiter for the thread's fd waiter
+ * (false: not possible, use the reactor); end swaps it back. */
+bool stm__fd_direct_begin(struct stm_tx *tx);
+void stm__fd_direct_end(struct stm_tx *tx);
 /* A commit that ran watchers, committed, epoch still published: register
  * the fds their fns asked about (tx->fdw), then empty it. */
 void stm__reactor_watch(struct stm_tx *tx);
@@ -522,6 +527,7 @@ struct stm_tx {
      * with the extras */
     STM__VEC(struct stm__fdnode) fdn;
     STM__VEC(struct stm__fdwant) fdw;
+    struct stm__waiter *fdwaiter, *fdsaved; /* fd_wait.c */
 
     struct stm__waiter *waiter;
     struct stm__counters st;
@@ -792,6 +798,7 @@ void stm__frees_commit(struct stm_tx *tx, uint64_t stamp);
  * or -errno (-ENOMEM, or the backend's error such as -EMFILE).
  * unregister() removes whatever register() added. */
 int stm__retry_register(struct stm_tx *tx);
+int stm__retry_register_on(struct stm_tx *tx); /* on tx->waiter as it is */
 void stm__retry_unregister(struct stm_tx *tx);
 /* A commit lets go of var, whose lock word it replaced had STM__WT: store
  * the lock word nl (keeping STM__WT if waiters remain) and wake them. */

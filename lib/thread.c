@@ -47,6 +47,7 @@ static void descriptor_free(struct stm_tx *tx)
     free(tx->nodes.v);
     free(tx->fdn.v);
     free(tx->fdw.v);
+    stm__waiter_destroy(tx->fdwaiter);
     free(tx->wsidx);
     stm__watchtx_free(tx);
     stm__waiter_destroy(tx->waiter);

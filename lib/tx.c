@@ -585,9 +585,12 @@ static int retry_block(struct stm_tx *tx, int64_t until)
     tx->frees.n = 0;
     stm__allocs_discard(tx, 0);
     stm__defers_discard(tx, 0);
-    int r = stm__retry_register(tx);
-    if (r > 0 && tx->fdn.n)
-        r = stm__reactor_wait_begin(tx); /* stm_fd_ready() said no */
+    /* stm_fd_ready() said no: sleep in ppoll() on the fds, or have the
+     * reactor wake the waiter */
+    bool direct = tx->fdn.n && stm__fd_direct_begin(tx);
+    int r = direct ? stm__retry_register_on(tx) : stm__retry_register(tx);
+    if (r > 0 && tx->fdn.n && !direct)
+        r = stm__reactor_wait_begin(tx);
     end_attempt(tx);
     if (r > 0) {
         /* listed first, then the wall clock read: a change of the time
@@ -605,7 +608,9 @@ static int retry_block(struct stm_tx *tx, int64_t until)
             stm__count(&tx->st.timer_fires);
     }
     stm__retry_unregister(tx);
-    if (tx->fdn.n)
+    if (direct)
+        stm__fd_direct_end(tx);
+    else if (tx->fdn.n)
         stm__reactor_wait_end(tx);
     stm__count(&tx->st.aborts);
     stm__hooks_run_abort(tx, 0);
