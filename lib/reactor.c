@@ -50,6 +50,7 @@
 #endif
 
 #include "stm-internal.h"
+#include "watch.h" /* stm__watch_runs_ok(): the runs of a commit */
 
 #define WAKE_KEY UINT64_MAX /* epoll data of the eventfd that wakes the thread */
 
@@ -561,4 +562,12 @@ void stm__reactor_shutdown(void)
         }
     }
     pthread_mutex_unlock(&r_lock);
+}
+
+void stm__watch_runs_ok(struct stm__watchtx *x)
+{
+    if (atomic_load_explicit(&m_failing, memory_order_relaxed) == 0)
+        return;
+    for (uint32_t k = 0; k < x->runs.n; k++)
+        stm__watch_retry_ok(x->runs.v[k].w);
 }

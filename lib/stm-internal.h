@@ -246,6 +246,10 @@ void stm__reactor_shutdown(void);
  * resets the count and drops a pending retry (stm__watch_retry_ok). */
 int64_t stm__watch_retry_arm(struct stm_watch *w);
 void stm__watch_retry_ok(struct stm_watch *w);
+struct stm__watchtx;
+/* a commit ran these watchers successfully: stm__watch_retry_ok() each
+ * (cheap when no watcher is failing) */
+void stm__watch_runs_ok(struct stm__watchtx *x);
 /* watch_error.c: report a failed run of w of its own (err: the veto's
  * code, -EAGAIN for a retry, -ENOMEM, -ELOOP) and schedule its retry */
 void stm__watch_failed(struct stm_watch *w, int err);

@@ -683,6 +683,8 @@ __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int
     uint64_t stamp;
     if (commit_core(tx, true, data_n, x->meta.v, x->apply, &stamp) != COMMIT_DONE)
         stamp = 0;
+    else
+        stm__watch_runs_ok(x); /* ends the retries of watchers that failed */
     stm__watch_committed(tx, x, data_n, stamp);
     if (STM__UNLIKELY(stamp == 0))
         commit_failed(tx);
