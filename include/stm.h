@@ -800,9 +800,9 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * and it is never dropped: the library runs it again on its own after
  * STM_WATCH_RETRY_FIRST, doubling the delay with each failure in a row up
  * to STM_WATCH_RETRY_MAX (on the library's clock: virtual when that is
- * on), until a run of its own commits, and reports each failure to the
- * handler set with stm_set_watch_error_handler().  (A TVar it read that
- * changes runs it meanwhile, as always.)  A run that reads
+ * on), until a run of it commits (one of its own, or one in the commit
+ * of a transaction that changed a TVar it read), and reports each failure
+ * to the handler set with stm_set_watch_error_handler().  A run that reads
  * a new deadline replaces the old one; a run that reads none leaves no
  * timer behind.  Deadlines are absolute: a periodic watcher keeps its next
  * deadline in a TVar and advances it by the period (see stm_watch_new(3),
@@ -861,8 +861,12 @@ typedef void stm_watch_error_fn(stm_watch *w, int err, int64_t retry_at, void *a
  * stm_now()): the failure's now + STM_WATCH_RETRY_FIRST * 2^(k-1) for its
  * k-th failure in a row, at most STM_WATCH_RETRY_MAX; STM_NEVER if the
  * retry could not be armed for want of memory (then only a change of what
- * it read runs it again).  A run of its own that commits resets the count
- * and drops a pending retry.  `w` is valid during the call; the handler
+ * it read runs it again).  A run of it that commits (of its own, or in
+ * another transaction's commit) resets the count and drops a pending
+ * retry.  An fd interest of its fn that could not be registered (-ENOMEM,
+ * -ENOSPC, or the error of starting the fd thread, such as -EMFILE) is
+ * retried the same way, and reported when its retry comes, with
+ * `retry_at` that moment.  `w` is valid during the call; the handler
  * may start transactions, also one that stops `w`.  A failure of a run
  * made inside another transaction's commit is that commit's failure, and
  * is not reported here.
