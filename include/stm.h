@@ -1137,7 +1137,7 @@ struct stm_stats {
     uint64_t aborts_nomem;     /* of aborts: -ENOMEM */
     uint64_t serial_runs;      /* transactions run in serial mode */
     uint64_t reclaimed;        /* blocks and TVars freed by deferred reclamation */
-    uint64_t watch_failures;   /* deadline runs of watchers vetoed, given up or failed */
+    uint64_t watch_failures;   /* runs of watchers' own (deadline, fd, retry) that failed */
 };
 
 /**
@@ -1159,7 +1159,8 @@ STM_API const char *stm_strerror(int err);
  * stm_shutdown - free everything the library holds.
  *
  * Runs the deferred callbacks still queued, stops the library's threads
- * (the dispatcher, the timer thread, the wall-clock watcher),
+ * (the dispatcher, the timer thread, the wall-clock watcher, the fd
+ * thread of stm_fd_ready()),
  * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
@@ -1169,7 +1170,9 @@ STM_API const char *stm_strerror(int err);
  * first.  One still active keeps running inside the commits that write
  * its TVars, but a deadline it waits for is served only once the timer
  * thread has started again (with the next deadline a watcher arms, or the
- * next timed wait of the "thread" backend).
+ * next timed wait of the "thread" backend), and an fd it waits for once
+ * the fd thread has (with the next fd interest of a watcher, or the next
+ * wait on an fd that uses it).
  *
  * STM_STATS=1 in the environment (read at the first transaction) prints
  * the statistics, and the named TVars that caused the most conflicts, to
