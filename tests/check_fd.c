@@ -343,6 +343,24 @@ START_TEST(test_deadline_first_virtual)
 }
 END_TEST
 
+/* On the real clock (the thread sleeps in ppoll() itself): a deadline
+ * that comes first ends the wait, never early. */
+START_TEST(test_deadline_first_real)
+{
+    int sv[2];
+    pair(sv);
+    struct waiter w;
+    waiter_init(&w, sv[0], POLLIN);
+    int64_t t0 = stm_now();
+    w.deadline = t0 + STM_MSEC(20);
+    ck_assert_int_eq(stm_atomically(body_wait, &w), WHY_DEADLINE);
+    ck_assert_int_ge(stm_now() - t0, STM_MSEC(20));
+    ck_assert_int_ge(ld(&w.attempts), 2);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 /* Waiting on an fd alone is not -EDEADLK; a hang-up wakes a POLLIN wait. */
 START_TEST(test_hangup_wakes)
 {
@@ -597,6 +615,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_wake_user_ops);
     tcase_add_test(tc, test_tvar_first);
     tcase_add_test(tc, test_deadline_first_virtual);
+    tcase_add_test(tc, test_deadline_first_real);
     tcase_add_test(tc, test_hangup_wakes);
     tcase_add_test(tc, test_two_waiters_one_fd);
     tcase_add_test(tc, test_tcp_loopback);
