@@ -115,9 +115,8 @@ bool stm__fd_direct_begin(struct stm_tx *tx)
     if (stm__waiter_get(tx) < 0 || tx->waiter->ops->user != NULL)
         return false;
     struct fd_waiter *w = get(tx);
-    if (w == NULL ||
-        (tx->fdn.n + 1 > w->cap && !stm__grow((void **)&w->pfd, &w->cap, sizeof *w->pfd,
-                                                tx->fdn.n + 1)))
+    if (w == NULL || (tx->fdn.n + 1 > w->cap &&
+                      !stm__grow((void **)&w->pfd, &w->cap, sizeof *w->pfd, tx->fdn.n + 1)))
         return false;
     w->pfd[0].fd = w->efd;
     w->pfd[0].events = POLLIN;
