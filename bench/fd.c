@@ -210,7 +210,7 @@ static void bench_idle(int n)
     printf("idle: %d connections (fds), each waited on by a watcher\n", made);
     printf("  RSS per connection: %.0f B\n", (double)(after - before) * 1024.0 / (made - 1));
     printf("  heap per connection (malloc'ed bytes in use, chunk headers included): %.0f B,"
-           " of which the watcher %d B\n",
+           " the watcher included (STM_WATCH_BYTES says %d for it)\n",
            (double)(heap1 - heap0) / (made - 1), STM_WATCH_BYTES);
     printf("  CPU at rest over 1 s: %.3f ms (target: none)\n", (c1 - c0) * 1e3);
     /* one becomes ready: only its watcher runs */
