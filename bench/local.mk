@@ -67,3 +67,11 @@ bench: $(BENCHMARKS)
 	done
 
 .PHONY: bench
+
+BENCHMARKS += bench/fd$(EXEEXT)
+EXTRA_PROGRAMS += bench/fd
+bench_fd_SOURCES = bench/fd.c
+bench_fd_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_fd_CFLAGS = $(BENCH_CFLAGS)
+bench_fd_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_fd_LDADD = $(BENCH_LDADD)

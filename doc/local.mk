@@ -17,10 +17,12 @@ dist_man_MANS = \
 	doc/stm_defer.3 \
 	doc/stm_now.3 \
 	doc/stm_elapsed.3 \
+	doc/stm_fd_ready.3 \
 	doc/stm_set_waiter.3 \
 	doc/stm_clock_virtual.3 \
 	doc/stm_stats_get.3 \
 	doc/stm_watch_new.3 \
+	doc/stm_set_watch_error_handler.3 \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
 	doc/stm_catch.3 \
@@ -74,6 +76,8 @@ dist_man_MANS = \
 	doc/stm_tvar_poke.3 \
 	doc/stm_tvar_set_name.3 \
 	doc/stm_tx_now.3 \
+	doc/stm_tx_start.3 \
+	doc/stm_tx_current.3 \
 	doc/stm_tx_wall_now.3 \
 	doc/stm_unwatch.3 \
 	doc/STM_USEC.3 \

@@ -40,10 +40,11 @@ examples_tut6_watch_CPPFLAGS = -I$(top_srcdir)/include
 examples_tut6_watch_LDFLAGS =
 examples_tut6_watch_LDADD = lib/libstm.la
 
-## The watcher demos (README.md's first command runs examples/reconnect),
-## built like examples/bank.  tests/check-examples.sh (tests/examples.mk)
-## runs both and checks their output.
-noinst_PROGRAMS += examples/reconnect examples/eventloop
+## The watcher demos (README.md's first command runs examples/reconnect)
+## and the echo server (transactions that wait on sockets), built like
+## examples/bank.  tests/check-examples.sh (tests/examples.mk) runs them
+## and checks their output.
+noinst_PROGRAMS += examples/reconnect examples/eventloop examples/echo_server
 examples_reconnect_SOURCES = examples/reconnect.c
 examples_reconnect_CPPFLAGS = -I$(top_srcdir)/include
 examples_reconnect_LDFLAGS =
@@ -70,3 +71,7 @@ examples_chan_SOURCES = examples/chan.c
 examples_chan_CPPFLAGS = -I$(top_srcdir)/include
 examples_chan_LDFLAGS =
 examples_chan_LDADD = lib/libstm.la
+examples_echo_server_SOURCES = examples/echo_server.c
+examples_echo_server_CPPFLAGS = -I$(top_srcdir)/include
+examples_echo_server_LDFLAGS =
+examples_echo_server_LDADD = lib/libstm.la

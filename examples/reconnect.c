@@ -1,28 +1,31 @@
 /*
  * reconnect.c - libstm's showcase: a TCP client that reconnects with
- * exponential back-off, driven by a timed watch.
+ * exponential back-off, driven by one watcher that waits on time, on a
+ * socket and on a stop flag at once.
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  *
- * The client's state lives in TVars.  One watcher decides when to
- * connect: its function reads the state and, while the client is DOWN,
- * asks stm_elapsed() whether the next attempt is due.  If it is not, the
- * library runs the watcher again when it is (on its timer thread); if it
- * is, the callback marks the attempt CONNECTING and queues the connect
- * with stm_defer().  The connect runs after the commit, on the library's
- * dispatcher thread, and records its outcome in a transaction: connected
- * (UP, back-off reset) or refused (DOWN, next attempt = this attempt's
- * time + delay, delay doubled up to a cap).  That commit wakes the watcher
- * again, since it wrote what the watcher read.
+ * The client's state lives in TVars.  One watcher drives it: its function
+ * reads the state and the stop flag and, depending on the state, asks
+ * stm_elapsed() whether the next attempt is due (DOWN), stm_fd_ready()
+ * whether the non-blocking connect has completed (CONNECTING), or whether
+ * data or a hang-up has arrived on the connection (UP).  Whatever it asked
+ * and got "not yet" for, the library runs the watcher again when it comes:
+ * a deadline on its timer thread, a socket on its fd thread (one epoll
+ * for the process), a TVar in the commit that writes it.  The callback
+ * turns the answer into the next state and queues the system calls with
+ * stm_defer() - all of them non-blocking: socket() + connect() with
+ * O_NONBLOCK, getsockopt(SO_ERROR) once the socket is writable, recv()
+ * once it is readable.  Each records its outcome in a transaction, which
+ * runs the watcher again.  No reader thread, no blocking connect on the
+ * dispatcher, no timer of the program's own.
  *
- * Why a timed watch and not a timer thread of our own?  A retry timer has
- * to be armed, re-armed and cancelled whenever the state changes, from
- * every place that changes it, under a lock shared with them all.  Here
- * the rule "connect when DOWN and the deadline has come" is written once,
- * as a function of the state; whoever changes the state (the connect, the
- * reader thread, a deadline) has the watcher re-evaluated inside the same
- * commit, and the library keeps the one timer that the function's
- * stm_elapsed() call asks for.  No lock, no lost wake-up, no stale timer.
+ * Why a watcher and not threads and timers?  A retry timer has to be
+ * armed, re-armed and cancelled whenever the state changes, a reader
+ * thread has to be woken to stop; here the rule "connect when DOWN and the
+ * deadline has come, check when the socket is writable, read when it is
+ * readable, stop when asked" is written once, as a function of the state,
+ * and the library keeps exactly the waits that the function asked for.
  *
  * The server is this program too (the main thread), on 127.0.0.1:
  * it is down at first, comes up after 7 refused attempts, drops the
@@ -34,63 +37,97 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <stm.h>
 
 #define FIRST_DELAY STM_MSEC(20)
 #define MAX_DELAY STM_MSEC(320)
-enum { DOWN, CONNECTING, UP };
+/* DOWN: waiting for next_at; CONNECTING: connect in progress on `sock`;
+ * UP: connected on `sock`; BUSY: a deferred system call is deciding;
+ * STOPPED: the watcher has stopped itself */
+enum { DOWN, CONNECTING, UP, BUSY, STOPPED };
 enum { FIRST_OUTAGE = 7, SECOND_OUTAGE = 3 }; /* refusals before the server comes up */
+/* what the watcher found */
+enum { NOTHING, DUE, CONNECT_DONE, READABLE, STOP };
 
 /* The client's state.  `failures` counts refusals since the last success;
- * `conn` hands a new connection to the reader thread (-1: none); `quit`
- * stops the reader. */
-static stm_tvar *state, *attempts, *last_at, *next_at, *delay, *failures, *conn, *quit;
-static stm_tvar **const tvars[] = {&state, &attempts, &last_at, &next_at,
-                                   &delay, &failures, &conn,    &quit};
-static const intptr_t initial[] = {DOWN, 0, 0, 0 /* due at once */, FIRST_DELAY, 0, -1, 0};
+ * `stop` asks the client to stop. */
+static stm_tvar *state, *sock, *attempts, *last_at, *next_at, *delay, *failures, *stop;
+static stm_tvar **const tvars[] = {&state,   &sock,  &attempts, &last_at,
+                                   &next_at, &delay, &failures, &stop};
+static const intptr_t initial[] = {DOWN, -1, 0, 0, 0 /* due at once */, FIRST_DELAY, 0, 0};
 
 static struct sockaddr_in server;      /* 127.0.0.1:<port chosen by the kernel> */
 static int64_t t0;                     /* times are printed from here */
 static int refused, connected, losses; /* one writer each; read at the end */
+static stm_watch *client;
 
 static long ms(int64_t t)
 {
     return (long)((t - t0) / STM_MSEC(1));
 }
 
-/* ---- the watcher: is an attempt due? ----------------------------------- */
+/* ---- the watcher: what has happened? ------------------------------------ */
 
-static intptr_t attempt_due(stm_tx *tx, void *arg)
+static intptr_t what_now(stm_tx *tx, void *arg)
 {
     (void)arg;
-    if (stm_read(tx, state) != DOWN)
-        return 0;
-    /* false: the deadline is recorded, and the watcher runs again then */
-    return stm_elapsed(tx, stm_read(tx, next_at));
+    if (stm_read(tx, stop))
+        return STOP;
+    switch (stm_read(tx, state)) {
+    case DOWN: /* false: the deadline is recorded, and the watcher runs then */
+        return stm_elapsed(tx, stm_read(tx, next_at)) ? DUE : NOTHING;
+    case CONNECTING: /* writable (or an error): the connect has finished */
+        return stm_fd_ready(tx, (int)stm_read(tx, sock), POLLOUT) ? CONNECT_DONE : NOTHING;
+    case UP: /* data, or the server closed or reset the connection */
+        return stm_fd_ready(tx, (int)stm_read(tx, sock), POLLIN) ? READABLE : NOTHING;
+    default:
+        return NOTHING;
+    }
 }
 
-static void try_connect(void *arg);
+static void start_connect(void *arg);
+static void finish_connect(void *arg);
+static void read_input(void *arg);
+static void close_fd(void *arg);
 
-static void start_attempt(stm_tx *tx, intptr_t due, void *arg)
+static void act(stm_tx *tx, intptr_t what, void *arg)
 {
     (void)arg;
-    if (!due)
-        return;
-    stm_write(tx, state, CONNECTING);
-    stm_write(tx, attempts, stm_read(tx, attempts) + 1);
-    stm_write(tx, last_at, stm_tx_now(tx));
-    stm_defer(tx, try_connect, NULL); /* the connect is a side effect */
+    switch (what) {
+    case DUE:
+        stm_write(tx, state, BUSY);
+        stm_write(tx, attempts, stm_read(tx, attempts) + 1);
+        stm_write(tx, last_at, stm_tx_now(tx));
+        stm_defer(tx, start_connect, NULL); /* system calls are side effects */
+        break;
+    case CONNECT_DONE:
+        stm_write(tx, state, BUSY);
+        stm_defer(tx, finish_connect, (void *)stm_read(tx, sock));
+        break;
+    case READABLE:
+        stm_write(tx, state, BUSY);
+        stm_defer(tx, read_input, (void *)stm_read(tx, sock));
+        break;
+    case STOP:
+        if (stm_read(tx, state) == STOPPED)
+            break;
+        stm_unwatch(tx, client); /* its own callback may stop it */
+        if (stm_read(tx, sock) >= 0)
+            stm_defer(tx, close_fd, (void *)stm_read(tx, sock));
+        stm_write(tx, sock, -1);
+        stm_write(tx, state, STOPPED);
+        break;
+    }
 }
 
-/* ---- the connect: on the dispatcher thread, after the commit ---------- */
+/* ---- the system calls: deferred, non-blocking --------------------------- */
 
 struct attempt {
     intptr_t n;
@@ -107,16 +144,24 @@ static int read_attempt(stm_tx *tx, void *arg)
     return 0;
 }
 
+/* The outcome of an attempt: in progress (fd >= 0, err == EINPROGRESS),
+ * connected or refused. */
 static int record(stm_tx *tx, void *arg)
 {
     const struct attempt *a = arg;
-    if (a->err == 0) {
+    if (stm_read(tx, state) == STOPPED)
+        return -1; /* (the caller closes the fd) */
+    if (a->err == EINPROGRESS) {
+        stm_write(tx, state, CONNECTING);
+        stm_write(tx, sock, a->fd);
+    } else if (a->err == 0) {
         stm_write(tx, state, UP);
-        stm_write(tx, conn, a->fd);
+        stm_write(tx, sock, a->fd);
         stm_write(tx, delay, FIRST_DELAY);
         stm_write(tx, failures, 0);
     } else {
         stm_write(tx, state, DOWN);
+        stm_write(tx, sock, -1);
         stm_write(tx, next_at, a->at + a->delay);
         stm_write(tx, delay, a->delay < MAX_DELAY / 2 ? 2 * a->delay : MAX_DELAY);
         stm_write(tx, failures, stm_read(tx, failures) + 1);
@@ -124,77 +169,100 @@ static int record(stm_tx *tx, void *arg)
     return 0;
 }
 
-static void try_connect(void *unused)
+/* Printed before the outcome commits: the main thread prints when it
+ * sees the commit, so the lines come out in order. */
+static void outcome(struct attempt *a)
 {
-    struct attempt a = {0, 0, 0, 0, -1};
-    struct timeval limit = {1, 0}; /* a blocking connect, for at most 1 s */
-    (void)unused;
-    stm_atomically(read_attempt, &a); /* nobody else writes these while CONNECTING */
-    a.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (a.fd < 0 || setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) != 0 ||
-        connect(a.fd, (struct sockaddr *)&server, sizeof server) != 0) {
-        a.err = errno;
-        if (a.fd >= 0)
-            close(a.fd);
-    }
-    /* Printed before the outcome commits: the main thread prints when it
-     * sees the commit, so the lines come out in order. */
-    if (a.err == 0) {
+    if (a->err == 0) {
         connected++;
-        printf("attempt %ld at %ld ms: connected\n", (long)a.n, ms(a.at));
+        printf("attempt %ld at %ld ms: connected\n", (long)a->n, ms(a->at));
     } else {
         refused++;
-        printf("attempt %ld at %ld ms: %s; next in %ld ms\n", (long)a.n, ms(a.at),
-               a.err == ECONNREFUSED ? "refused" : strerror(a.err), (long)(a.delay / STM_MSEC(1)));
+        printf("attempt %ld at %ld ms: %s; next in %ld ms\n", (long)a->n, ms(a->at),
+               a->err == ECONNREFUSED ? "refused" : strerror(a->err),
+               (long)(a->delay / STM_MSEC(1)));
+        if (a->fd >= 0)
+            close(a->fd);
+        a->fd = -1;
     }
     fflush(stdout);
-    if (stm_atomically(record, &a) != 0)
-        abort(); /* only -ENOMEM could get here */
 }
 
-/* ---- the reader thread: notices a broken connection -------------------- */
-
-static int take_conn(stm_tx *tx, void *arg)
+static void start_connect(void *unused)
 {
-    int *fd = arg;
-    *fd = (int)stm_read(tx, conn);
-    if (*fd >= 0)
-        stm_write(tx, conn, -1);
-    else if (!stm_read(tx, quit))
-        stm_retry(tx); /* sleep until there is a connection, or `quit` */
-    return 0;
+    struct attempt a = {0, 0, 0, 0, -1};
+    (void)unused;
+    stm_atomically(read_attempt, &a); /* nobody else writes these while BUSY */
+    a.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (a.fd < 0)
+        a.err = errno;
+    else if (connect(a.fd, (struct sockaddr *)&server, sizeof server) != 0)
+        a.err = errno; /* EINPROGRESS: the watcher waits for the socket */
+    if (a.err != EINPROGRESS)
+        outcome(&a);
+    if (stm_atomically(record, &a) != 0 && a.fd >= 0)
+        close(a.fd);
+}
+
+static void finish_connect(void *arg)
+{
+    struct attempt a = {0, 0, 0, 0, (int)(intptr_t)arg};
+    socklen_t len = sizeof a.err;
+    stm_atomically(read_attempt, &a);
+    if (getsockopt(a.fd, SOL_SOCKET, SO_ERROR, &a.err, &len) != 0)
+        a.err = errno;
+    outcome(&a);
+    if (stm_atomically(record, &a) != 0 && a.fd >= 0)
+        close(a.fd);
 }
 
 static int lost(stm_tx *tx, void *arg)
 {
     (void)arg;
+    if (stm_read(tx, state) == STOPPED)
+        return -1;
     stm_write(tx, state, DOWN); /* back-off starts afresh: now, +20 ms, ... */
+    stm_write(tx, sock, -1);
     stm_write(tx, next_at, stm_tx_now(tx));
     stm_write(tx, delay, FIRST_DELAY);
     stm_write(tx, failures, 0);
     return 0;
 }
 
-static void *reader(void *unused)
+static int still_up(stm_tx *tx, void *arg)
 {
+    (void)arg;
+    if (stm_read(tx, state) == STOPPED)
+        return -1;
+    stm_write(tx, state, UP); /* the watcher asks the socket again */
+    return 0;
+}
+
+static void read_input(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
     char buf[64];
     ssize_t got;
-    int fd;
-    (void)unused;
-    while (stm_atomically(take_conn, &fd) == 0 && fd >= 0) {
-        /* The server sends nothing; a real client would read here. */
-        while ((got = recv(fd, buf, sizeof buf, 0)) > 0)
-            continue;
-        if (!stm_tvar_peek(quit)) { /* main sets quit before its last close */
-            losses++;
-            printf("connection lost at %ld ms: %s\n", ms(stm_now()),
-                   got == 0 ? "closed by the server" : strerror(errno));
-            fflush(stdout);
-        }
-        close(fd);
-        stm_atomically(lost, NULL);
+    while ((got = recv(fd, buf, sizeof buf, 0)) > 0)
+        continue; /* the server sends nothing; a real client would use it */
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (stm_atomically(still_up, NULL) != 0)
+            close(fd);
+        return;
     }
-    return NULL;
+    if (!stm_tvar_peek(stop)) { /* main sets stop before its last close */
+        losses++;
+        printf("connection lost at %ld ms: %s\n", ms(stm_now()),
+               got == 0 ? "closed by the server" : strerror(errno));
+        fflush(stdout);
+    }
+    close(fd);
+    stm_atomically(lost, NULL);
+}
+
+static void close_fd(void *arg)
+{
+    close((int)(intptr_t)arg);
 }
 
 /* ---- the server (main): up, down, up ---------------------------------- */
@@ -244,10 +312,18 @@ static int serve_after(int refusals, int *listener)
     return fd;
 }
 
-static int stop(stm_tx *tx, void *w)
+static int ask_stop(stm_tx *tx, void *arg)
 {
-    stm_unwatch(tx, w); /* from this commit on, no attempt can start */
-    stm_write(tx, quit, 1);
+    (void)arg;
+    stm_write(tx, stop, 1); /* the watcher reads it: it stops in this commit */
+    return 0;
+}
+
+static int await_stopped(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    if (stm_read(tx, state) != STOPPED)
+        stm_retry(tx);
     return 0;
 }
 
@@ -256,8 +332,6 @@ int main(void)
     struct linger reset = {1, 0}; /* close() sends a reset, like a crash */
     int listener, fd;
     size_t i;
-    pthread_t th;
-    stm_watch *w;
 
     server.sin_family = AF_INET;
     server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -270,10 +344,8 @@ int main(void)
         if (!(*tvars[i] = stm_tvar_new(initial[i])))
             return 1;
     t0 = stm_now();
-    if (pthread_create(&th, NULL, reader, NULL) != 0)
-        return 1;
     /* Its first evaluation, in this call's commit, queues attempt 1. */
-    if (!(w = stm_atomically_watch(attempt_due, start_attempt, NULL, 0))) {
+    if (!(client = stm_atomically_watch(what_now, act, NULL, 0))) {
         perror("reconnect: stm_atomically_watch");
         return 1;
     }
@@ -286,15 +358,15 @@ int main(void)
     close(fd); /* ...and the client's connection is reset */
     fd = serve_after(SECOND_OUTAGE, &listener);
 
-    stm_atomically(stop, w);
-    close(fd); /* the reader sees the close, and `quit` */
-    pthread_join(th, NULL);
+    stm_atomically(ask_stop, NULL);
+    stm_atomically(await_stopped, NULL); /* the client closes its socket */
+    close(fd);
     close(listener);
     close(keeper);
     long n = (long)stm_tvar_peek(attempts);
     for (i = 0; i < sizeof tvars / sizeof tvars[0]; i++)
         stm_tvar_free(*tvars[i]);
-    stm_shutdown(); /* waits for the dispatcher thread, too */
+    stm_shutdown(); /* runs what is deferred (the last close), then stops */
     printf("done: %ld attempts, %d refused, %d connected, %d connection lost\n", n, refused,
            connected, losses);
     return connected == 2 && losses == 1 && refused + connected == n ? 0 : 1;

@@ -409,7 +409,7 @@ STM_API int stm_atomically(stm_fn *fn, void *arg) STM_NONNULL(1);
  * transaction (stm_atomically()), which extends its snapshot instead.
  *
  * In a read-only attempt the body may call stm_read(), stm_abort(),
- * stm_tx_now(), stm_elapsed(), stm_tx_wall_now(), stm_elapsed_wall(),
+ * stm_tx_now(), stm_tx_start(), stm_elapsed(), stm_tx_wall_now(), stm_elapsed_wall(),
  * stm_after_commit(), stm_on_abort() and stm_defer(), which work as usual.
  * If it calls anything else that takes `tx` -- stm_write(), stm_retry()
  * (which needs the reads to wait on), stm_or_else(), stm_alloc(),
@@ -565,6 +565,44 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
 STM_API int64_t stm_tx_now(stm_tx *tx);
 
 /**
+ * stm_tx_start - when the outermost stm_atomically() (or
+ * stm_atomically_ro(), stm_atomically_until()) call running `tx` began,
+ * on the library's clock (virtual when that is on, as stm_now()).
+ *
+ * The same in every attempt of that call, so a relative deadline computed
+ * from it stays put when the body runs again:
+ *
+ *     if (!stm_elapsed(tx, stm_tx_start(tx) + STM_MSEC(200)))
+ *         stm_retry(tx);   // waits 200 ms from the call, not per attempt
+ *
+ * (Python's elapsed(seconds), ScalaSTM's retryFor).  stm_atomically_until()
+ * reads the clock as it begins.  stm_atomically() does not, to keep its
+ * fast path free of a clock read: its value is the first attempt's
+ * stm_tx_now() if that attempt asks for either, else the clock as that
+ * attempt ended (by a conflict, a retry or an abort).  So it is at or
+ * after the call began, at or before every attempt's stm_tx_now() but the
+ * first's, and never later than the first attempt's end.  Nested calls
+ * and watcher runs inside a commit see the outermost call's value; a
+ * deadline run of a watcher sees when that run began.  Thread-safety and
+ * misuse as stm_tx_now(); O(1).
+ */
+STM_API int64_t stm_tx_start(stm_tx *tx);
+
+/**
+ * stm_tx_current - the transaction the calling thread is running, or
+ * NULL.
+ *
+ * Inside a body (also a nested one, a watcher's fn or cb, or a declared
+ * read-only attempt) returns the handle the body was given, valid as that
+ * handle is: on this thread, until the body returns.  Outside a body --
+ * and in stm_after_commit() and stm_on_abort() hooks, stm_defer()
+ * callbacks and waiters -- returns NULL.  For code deep in a call chain
+ * that must know whether it runs inside a transaction.  Any thread; O(1),
+ * no allocation.
+ */
+STM_API stm_tx *stm_tx_current(void);
+
+/**
  * stm_atomically_until - stm_atomically() with a time limit on waiting.
  *
  * As stm_atomically(), but if the body is still retrying when `deadline`
@@ -574,8 +612,25 @@ STM_API int64_t stm_tx_now(stm_tx *tx);
  * is waiting when the deadline comes is woken and run once more (now at
  * or past the deadline): -ETIMEDOUT is returned if that run retries too.  The deadline
  * counts as something to wait for, so a body that retries having read
- * nothing sleeps until the deadline instead of returning -EDEADLK.  Inside
- * a transaction it joins the enclosing one and the deadline is ignored.
+ * nothing sleeps until the deadline instead of returning -EDEADLK.
+ *
+ * Nested (called inside a body, on the same thread): `fn` joins the
+ * enclosing transaction, but its deadline still counts (ScalaSTM's nested
+ * withRetryTimeout).  If `fn` returns, its result is returned.  If `fn`
+ * calls stm_retry() (and no stm_or_else() inside it takes the retry):
+ *   - once the deadline has come at the attempt's now (stm_elapsed()),
+ *     what `fn` did is undone as a discarded stm_or_else() branch is (its
+ *     writes, hooks, allocations, frees, watchers; its reads stay and are
+ *     validated) and -ETIMEDOUT is returned to the enclosing body, which
+ *     goes on;
+ *   - before it, the retry goes on to the enclosing transaction (or the
+ *     enclosing stm_or_else() branch) with the deadline recorded as by
+ *     stm_elapsed(): the whole transaction waits for a change of what it
+ *     read or for that deadline, whichever comes first, and runs again.
+ * STM_NEVER as the deadline joins exactly as stm_atomically() does.  In a
+ * declared read-only attempt it joins; a retry in its body makes the
+ * attempt fall back as any retry does (stm_atomically_ro()), and in the
+ * normal transaction that follows it behaves as above.
  */
 STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline) STM_NONNULL(1);
 
@@ -597,7 +652,9 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline) STM_NO
  * attempt's now: stm_tx_now(tx) >= deadline.
  *
  * When it has not, records the deadline in the attempt (see above) and
- * returns false.  Deadlines are absolute: a re-run does not restart them.
+ * returns false.  Deadlines are absolute: a re-run does not restart them
+ * (a deadline computed from stm_tx_now() moves with every attempt; one
+ * relative to the call is stm_tx_start(tx) + delay).
  * STM_NEVER is never elapsed and records nothing.  O(1).
  */
 STM_API bool stm_elapsed(stm_tx *tx, int64_t deadline);
@@ -620,6 +677,71 @@ STM_API int64_t stm_tx_wall_now(stm_tx *tx);
  * library thread that is started by the first wait on a wall deadline.
  */
 STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
+
+/* ======================================================================
+ * FILE DESCRIPTORS INSIDE TRANSACTIONS
+ *
+ * The readiness of a file descriptor is read like a TVar, too: a body
+ * that finds a socket not ready and retries sleeps until the socket is
+ * ready, a TVar it read changes or a deadline it recorded comes,
+ * whichever is first (GHC's threadWaitReadSTM, with deadlines and
+ * watchers).  A retrying thread whose Waiter is a built-in one, on the
+ * real clock, sleeps in ppoll() itself on its fds and on an eventfd that
+ * TVar commits signal: an fd wakes it in one hop, as it would wake a
+ * thread blocked in poll().  Otherwise (a program's own Waiter, the
+ * virtual clock, more than 1024 fds in one attempt) and for watchers, one
+ * library thread serves every fd of the process through one epoll
+ * instance (started by the first such wait, stopped by stm_shutdown()),
+ * and wakes the waiter through its Waiter.  An fd a watcher waits on costs
+ * memory (about 150 bytes with its side record, and 8 per fd number in a
+ * table indexed by fd), no thread and no CPU while it stays idle.  Linux
+ * only.
+ * ====================================================================== */
+
+/**
+ * stm_fd_ready - whether `fd` is ready for any of `events` (POLLIN,
+ * POLLOUT, POLLPRI, POLLRDHUP, ... as poll(2) takes them) now.
+ *
+ * True if poll(2) reports any of `events`, or POLLERR, POLLHUP or
+ * POLLNVAL, for `fd` at this moment (so a wait never outlives its fd: the
+ * caller finds out what happened by reading, writing or getsockopt(2)
+ * SO_ERROR); also true for a negative `fd` and if poll() itself fails.
+ * Otherwise false, and the interest is kept in the attempt (like a
+ * deadline stm_elapsed() found not come; a discarded stm_or_else()
+ * branch keeps it too): if the attempt then calls stm_retry(), the thread
+ * also wakes when `fd` becomes ready for `events` or has an error or
+ * hang-up, and the body runs again.  A retry waiting on an fd alone does
+ * not fail with -EDEADLK.  In a watcher's `fn`, false also makes the
+ * library run the watcher again, in a transaction of its own on the
+ * library's fd thread (as a deadline run, see WATCHERS), once `fd` is
+ * ready; a watcher that no longer asks about an fd may still be run once
+ * more when it becomes ready.  A watcher whose `cb` consumes what made the
+ * fd ready (reads the data) should also write a TVar that `fn` reads, so
+ * that `fn` runs again in the same commit and asks again.
+ *
+ * The answer is not a snapshot: two calls in one attempt may differ, and
+ * nothing is validated at commit.  Reading or writing the fd belongs
+ * outside the transaction (or in stm_after_commit()/stm_defer()), since a
+ * body may run more than once.
+ *
+ * Closed fds: an fd closed before the call is POLLNVAL (true); one closed
+ * between the call and the wait makes the retry run the body again at
+ * once (which then sees POLLNVAL).  Closing an fd while a thread waits on
+ * it does NOT wake that thread (epoll drops closed files silently, as
+ * poll() in another thread does not notice a close either): close an fd
+ * only once no transaction waits on it, or write a TVar its waiters read.
+ * Regular files are always ready (poll(2)).
+ *
+ * Errors: if the fd cannot be added to epoll for want of memory or of
+ * epoll watches (/proc/sys/fs/epoll/max_user_watches), the retry fails
+ * and stm_atomically() returns -ENOMEM or -ENOSPC; if the fd thread
+ * cannot be started, the error of pthread_create() (-EAGAIN).  Memory for
+ * the interest: the attempt is discarded with -ENOMEM.  Works with every
+ * Waiter backend (the fd thread calls its notify); on the virtual clock
+ * deadlines stay virtual while fds are ready in real time.  Thread-safety
+ * as any function taking `tx`; one poll() per call, O(1).
+ */
+STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events);
 
 /* ======================================================================
  * HOOKS AND MEMORY INSIDE TRANSACTIONS
@@ -730,11 +852,18 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * Runs started by a deadline happen on the library's timer thread (or, on
  * the virtual clock, on the thread calling stm_clock_advance(), in
  * deadline order, each seeing its deadline as stm_tx_now()).  Such a run
- * sees stm_tx_now() >= the deadline, never less.  If it is vetoed
- * (stm_abort), gives up (stm_retry: a deadline run never blocks the timer
- * thread) or fails (-ENOMEM, -ELOOP), its writes are discarded, the
- * watcher stays as its previous run left it and runs again when a TVar it
- * read changes; stm_stats.watch_failures counts these.  A run that reads
+ * sees stm_tx_now() >= the deadline, never less.  Runs started by an fd
+ * that `fn` asked about (stm_fd_ready()) happen on the library's fd
+ * thread.  If such a run of its own -- deadline, fd or retry -- is vetoed
+ * (stm_abort), gives up (stm_retry: it never blocks the thread that runs
+ * it) or fails (-ENOMEM, -ELOOP), its writes are discarded, the watcher
+ * stays as its previous run left it, stm_stats.watch_failures counts it,
+ * and it is never dropped: the library runs it again on its own after
+ * STM_WATCH_RETRY_FIRST, doubling the delay with each failure in a row up
+ * to STM_WATCH_RETRY_MAX (on the library's clock: virtual when that is
+ * on), until a run of it commits (one of its own, or one in the commit
+ * of a transaction that changed a TVar it read), and reports each failure
+ * to the handler set with stm_set_watch_error_handler().  A run that reads
  * a new deadline replaces the old one; a run that reads none leaves no
  * timer behind.  Deadlines are absolute: a periodic watcher keeps its next
  * deadline in a TVar and advances it by the period (see stm_watch_new(3),
@@ -769,6 +898,44 @@ enum { STM_WATCH_CHANGES_ONLY = 1 };
 
 /** Heap bytes per active watcher that read at most one TVar (see above). */
 #define STM_WATCH_BYTES 176
+
+/** The first retry of a failed run of a watcher's own comes this long
+ * after the failure; each failure in a row doubles it, up to
+ * STM_WATCH_RETRY_MAX. */
+#define STM_WATCH_RETRY_FIRST STM_MSEC(1)
+#define STM_WATCH_RETRY_MAX STM_SEC(1)
+
+/** A handler for failed watcher runs: see stm_set_watch_error_handler(). */
+typedef void stm_watch_error_fn(stm_watch *w, int err, int64_t retry_at, void *arg);
+
+/**
+ * stm_set_watch_error_handler - report the failed runs of watchers that
+ * no commit can report: runs of a watcher's own, started by a deadline,
+ * by an fd (stm_fd_ready()) or by the retry of an earlier failure.
+ *
+ * `fn(w, err, retry_at, arg)` is called after each such failure, on the
+ * thread that made the run (the timer thread, the fd thread, or the
+ * thread in stm_clock_advance()), outside any transaction, once the
+ * retry is scheduled.  `err` is the code of the veto (stm_abort() in
+ * `fn` or `cb`), -EAGAIN for a stm_retry(), -ENOMEM or -ELOOP; `retry_at`
+ * is when the watcher will be run again on the library's clock (as
+ * stm_now()): the failure's now + STM_WATCH_RETRY_FIRST * 2^(k-1) for its
+ * k-th failure in a row, at most STM_WATCH_RETRY_MAX; STM_NEVER if the
+ * retry could not be armed for want of memory (then only a change of what
+ * it read runs it again).  A run of it that commits (of its own, or in
+ * another transaction's commit) resets the count and drops a pending
+ * retry.  An fd interest of its fn that could not be registered (-ENOMEM,
+ * -ENOSPC, or the error of starting the fd thread, such as -EMFILE) is
+ * retried the same way, and reported when its retry comes, with
+ * `retry_at` that moment.  `w` is valid during the call; the handler
+ * may start transactions, also one that stops `w`.  A failure of a run
+ * made inside another transaction's commit is that commit's failure, and
+ * is not reported here.
+ *
+ * NULL (the default) reports nothing; the retries happen anyway.  The
+ * last call wins; `arg` belongs to the caller.  Thread-safe; O(1).
+ */
+STM_API void stm_set_watch_error_handler(stm_watch_error_fn *fn, void *arg);
 
 /**
  * stm_watch_new - create a watcher, active once `tx` commits.
@@ -1325,7 +1492,7 @@ struct stm_stats {
     uint64_t aborts_nomem;     /* of aborts: -ENOMEM */
     uint64_t serial_runs;      /* transactions run in serial mode */
     uint64_t reclaimed;        /* blocks and TVars freed by deferred reclamation */
-    uint64_t watch_failures;   /* deadline runs of watchers vetoed, given up or failed */
+    uint64_t watch_failures;   /* runs of watchers' own (deadline, fd, retry) that failed */
 };
 
 /**
@@ -1347,7 +1514,8 @@ STM_API const char *stm_strerror(int err);
  * stm_shutdown - free everything the library holds.
  *
  * Runs the deferred callbacks still queued, stops the library's threads
- * (the dispatcher, the timer thread, the wall-clock watcher),
+ * (the dispatcher, the timer thread, the wall-clock watcher, the fd
+ * thread of stm_fd_ready()),
  * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
@@ -1359,7 +1527,9 @@ STM_API const char *stm_strerror(int err);
  * first.  One still active keeps running inside the commits that write
  * its TVars, but a deadline it waits for is served only once the timer
  * thread has started again (with the next deadline a watcher arms, or the
- * next timed wait of the "thread" backend).
+ * next timed wait of the "thread" backend), and an fd it waits for once
+ * the fd thread has (with the next fd interest of a watcher, or the next
+ * wait on an fd that uses it).
  *
  * STM_STATS=1 in the environment (read at the first transaction) prints
  * the statistics, and the named TVars that caused the most conflicts, to

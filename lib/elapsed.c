@@ -9,6 +9,12 @@
  * stm_atomically turns it into the time-out of the retry wait.  Nothing is
  * undone for a discarded stm_or_else branch, which is what makes a retry
  * of both branches wait for the earliest deadline of either.
+ *
+ * stm_tx_start: the outermost call's start, noted once per call and kept
+ * across its attempts.  The hot path of stm_atomically reads no clock:
+ * the first attempt notes its own now when it asks (or when it ends by a
+ * jump: tx.c, readonly.c); stm_atomically_until notes the clock as it
+ * begins.
  */
 #define _GNU_SOURCE
 #include "stm-internal.h"
@@ -63,4 +69,15 @@ STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline)
     if (wall_deadline < tx->wall_deadline)
         tx->wall_deadline = wall_deadline;
     return false;
+}
+
+STM_API int64_t stm_tx_start(stm_tx *tx)
+{
+    stm__check_tx_ro(tx, "stm_tx_start");
+    if (!tx->start_valid) {
+        tx->start = stm_tx_now(tx);
+        tx->start_valid = true;
+        tx->extras = 1; /* the commit clears it */
+    }
+    return tx->start;
 }

@@ -32,10 +32,14 @@ lib_libstm_la_SOURCES = \
 	lib/wallclock.c \
 	lib/elapsed.c \
 	lib/dispatch.c \
+	lib/reactor.c \
+	lib/fd_ready.c \
+	lib/fd_wait.c \
 	lib/readonly.c \
 	lib/watch.c \
 	lib/watch_phase.c \
 	lib/watch_apply.c \
+	lib/watch_error.c \
 	lib/watch.h \
 	lib/stm-internal.h
 

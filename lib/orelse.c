@@ -17,8 +17,16 @@
  * (or ends the transaction), passing the branches of the other kind: the
  * one that takes the jump rolls back to its own marks, which are a prefix
  * of every inner branch's.
+ *
+ * A nested stm_atomically_until() is an or_else branch too: a retry in
+ * its body comes back to it; once its deadline has come (at the attempt's
+ * now) it rolls back and returns -ETIMEDOUT, else it passes the retry on
+ * with the deadline recorded (stm_elapsed), so that the whole
+ * transaction's wait also ends when the deadline comes.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+
 #include "stm-internal.h"
 
 static void branch_rollback(struct stm_tx *tx, struct stm__branch *br)
@@ -93,4 +101,25 @@ STM_API int stm_catch(stm_tx *tx, stm_fn *body, void *arg, bool *aborted)
     branch_rollback(tx, &br);
     *aborted = true;
     return tx->abort_code;
+}
+
+int stm__until_nested(struct stm_tx *tx, stm_fn *fn, void *arg, int64_t deadline)
+{
+    if (tx == stm__ro)
+        return fn(tx, arg); /* a retry in it falls back, and comes here again */
+    stm__check_tx(tx, "stm_atomically_until");
+    struct stm__branch br;
+    branch_mark(tx, &br, false);
+    if (STM__SETJMP(br.jb) == 0) {
+        tx->branch = &br;
+        int r = fn(tx, arg);
+        tx->branch = br.outer;
+        return r;
+    }
+    if (stm_elapsed(tx, deadline)) {
+        branch_rollback(tx, &br);
+        return -ETIMEDOUT;
+    }
+    tx->branch = br.outer; /* the enclosing branch, or the whole attempt */
+    stm_retry(tx);
 }

@@ -136,9 +136,16 @@ __attribute__((noinline)) static int ro_again(struct stm_tx *tx, stm_fn *fn, voi
 {
     stm__jmpbuf jb;
     int r;
-    while (!ro_jumped(tx, fn, arg, &r))
-        if (STM__SETJMP(jb) == 0)
-            return ro_attempt(tx, arg, fn, &jb);
+    for (;;) {
+        stm__start_note(tx); /* a later attempt (or the fallback) may ask */
+        if (ro_jumped(tx, fn, arg, &r))
+            break;
+        if (STM__SETJMP(jb) == 0) {
+            r = ro_attempt(tx, arg, fn, &jb);
+            stm__self->start_valid = false; /* committed: the call is over */
+            return r;
+        }
+    }
     return r;
 }
 

@@ -92,6 +92,12 @@ int stm__retry_register(struct stm_tx *tx)
     int e = stm__waiter_get(tx);
     if (e < 0)
         return e;
+    return stm__retry_register_on(tx);
+}
+
+int stm__retry_register_on(struct stm_tx *tx)
+{
+    tx->nodes.n = 0;
     struct stm__waiter *w = tx->waiter;
     if (!STM__VEC_RESERVE(tx->nodes, tx->rn))
         return -ENOMEM;
@@ -225,6 +231,11 @@ static void retry_cancelled(void *arg)
     if (c->listed)
         stm__wall_wait_end(tx->waiter);
     stm__retry_unregister(tx);
+    if (tx->fdsaved) /* (stm_fd_ready: the fds were waited on directly) */
+        stm__fd_direct_end(tx);
+    else if (tx->fdn.n)
+        stm__reactor_wait_end(tx);
+    stm__allocs_discard(tx, 0);
     if (tx->vtoken)
         stm__vclock_settle(tx);
     tx->restarts = 0;

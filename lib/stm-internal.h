@@ -240,6 +240,68 @@ static inline void stm__waiter_destroy(struct stm__waiter *w)
         w->ops->destroy(w);
 }
 
+/* ---- file descriptors: stm_fd_ready and the reactor (reactor.c) --------
+ * One epoll instance and one thread for the process.  An interest is a
+ * node in its fd's list (a table indexed by fd, under the reactor's lock):
+ * a retrying thread's (its waiter is notified when the fd is ready, the
+ * node is then unlinked; the thread's descriptor owns it), or a watcher's
+ * (the watcher is run again; the reactor owns it, at most one per watcher
+ * and fd).  The fd is registered EPOLLONESHOT with the union of its
+ * nodes' events, re-armed after each event while nodes remain: an idle fd
+ * costs no CPU, and nothing is armed for an fd nobody waits on any more
+ * but, at most, one last arming that finds no node. */
+struct stm__fdnode {
+    struct stm__fdnode *next, *prev; /* the fd's list */
+    struct stm__fdnode *wnext;       /* a watcher's: its other fds */
+    struct stm__waiter *waiter;      /* a retrying thread's, or NULL */
+    struct stm_watch *w;             /* a watcher's, or NULL */
+    int fd;
+    short events;
+    bool linked;
+};
+/* a watcher's fn asked about fd and it was not ready */
+struct stm__fdwant {
+    struct stm_watch *w;
+    int fd;
+    short events;
+};
+/* Before a retry sleeps (tx->waiter prepared, TVars registered): put
+ * tx's fd interests (tx->fdn) in the reactor.  1: sleep; 0: an fd cannot
+ * be waited on (closed, a regular file): run again now; -ENOMEM, -ENOSPC
+ * (the epoll limit) or the thread's creation error. */
+int stm__reactor_wait_begin(struct stm_tx *tx);
+void stm__reactor_wait_end(struct stm_tx *tx); /* after the sleep */
+/* fd_wait.c: or, with a built-in Waiter on the real clock, sleep in
+ * ppoll() on the fds: begin swaps tx->waiter for the thread's fd waiter
+ * (false: not possible, use the reactor); end swaps it back. */
+bool stm__fd_direct_begin(struct stm_tx *tx);
+void stm__fd_direct_end(struct stm_tx *tx);
+/* A commit that ran watchers, committed, epoch still published: register
+ * the fds their fns asked about (tx->fdw), then empty it. */
+void stm__reactor_watch(struct stm_tx *tx);
+/* The watcher has stopped (its `dead` is set): drop its interests and its
+ * pending retry, and wait while the reactor runs it (unless the caller is
+ * that run). */
+void stm__reactor_forget(struct stm_watch *w);
+void stm__reactor_shutdown(void);
+/* A run of w of its own failed: arm its retry at now + delay(failures in
+ * a row, this one counted); returns when (STM_NEVER: it could not be
+ * armed, for want of memory, or w is stopped).  A run that committed
+ * resets the count and drops a pending retry (stm__watch_retry_ok). */
+int64_t stm__watch_retry_arm(struct stm_watch *w);
+void stm__watch_retry_ok(struct stm_watch *w);
+struct stm__watchtx;
+/* a commit ran these watchers successfully: stm__watch_retry_ok() each
+ * (cheap when no watcher is failing) */
+void stm__watch_runs_ok(struct stm__watchtx *x);
+/* watch_error.c: report a failed run of w of its own (err: the veto's
+ * code, -EAGAIN for a retry, -ENOMEM, -ELOOP) and schedule its retry */
+void stm__watch_failed(struct stm_watch *w, int err);
+/* call the handler (outside any transaction; w alive) */
+void stm__watch_report(struct stm_watch *w, int err, int64_t retry_at);
+/* the schedule: the delay before the retry after `fails` failures in a row */
+int64_t stm__watch_retry_delay(uint32_t fails);
+
 /* ---- TVars -------------------------------------------------------------
  * A TVar is two words (stm.h): `lock` and `value`.
  *
@@ -481,6 +543,10 @@ struct stm_tx {
     bool now_valid, wall_now_valid;
     int64_t deadline;      /* earliest stm_elapsed() deadline not yet come */
     int64_t wall_deadline; /* likewise for stm_elapsed_wall() */
+    /* stm_tx_start(): when the outermost call began, once noted; valid
+     * only inside that call (every way out of it clears it) */
+    int64_t start;
+    bool start_valid;
     unsigned long slack;   /* the thread's own timer slack, 0 = unknown */
     int cancel_state;      /* the program's, while stm_retry() waits */
     bool vtoken;           /* woken by stm_clock_advance(), not yet settled */
@@ -507,6 +573,12 @@ struct stm_tx {
     uint32_t limbo_next;               /* try to reclaim at this size */
     uint32_t limbo_age;                /* commits since, while limbo is non-empty */
     STM__VEC(struct stm__waitnode) nodes;
+    /* stm_fd_ready() said no: the attempt's fd interests (a retry waits for
+     * them too), and those of watcher fns (registered at commit); reset
+     * with the extras */
+    STM__VEC(struct stm__fdnode) fdn;
+    STM__VEC(struct stm__fdwant) fdw;
+    struct stm__waiter *fdwaiter, *fdsaved; /* fd_wait.c */
 
     struct stm__waiter *waiter;
     struct stm__counters st;
@@ -678,6 +750,18 @@ static inline void stm__blame_conflict(struct stm_tx *tx)
     tx->conflict_var = NULL;
 }
 void stm__reset_extras(struct stm_tx *tx);
+/* stm_tx_start(): note the outermost call's start, if not yet noted, as
+ * the attempt's now (an attempt that has just ended: its own now if it
+ * read one, else the clock) */
+static inline void stm__start_note(struct stm_tx *tx)
+{
+    if (!tx->start_valid) {
+        tx->start = tx->now_valid ? tx->now : stm__now();
+        tx->start_valid = true;
+    }
+}
+/* a nested stm_atomically_until() (orelse.c) */
+int stm__until_nested(struct stm_tx *tx, stm_fn *fn, void *arg, int64_t deadline);
 void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp);
 void stm__discard(struct stm_tx *tx);
 void stm__conflict_restart(struct stm_tx *tx);
@@ -746,6 +830,12 @@ void stm__watch_branch_mark(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_branch_rollback(struct stm_tx *tx, struct stm__branch *br);
 void stm__watch_rewrite(struct stm_tx *tx, uint32_t idx); /* ws[idx] written again */
 void stm__watch_reclaim(struct stm_watch *w);             /* final free */
+/* A run of w in a transaction of its own, as a deadline run but for no
+ * arming in particular (an fd it waited for is ready, a retry is due);
+ * the caller keeps w alive (stm__reactor_forget() waits for it). */
+void stm__watch_run_now(struct stm_watch *w);
+/* a seed's `armed` for such a run: never stale */
+#define STM__ARMED_ANY UINT64_MAX
 void stm__watchtx_free(struct stm_tx *tx);
 bool stm__ws_has(struct stm_tx *tx, stm_tvar *var);      /* var is in the write set */
 int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var); /* its entry, or -1 */
@@ -768,6 +858,7 @@ int stm__retry_register(struct stm_tx *tx);
  * nodes, settles a virtual-clock token and discards the attempt (its
  * stm_on_abort() hooks run) before it exits. */
 int stm__retry_sleep(struct stm_tx *tx, int64_t deadline, int64_t real, bool listed);
+int stm__retry_register_on(struct stm_tx *tx); /* on tx->waiter as it is */
 void stm__retry_unregister(struct stm_tx *tx);
 /* A commit lets go of var, whose lock word it replaced had STM__WT: store
  * the lock word nl (keeping STM__WT if waiters remain) and wake them. */

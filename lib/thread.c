@@ -23,6 +23,13 @@ struct stm__global stm__g = {.clock = 1};
 pthread_mutex_t stm__reg_lock = PTHREAD_MUTEX_INITIALIZER;
 struct stm_tx *stm__reg_head;
 
+STM_API stm_tx *stm_tx_current(void)
+{
+    if (stm__active != &stm__no_tx)
+        return stm__active;
+    return stm__ro != &stm__no_tx ? stm__ro : NULL;
+}
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
 
@@ -38,6 +45,9 @@ static void descriptor_free(struct stm_tx *tx)
     free(tx->frees.v);
     free(tx->limbo.v);
     free(tx->nodes.v);
+    free(tx->fdn.v);
+    free(tx->fdw.v);
+    stm__waiter_destroy(tx->fdwaiter);
     free(tx->wsidx);
     stm__watchtx_free(tx);
     stm__waiter_destroy(tx->waiter);
@@ -132,6 +142,7 @@ STM_API void stm_shutdown(void)
     if (stm__g.stats_env)
         stm__stats_atexit(); /* prints once */
     stm__dispatch_shutdown();
+    stm__reactor_shutdown();
     stm__timer_shutdown();
     stm__wallclock_shutdown();
     stm__vclock_shutdown();

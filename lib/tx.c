@@ -374,6 +374,8 @@ __attribute__((noinline)) void stm__reset_extras(struct stm_tx *tx)
     tx->wall_now_valid = false;
     tx->deadline = STM_NEVER;
     tx->wall_deadline = STM_NEVER;
+    tx->fdn.n = 0;
+    tx->fdw.n = 0;
     if (tx->watch_work)
         stm__watch_reset(tx);
     /* after a conflict, stay on this path until a commit resets restarts */
@@ -554,6 +556,7 @@ static inline void finish_commit(struct stm_tx *tx, uint64_t stamp)
 __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp)
 {
     tx->restarts = 0;
+    tx->start_valid = false; /* the call is over */
     tx->allocs.n = 0;
     tx->onabort.n = 0;
     if (tx->defers.n) /* a read-only commit */
@@ -582,9 +585,13 @@ static int retry_block(struct stm_tx *tx, int64_t until)
      * TVars, then leave the transaction (and serial mode) to sleep. */
     tx->after.n = 0;
     tx->frees.n = 0;
-    stm__allocs_discard(tx, 0);
     stm__defers_discard(tx, 0);
-    int r = stm__retry_register(tx);
+    /* stm_fd_ready() said no: sleep in ppoll() on the fds, or have the
+     * reactor wake the waiter */
+    bool direct = tx->fdn.n && stm__fd_direct_begin(tx);
+    int r = direct ? stm__retry_register_on(tx) : stm__retry_register(tx);
+    if (r > 0 && tx->fdn.n && !direct)
+        r = stm__reactor_wait_begin(tx);
     end_attempt(tx);
     if (r > 0) {
         /* listed first, then the wall clock read: a change of the time
@@ -602,6 +609,12 @@ static int retry_block(struct stm_tx *tx, int64_t until)
             stm__count(&tx->st.timer_fires);
     }
     stm__retry_unregister(tx);
+    if (direct)
+        stm__fd_direct_end(tx);
+    else if (tx->fdn.n)
+        stm__reactor_wait_end(tx);
+    /* (only now: the wait nodes may be on TVars in these blocks) */
+    stm__allocs_discard(tx, 0);
     stm__cancel_restore(tx->cancel_state);
     stm__count(&tx->st.aborts);
     stm__hooks_run_abort(tx, 0);
@@ -613,6 +626,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
 int stm__leave(struct stm_tx *tx, int ret)
 {
     tx->restarts = 0;
+    tx->start_valid = false;
     if (tx->vtoken)
         stm__vclock_settle(tx);
     return ret;
@@ -673,9 +687,13 @@ __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int
     uint64_t stamp;
     if (commit_core(tx, true, data_n, x->meta.v, x->apply, &stamp) != COMMIT_DONE)
         stamp = 0;
+    else
+        stm__watch_runs_ok(x); /* ends the retries of watchers that failed */
     stm__watch_committed(tx, x, data_n, stamp);
     if (STM__UNLIKELY(stamp == 0))
         commit_failed(tx);
+    if (STM__UNLIKELY(tx->fdw.n))
+        stm__reactor_watch(tx); /* fds that watcher fns asked about */
     end_attempt(tx);
     if (STM__UNLIKELY(tx->watch_work))
         stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
@@ -806,9 +824,16 @@ __attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *
 {
     stm__jmpbuf jb;
     int ret;
+    if (why == AGAIN_FIRST) {
+        /* stm_atomically_until: the call begins here */
+        tx->start = stm__now();
+        tx->start_valid = true;
+    }
     for (;;) {
-        if (why == AGAIN_JUMPED)
+        if (why == AGAIN_JUMPED) {
             why = jumped(tx);
+            stm__start_note(tx); /* a later attempt may ask for it */
+        }
         switch (why) {
         case AGAIN_FIRST:
             break;
@@ -825,7 +850,7 @@ __attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *
                 goto give_up;
             }
             if (tx->rn == 0 && tx->deadline >= STM_NEVER && tx->wall_deadline >= STM_NEVER &&
-                until >= STM_NEVER) {
+                until >= STM_NEVER && tx->fdn.n == 0) {
                 end_attempt(tx);
                 ret = -EDEADLK;
                 goto give_up;
@@ -845,8 +870,11 @@ __attribute__((noinline)) static int again(struct stm_tx *tx, stm_fn *fn, void *
             ret = -ENOMEM;
             goto give_up;
         }
-        if (STM__SETJMP(jb) == 0)
-            return attempt(tx, arg, fn, &jb);
+        if (STM__SETJMP(jb) == 0) {
+            ret = attempt(tx, arg, fn, &jb);
+            stm__self->start_valid = false; /* committed: the call is over */
+            return ret;
+        }
         why = AGAIN_JUMPED;
     }
 give_up:
@@ -882,7 +910,12 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
         return -ENOMEM;
     if (STM__UNLIKELY(fn == NULL))
         stm__misuse("stm_atomically_until", "the body function is NULL");
-    if (stm__in_body(tx))
-        return fn(tx, arg); /* nested: joins, as stm_atomically's */
+    if (stm__in_body(tx)) {
+        /* nested: joins, as stm_atomically's, but a retry of its body
+         * after its deadline ends it alone (orelse.c) */
+        if (deadline >= STM_NEVER)
+            return fn(tx, arg);
+        return stm__until_nested(tx, fn, arg, deadline);
+    }
     return again(tx, fn, arg, deadline, AGAIN_FIRST);
 }

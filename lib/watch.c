@@ -224,22 +224,37 @@ static int fire_body(stm_tx *tx, void *arg)
     return 0;
 }
 
-/* The timer service (or stm_clock_advance) calls this at the deadline.
- * The watcher is alive: stopping it waits for this callback. */
-static void fire(struct stm__timer *t, uint64_t armed)
+/* A run of w of its own, for the timer's arming `armed` (or
+ * STM__ARMED_ANY).  The watcher is alive: stopping it waits for this. */
+static void run_alone(struct stm_watch *w, uint64_t armed, bool timer)
 {
-    struct stm_watch *w = (struct stm_watch *)((char *)t - offsetof(struct stm_watch, timer));
     if (atomic_load_explicit(&w->dead, memory_order_acquire))
         return;
     struct firing f = {w, armed, false};
     /* A run that retries must not block the timer thread: give up at once. */
-    stm_atomically_until(fire_body, &f, stm__now());
+    int r = stm_atomically_until(fire_body, &f, stm__now());
     struct stm_tx *tx = stm__self;
     if (tx != NULL) {
-        stm__count(&tx->st.timer_fires);
+        if (timer)
+            stm__count(&tx->st.timer_fires);
         if (!f.committed)
             stm__count(&tx->st.watch_failures);
     }
+    if (f.committed)
+        stm__watch_retry_ok(w);
+    else
+        stm__watch_failed(w, r == -ETIMEDOUT ? -EAGAIN : r); /* reported, retried */
+}
+
+/* The timer service (or stm_clock_advance) calls this at the deadline. */
+static void fire(struct stm__timer *t, uint64_t armed)
+{
+    run_alone((struct stm_watch *)((char *)t - offsetof(struct stm_watch, timer)), armed, true);
+}
+
+void stm__watch_run_now(struct stm_watch *w)
+{
+    run_alone(w, STM__ARMED_ANY, false);
 }
 
 /* ---- the end of a watcher --------------------------------------------- */
@@ -271,6 +286,7 @@ void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w)
     }
     while (running_elsewhere(tx, w))
         sched_yield(); /* inside fn or cb: not for long */
+    stm__reactor_forget(w);
     stm__timer_cancel(&w->timer);
     /* a transaction that found w in a list began before this tick */
     uint64_t stamp = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;

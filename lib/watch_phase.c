@@ -360,7 +360,8 @@ __attribute__((always_inline)) static inline void run_one(struct stm_tx *tx, str
         return;
     }
     intptr_t last = stm__read_in(tx, &w->self);
-    if (seeded && atomic_load_explicit(&w->armed, memory_order_relaxed) != armed)
+    if (seeded && armed != STM__ARMED_ANY &&
+        atomic_load_explicit(&w->armed, memory_order_relaxed) != armed)
         goto out;
     x->saved_deadline = tx->deadline;
     x->saved_wall = tx->wall_deadline;

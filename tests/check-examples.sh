@@ -136,6 +136,9 @@ grep -q 'counts exact and every audit consistent: OK$' "$tmp/map.out" || fail "m
 
 run chan
 grep -q 'in order, none missing: OK$' "$tmp/chan.out" || fail "chan: no OK line"
+# ---- echo_server ----------------------------------------------------------
+run echo_server
+grep -q '^done: all echoed$' "$tmp/echo_server.out" || fail "echo_server: no 'done: all echoed' line"
 
 if test "$status" -eq 0; then
     echo "check-examples: PASS"

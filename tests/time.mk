@@ -14,3 +14,12 @@ tests_check_watch_time_SOURCES = tests/check_watch_time.c tests/testutil.h
 
 check_PROGRAMS += tests/check_watch_wall
 tests_check_watch_wall_SOURCES = tests/check_watch_wall.c tests/testutil.h
+
+check_PROGRAMS += tests/check_txtime
+tests_check_txtime_SOURCES = tests/check_txtime.c tests/testutil.h
+
+check_PROGRAMS += tests/check_fd
+tests_check_fd_SOURCES = tests/check_fd.c tests/testutil.h
+
+check_PROGRAMS += tests/check_watch_error
+tests_check_watch_error_SOURCES = tests/check_watch_error.c tests/testutil.h

@@ -1,0 +1,137 @@
+/*
+ * fd_wait.c - a retry that waits on fds, slept in ppoll() by the waiting
+ * thread itself.
+ *
+ * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
+ *
+ * Waking a thread through the reactor (reactor.c) takes two hops: the fd
+ * thread wakes from epoll_wait(), then notifies the waiter.  When the
+ * thread uses a built-in Waiter and the clock is real, a retry that has fd
+ * interests sleeps instead on a waiter of its own whose wait() is a
+ * ppoll() on those fds and on an eventfd that notify() writes (the TVars'
+ * wait nodes and the wall-clock list point at it for the wait): an fd
+ * wakes it in one hop, as it would wake a thread blocked in poll().  The
+ * fds are polled level-triggered, so an fd that became ready before the
+ * sleep ends it at once; a notify before the sleep stays in the eventfd.
+ * A program's own Waiter (stm_set_waiter_ops) and the virtual clock keep
+ * the reactor, so that their waits stay theirs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stm-internal.h"
+
+/* Past this many fds a retry registers them in the reactor instead. */
+#define DIRECT_MAX 1024
+
+struct fd_waiter {
+    struct stm__waiter base;
+    int efd;
+    struct pollfd *pfd; /* [0]: efd; then the attempt's fds */
+    uint32_t n, cap;
+};
+
+static void drain(struct fd_waiter *w)
+{
+    uint64_t x;
+    ssize_t r = read(w->efd, &x, sizeof x);
+    (void)r; /* EAGAIN: nothing to take */
+}
+
+static void fw_prepare(struct stm__waiter *base)
+{
+    drain((struct fd_waiter *)base);
+}
+
+static void fw_notify(struct stm__waiter *base)
+{
+    uint64_t one = 1;
+    ssize_t r = write(((struct fd_waiter *)base)->efd, &one, sizeof one);
+    (void)r; /* EAGAIN: the counter is full, a wake-up is pending anyway */
+}
+
+static bool fw_wait(struct stm__waiter *base, int64_t deadline)
+{
+    struct fd_waiter *w = (struct fd_waiter *)base;
+    struct timespec ts, *tp = NULL;
+    if (deadline < STM_NEVER) {
+        int64_t d = deadline - stm__mono_ns();
+        if (d < 0)
+            d = 0;
+        ts.tv_sec = (time_t)(d / INT64_C(1000000000));
+        ts.tv_nsec = (long)(d % INT64_C(1000000000));
+        tp = &ts;
+    }
+    int r = ppoll(w->pfd, w->n, tp, NULL);
+    if (r < 0)
+        return errno == EINTR; /* (a signal: a spurious wake-up) */
+    if (r == 0)
+        return false;
+    if (w->pfd[0].revents)
+        drain(w);
+    return true; /* notified, or an fd is ready: run again */
+}
+
+static void fw_destroy(struct stm__waiter *base)
+{
+    struct fd_waiter *w = (struct fd_waiter *)base;
+    close(w->efd);
+    free(w->pfd);
+    free(w);
+}
+
+static const struct stm__waiter_ops fd_waiter_ops = {
+    "fd", NULL, fw_destroy, fw_prepare, fw_wait, fw_notify, NULL,
+};
+
+static struct fd_waiter *get(struct stm_tx *tx)
+{
+    if (tx->fdwaiter)
+        return (struct fd_waiter *)tx->fdwaiter;
+    struct fd_waiter *w = stm__calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->base.ops = &fd_waiter_ops;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->efd < 0) {
+        free(w);
+        return NULL;
+    }
+    tx->fdwaiter = &w->base;
+    return w;
+}
+
+bool stm__fd_direct_begin(struct stm_tx *tx)
+{
+    if (tx->fdn.n > DIRECT_MAX || atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire))
+        return false;
+    /* the thread's backend: a built-in one? */
+    if (stm__waiter_get(tx) < 0 || tx->waiter->ops->user != NULL)
+        return false;
+    struct fd_waiter *w = get(tx);
+    if (w == NULL || (tx->fdn.n + 1 > w->cap &&
+                      !stm__grow((void **)&w->pfd, &w->cap, sizeof *w->pfd, tx->fdn.n + 1)))
+        return false;
+    w->pfd[0].fd = w->efd;
+    w->pfd[0].events = POLLIN;
+    for (uint32_t i = 0; i < tx->fdn.n; i++) {
+        w->pfd[i + 1].fd = tx->fdn.v[i].fd;
+        w->pfd[i + 1].events = tx->fdn.v[i].events;
+    }
+    w->n = tx->fdn.n + 1;
+    tx->fdsaved = tx->waiter;
+    tx->waiter = &w->base;
+    return true;
+}
+
+void stm__fd_direct_end(struct stm_tx *tx)
+{
+    tx->waiter = tx->fdsaved;
+    tx->fdsaved = NULL;
+}
