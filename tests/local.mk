@@ -68,3 +68,4 @@ include $(srcdir)/tests/stress.mk
 include $(srcdir)/tests/time.mk
 include $(srcdir)/tests/tutorial.mk
 include $(srcdir)/tests/examples.mk
+include $(srcdir)/tests/proof.mk
