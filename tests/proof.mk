@@ -9,3 +9,22 @@
 
 check_PROGRAMS += tests/check_serial
 tests_check_serial_SOURCES = tests/check_serial.c tests/testutil.h
+
+## The fuzz target's checker without libFuzzer: the committed corpus and
+## seeded random schedules (tests/fuzz/replay.c).
+check_PROGRAMS += tests/fuzz/fuzz_replay
+tests_fuzz_fuzz_replay_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_stm.c tests/fuzz/fuzz_stm.h \
+	tests/testutil.h
+tests_fuzz_fuzz_replay_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DSTM_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus"'
+EXTRA_DIST += tests/fuzz/corpus
+
+## The libFuzzer target (clang only; not built by default):
+##   ./configure CC=clang CFLAGS='-g -O1 -fsanitize=fuzzer-no-link' \
+##       --enable-sanitize=address,undefined
+##   make tests/fuzz/fuzz_stm && tests/fuzz/fuzz_stm CORPUS_DIR
+## .ci/run does this for 60 seconds (the fuzz step).
+EXTRA_PROGRAMS += tests/fuzz/fuzz_stm
+tests_fuzz_fuzz_stm_SOURCES = tests/fuzz/fuzz_main.c tests/fuzz/fuzz_stm.c tests/fuzz/fuzz_stm.h
+tests_fuzz_fuzz_stm_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+CLEANFILES += tests/fuzz/fuzz_stm
