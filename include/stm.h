@@ -489,7 +489,11 @@ STM_API void stm_on_abort(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_NONN
  * another's writes has its callbacks run after the other's; callbacks of
  * one transaction in registration order), outside any transaction: by
  * default on a library thread started with the first one, or on the
- * application's thread through stm_dispatch_fd() / stm_dispatch().  This
+ * application's thread through stm_dispatch_fd() / stm_dispatch().  If
+ * the library thread cannot be started (pthread_create() failed), the
+ * commit still succeeds and its callbacks stay queued: they run at the
+ * next stm_dispatch() or stm_shutdown(), or on the thread that a later
+ * commit with callbacks starts.  This
  * is where a transaction's side effects go (I/O, starting a connect).
  * Dropped if the attempt (or its stm_or_else() branch) is discarded.  If
  * memory for the callback cannot be had, the transaction is discarded and
@@ -604,7 +608,10 @@ enum { STM_WATCH_CHANGES_ONLY = 1 };
  * owned by the caller: keep it alive until the watcher is stopped.
  * `flags` is 0 or STM_WATCH_CHANGES_ONLY.  The first evaluation happens
  * in `tx`'s commit, after its body; anything it fails with (a veto, -ENOMEM,
- * -ELOOP) fails `tx`.  Returns the watcher, valid until it is stopped; if
+ * -ELOOP) fails `tx`.  -ENOMEM also when a watcher records a deadline and
+ * the library's timer thread, which serves watcher deadlines, cannot be
+ * started (pthread_create() failed): the same call succeeds once threads
+ * can be had again.  Returns the watcher, valid until it is stopped; if
  * `tx` is discarded the watcher is freed with it and the pointer must not
  * be used.  Never returns NULL: when memory cannot be had the transaction
  * is discarded and stm_atomically() returns -ENOMEM.  A NULL `fn` or an
@@ -692,7 +699,9 @@ STM_API int stm_dispatch(void);
  *              -EMFILE (returned by stm_atomically()).
  *   "thread"   waits with no time-out at all; one library timer thread
  *              (started by the first timed wait, with its timer slack set
- *              to 1 ns) notifies waiters at their deadlines.
+ *              to 1 ns) notifies waiters at their deadlines.  If that
+ *              thread cannot be started, a timed wait times itself (and
+ *              the next one tries again): no error.
  *   user ops   any backend the program supplies (stm_set_waiter_ops()).
  *
  * Precision: a timed wait is never early: if a backend returns before the

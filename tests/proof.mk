@@ -6,9 +6,18 @@
 ##   check_serial  random transactions from several threads; the logged
 ##                 history is checked offline for serializability, and
 ##                 every attempt for opacity (STM_SERIAL_SEED repeats a run)
+##   check_faults  thread creation and descriptors running out
+##   fuzz/         the fuzz target and its replay (below)
 
 check_PROGRAMS += tests/check_serial
 tests_check_serial_SOURCES = tests/check_serial.c tests/testutil.h
+
+## check_faults: pthread_create() failing for the timer and dispatcher
+## threads (the test defines pthread_create and calls the next one through
+## dlsym), EMFILE for stm_dispatch_fd() and the "pipe" Waiter.
+check_PROGRAMS += tests/check_faults
+tests_check_faults_SOURCES = tests/check_faults.c tests/testutil.h
+tests_check_faults_LDADD = $(LDADD) -ldl
 
 ## The fuzz target's checker without libFuzzer: the committed corpus and
 ## seeded random schedules (tests/fuzz/replay.c).
