@@ -906,6 +906,26 @@ STM_API const char *stm_strerror(int err);
  */
 STM_API void stm_shutdown(void);
 
+/* ======================================================================
+ * FORK
+ *
+ * A process that uses the library may fork(), and the child may use it.
+ * pthread_atfork() handlers, registered when the library starts, make the
+ * fork wait for a stm_clock_advance() in progress and for the
+ * transactions running on other threads (new ones wait at their start),
+ * and take the library's locks: the child inherits no lock held and no
+ * commit half done.  In the child, the library's own threads (dispatcher,
+ * timer, wall-clock monitor) start again when needed (the timer thread at
+ * once if watchers have deadlines armed); deferred callbacks the parent
+ * had queued are run by the parent only; a stm_dispatch_fd() descriptor
+ * keeps its number but is the child's own.  Other threads' waits are gone
+ * in the child; their descriptors stay, idle (a little memory, and with
+ * the "pipe" Waiter one descriptor per such thread).  Do not fork() inside
+ * a transaction, a hook, a watcher or a deferred callback, nor while
+ * stm_set_waiter_ops() or stm_tvar_set_name() runs on another thread.
+ * See stm(7), FORK.
+ * ====================================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -162,3 +162,25 @@ void stm__wallclock_shutdown(void)
     }
     pthread_mutex_unlock(&wc_lock);
 }
+
+/* fork(): see fork.c.  The child has no monitor thread (the next wall
+ * wait starts one) and none of the parent's waits. */
+void stm__wallclock_fork(int phase)
+{
+    if (phase == STM__FORK_PREPARE) {
+        pthread_mutex_lock(&wc_lock);
+        return;
+    }
+    if (phase == STM__FORK_CHILD) {
+        wc_started = false;
+        wc_n = 0;
+#if defined(__linux__)
+        if (wc_tfd >= 0)
+            close(wc_tfd);
+        if (wc_stopfd >= 0)
+            close(wc_stopfd);
+        wc_tfd = wc_stopfd = -1;
+#endif
+    }
+    pthread_mutex_unlock(&wc_lock);
+}

@@ -19,6 +19,12 @@ check_PROGRAMS += tests/check_faults
 tests_check_faults_SOURCES = tests/check_faults.c tests/testutil.h
 tests_check_faults_LDADD = $(LDADD) -ldl
 
+## check_lifecycle: threads that exit with watchers, deadlines and others'
+## retries in place; stm_shutdown() with work in flight and reuse after
+## it; fork() while library threads run (the child uses the library).
+check_PROGRAMS += tests/check_lifecycle
+tests_check_lifecycle_SOURCES = tests/check_lifecycle.c tests/testutil.h
+
 ## The fuzz target's checker without libFuzzer: the committed corpus and
 ## seeded random schedules (tests/fuzz/replay.c).
 check_PROGRAMS += tests/fuzz/fuzz_replay
