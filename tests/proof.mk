@@ -43,3 +43,30 @@ EXTRA_PROGRAMS += tests/fuzz/fuzz_stm
 tests_fuzz_fuzz_stm_SOURCES = tests/fuzz/fuzz_main.c tests/fuzz/fuzz_stm.c tests/fuzz/fuzz_stm.h
 tests_fuzz_fuzz_stm_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 CLEANFILES += tests/fuzz/fuzz_stm
+
+## make soak: tests/soak.c, everything at once for STM_SOAK_SECONDS
+## (default 180) seconds; not part of make check.  STM_SOAK_WAKE_MS sets the
+## wake-up bound (default 2000).
+EXTRA_PROGRAMS += tests/soak
+tests_soak_SOURCES = tests/soak.c tests/testutil.h
+CLEANFILES += tests/soak$(EXEEXT)
+soak: tests/soak$(EXEEXT)
+	./tests/soak$(EXEEXT)
+.PHONY: soak
+
+## make check-valgrind: the test programs (not the shell-script tests)
+## under valgrind's memcheck; any error, or any leak (definite, indirect or
+## possible), fails the test.  The suites see valgrind (LD_PRELOAD) and use
+## their small sizes; Check still forks each test (valgrind follows the
+## forked children and checks each at its exit); time-outs are stretched.
+## No suppressions.  Needs valgrind (apt-get install valgrind).
+VALGRIND = valgrind
+VALGRIND_FLAGS = --quiet --error-exitcode=97 --leak-check=full \
+	--show-leak-kinds=definite,indirect,possible \
+	--errors-for-leak-kinds=definite,indirect,possible
+check-valgrind:
+	@command -v $(VALGRIND) >/dev/null 2>&1 || \
+	  { echo "check-valgrind: $(VALGRIND) not found (apt-get install valgrind)"; exit 1; }
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(check_PROGRAMS)' \
+	  LOG_COMPILER='env STM_TEST_SMALL=1 CK_TIMEOUT_MULTIPLIER=10 $(VALGRIND) $(VALGRIND_FLAGS)'
+.PHONY: check-valgrind
