@@ -141,13 +141,14 @@ START_TEST(test_timer_thread_waiter)
     atomic_store(&fail_create, true);
     /* The "thread" Waiter's timed wait needs the timer thread; without
      * it the waiter times its wait by itself. */
-    timed_wait_ok(30);
+    /* (long enough that the first attempt, slow under valgrind, waits) */
+    timed_wait_ok(TU_SCALE(30, 500));
     ck_assert_int_ge(atomic_load(&creates_failed), 1);
     timed_wait_ok(10);
     atomic_store(&fail_create, false);
     /* Once threads can be had, the timer thread starts and serves it. */
     int before = atomic_load(&creates_ok);
-    timed_wait_ok(20);
+    timed_wait_ok(TU_SCALE(20, 200));
     ck_assert_int_eq(atomic_load(&creates_ok), before + 1);
     commit_wakes_ok();
     stm_tvar_free(x);

@@ -59,14 +59,24 @@ soak: tests/soak$(EXEEXT)
 ## possible), fails the test.  The suites see valgrind (LD_PRELOAD) and use
 ## their small sizes; Check still forks each test (valgrind follows the
 ## forked children and checks each at its exit); time-outs are stretched.
-## No suppressions.  Needs valgrind (apt-get install valgrind).
+## One suppression, tests/valgrind.supp (glibc's thread-stack cache; see
+## there).  Left out: tests/check_starvation, which asserts that
+## transactions conflict and fall back to serial mode, which valgrind's
+## one-thread-at-a-time scheduler does not produce (its memory is covered
+## by the other stress suites).  Needs valgrind (apt-get install valgrind).
 VALGRIND = valgrind
 VALGRIND_FLAGS = --quiet --error-exitcode=97 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible \
-	--errors-for-leak-kinds=definite,indirect,possible
+	--errors-for-leak-kinds=definite,indirect,possible \
+	--suppressions=$(abs_top_srcdir)/tests/valgrind.supp
+VALGRIND_SKIP = tests/check_starvation$(EXEEXT)
+EXTRA_DIST += tests/valgrind.supp
 check-valgrind:
 	@command -v $(VALGRIND) >/dev/null 2>&1 || \
 	  { echo "check-valgrind: $(VALGRIND) not found (apt-get install valgrind)"; exit 1; }
-	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(check_PROGRAMS)' \
+	tests=; for t in $(check_PROGRAMS); do \
+	  case " $(VALGRIND_SKIP) " in *" $$t "*) ;; *) tests="$$tests $$t";; esac; \
+	done; \
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$$tests" \
 	  LOG_COMPILER='env STM_TEST_SMALL=1 CK_TIMEOUT_MULTIPLIER=10 $(VALGRIND) $(VALGRIND_FLAGS)'
 .PHONY: check-valgrind
