@@ -228,6 +228,38 @@ START_TEST(test_timer_thread_watcher)
 }
 END_TEST
 
+/* ---- the wall-clock monitor thread ---- */
+
+static int wall_wait(stm_tx *tx, void *arg)
+{
+    int64_t d = *(const int64_t *)arg;
+    if (stm_read(tx, x) == 0 && !stm_elapsed_wall(tx, d))
+        stm_retry(tx);
+    return 1;
+}
+
+START_TEST(test_wallclock_monitor_thread)
+{
+    x = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(x);
+    atomic_store(&fail_create, true);
+    /* A wait on a wall-clock deadline starts the thread that watches for
+     * changes of the system time; without it the wait still ends on time. */
+    int64_t d = stm_wall_now() + STM_MSEC(TU_SCALE(20, 500));
+    ck_assert_int_eq(stm_atomically(wall_wait, &d), 1);
+    ck_assert_int_ge(stm_wall_now(), d);
+    ck_assert_int_ge(atomic_load(&creates_failed), 1);
+    /* Threads back: the next wall-clock wait starts it. */
+    atomic_store(&fail_create, false);
+    int before = atomic_load(&creates_ok);
+    d = stm_wall_now() + STM_MSEC(20);
+    ck_assert_int_eq(stm_atomically(wall_wait, &d), 1);
+    ck_assert_int_eq(atomic_load(&creates_ok), before + 1);
+    stm_tvar_free(x);
+    stm_shutdown();
+}
+END_TEST
+
 /* ---- the dispatcher thread ---- */
 
 static atomic_int deferred_ran;
@@ -309,7 +341,7 @@ START_TEST(test_pipe_waiter_emfile)
     /* This thread has no waiter yet and none can be made: the blocking
      * call fails with -EMFILE (documented: stm_atomically(3)). */
     int rc = stm_atomically(wait_for_x, NULL);
-    int rc2 = stm_atomically_until(wait_for_x, NULL, stm_now() + STM_MSEC(5));
+    int rc2 = stm_atomically_until(wait_for_x, NULL, stm_now() + STM_SEC(2));
     /* A transaction that does not block is not affected. */
     int rc3 = stm_tvar_poke(y, 1);
     free_fds();
@@ -332,6 +364,7 @@ static Suite *faults_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_timer_thread_waiter);
     tcase_add_test(tc, test_timer_thread_watcher);
+    tcase_add_test(tc, test_wallclock_monitor_thread);
     tcase_add_test(tc, test_dispatcher_thread);
     tcase_add_test(tc, test_dispatch_fd_emfile);
     tcase_add_test(tc, test_pipe_waiter_emfile);
