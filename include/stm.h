@@ -448,6 +448,9 @@ STM_API int64_t stm_tx_wall_now(stm_tx *tx);
  * again against the new time.  On Linux the change is noticed through a
  * CLOCK_REALTIME timerfd with TFD_TIMER_CANCEL_ON_SET, watched by one
  * library thread that is started by the first wait on a wall deadline.
+ * If that thread (or its descriptors) cannot be had, waits still end at
+ * their deadlines but miss changes of the system time until a later wall
+ * wait manages to start it.
  */
 STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
 

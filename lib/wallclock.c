@@ -79,7 +79,8 @@ static void *monitor(void *unused)
 
 static void start_locked(void)
 {
-    wc_started = true; /* one try: without it, waits just miss changes */
+    /* If it cannot start (no descriptor, no thread), waits just miss
+     * changes of the system time, and the next wall wait tries again. */
     wc_tfd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
     wc_stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wc_tfd < 0 || wc_stopfd < 0 || !arm() ||
@@ -89,7 +90,9 @@ static void start_locked(void)
         if (wc_stopfd >= 0)
             close(wc_stopfd);
         wc_tfd = wc_stopfd = -1;
+        return;
     }
+    wc_started = true;
 }
 #else
 static void start_locked(void)
