@@ -395,6 +395,49 @@ START_TEST(test_fork_child_uses_library)
 }
 END_TEST
 
+/* Descriptor mode across fork(): the child gets an eventfd of its own
+ * under the same number, and does not run the parent's queued callbacks. */
+START_TEST(test_fork_dispatch_fd)
+{
+    x = stm_tvar_new(0);
+    z = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(z);
+    int fd = stm_dispatch_fd();
+    ck_assert_int_ge(fd, 0);
+    atomic_store(&deferred_ran, 0);
+    ck_assert_int_eq(stm_atomically(defer_free_body, NULL), 0); /* queued, not run */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        CHILD_CHECK(stm_dispatch_fd() == fd);
+        /* readable: nothing queued in the child, so a stm_dispatch() here
+         * runs nothing (the parent's callback is the parent's) */
+        CHILD_CHECK(stm_dispatch() == 0);
+        CHILD_CHECK(atomic_load(&deferred_ran) == 0);
+        CHILD_CHECK(stm_atomically(defer_free_body, NULL) == 0);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        CHILD_CHECK(poll(&p, 1, (int)TU_HANDSHAKE_MS) == 1);
+        CHILD_CHECK(stm_dispatch() == 1);
+        CHILD_CHECK(atomic_load(&deferred_ran) == 1);
+        _exit(0);
+    }
+    ck_assert_int_eq(reap(pid), 0);
+    /* The parent's callback is still queued and runs here, once. */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, (int)TU_HANDSHAKE_MS), 1);
+    ck_assert_int_eq(stm_dispatch(), 1);
+    ck_assert_int_eq(atomic_load(&deferred_ran), 1);
+    /* The child's signal did not reach the parent's descriptor. */
+    p.revents = 0;
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    free((void *)stm_tvar_peek(z));
+    stm_tvar_free(x);
+    stm_tvar_free(z);
+    stm_shutdown();
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -403,6 +446,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_threads_exit_with_work_in_place);
     tcase_add_test(tc, test_shutdown_in_flight_and_reuse);
     tcase_add_test(tc, test_fork_child_uses_library);
+    tcase_add_test(tc, test_fork_dispatch_fd);
     suite_add_tcase(s, tc);
     return s;
 }
