@@ -28,10 +28,12 @@ static void prepare(void)
     stm__timer_fork(STM__FORK_PREPARE);
     stm__wallclock_fork(STM__FORK_PREPARE);
     stm__thread_fork(STM__FORK_PREPARE);
+    stm__retry_fork(STM__FORK_PREPARE);
 }
 
 static void finish(int phase)
 {
+    stm__retry_fork(phase);
     stm__thread_fork(phase);
     stm__wallclock_fork(phase);
     stm__timer_fork(phase);

@@ -739,5 +739,6 @@ void stm__dispatch_fork(int phase);
 void stm__timer_fork(int phase);
 void stm__wallclock_fork(int phase);
 void stm__thread_fork(int phase);
+void stm__retry_fork(int phase);
 
 #endif
