@@ -675,6 +675,9 @@ STM_API int64_t stm_tx_wall_now(stm_tx *tx);
  * again against the new time.  On Linux the change is noticed through a
  * CLOCK_REALTIME timerfd with TFD_TIMER_CANCEL_ON_SET, watched by one
  * library thread that is started by the first wait on a wall deadline.
+ * If that thread (or its descriptors) cannot be had, waits still end at
+ * their deadlines but miss changes of the system time until a later wall
+ * wait manages to start it.
  */
 STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
 
@@ -781,7 +784,11 @@ STM_API void stm_on_abort(stm_tx *tx, void (*fn)(void *arg), void *arg) STM_NONN
  * another's writes has its callbacks run after the other's; callbacks of
  * one transaction in registration order), outside any transaction: by
  * default on a library thread started with the first one, or on the
- * application's thread through stm_dispatch_fd() / stm_dispatch().  This
+ * application's thread through stm_dispatch_fd() / stm_dispatch().  If
+ * the library thread cannot be started (pthread_create() failed), the
+ * commit still succeeds and its callbacks stay queued: they run at the
+ * next stm_dispatch() or stm_shutdown(), or on the thread that a later
+ * commit with callbacks starts.  This
  * is where a transaction's side effects go (I/O, starting a connect).
  * Dropped if the attempt (or its stm_or_else() branch) is discarded.  If
  * memory for the callback cannot be had, the transaction is discarded and
@@ -945,7 +952,10 @@ STM_API void stm_set_watch_error_handler(stm_watch_error_fn *fn, void *arg);
  * owned by the caller: keep it alive until the watcher is stopped.
  * `flags` is 0 or STM_WATCH_CHANGES_ONLY.  The first evaluation happens
  * in `tx`'s commit, after its body; anything it fails with (a veto, -ENOMEM,
- * -ELOOP) fails `tx`.  Returns the watcher, valid until it is stopped; if
+ * -ELOOP) fails `tx`.  -ENOMEM also when a watcher records a deadline and
+ * the library's timer thread, which serves watcher deadlines, cannot be
+ * started (pthread_create() failed): the same call succeeds once threads
+ * can be had again.  Returns the watcher, valid until it is stopped; if
  * `tx` is discarded the watcher is freed with it and the pointer must not
  * be used.  Never returns NULL: when memory cannot be had the transaction
  * is discarded and stm_atomically() returns -ENOMEM.  A NULL `fn` or an
@@ -1042,7 +1052,9 @@ STM_API int stm_dispatch(void);
  *              -EMFILE (returned by stm_atomically()).
  *   "thread"   waits with no time-out at all; one library timer thread
  *              (started by the first timed wait, with its timer slack set
- *              to 1 ns) notifies waiters at their deadlines.
+ *              to 1 ns) notifies waiters at their deadlines.  If that
+ *              thread cannot be started, a timed wait times itself (and
+ *              the next one tries again): no error.
  *   user ops   any backend the program supplies (stm_set_waiter_ops()).
  *
  * Precision: a timed wait is never early: if a backend returns before the
@@ -1536,6 +1548,26 @@ STM_API const char *stm_strerror(int err);
  * standard error once: at stm_shutdown(), or at exit if that comes first.
  */
 STM_API void stm_shutdown(void);
+
+/* ======================================================================
+ * FORK
+ *
+ * A process that uses the library may fork(), and the child may use it.
+ * pthread_atfork() handlers, registered when the library starts, make the
+ * fork wait for a stm_clock_advance() in progress and for the
+ * transactions running on other threads (new ones wait at their start),
+ * and take the library's locks: the child inherits no lock held and no
+ * commit half done.  In the child, the library's own threads (dispatcher,
+ * timer, wall-clock monitor) start again when needed (the timer thread at
+ * once if watchers have deadlines armed); deferred callbacks the parent
+ * had queued are run by the parent only; a stm_dispatch_fd() descriptor
+ * keeps its number but is the child's own.  Other threads' waits are gone
+ * in the child; their descriptors stay, idle (a little memory, and with
+ * the "pipe" Waiter one descriptor per such thread).  Do not fork() inside
+ * a transaction, a hook, a watcher or a deferred callback, nor while
+ * stm_set_waiter_ops() or stm_tvar_set_name() runs on another thread.
+ * See stm(7), FORK.
+ * ====================================================================== */
 
 #ifdef __cplusplus
 }

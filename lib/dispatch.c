@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #if defined(__linux__)
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #endif
 
@@ -278,5 +279,39 @@ void stm__dispatch_shutdown(void)
         close(q_fd);
     q_fd = -1;
     q_fd_mode = false;
+    pthread_mutex_unlock(&q_lock);
+}
+
+/* fork(): see fork.c.  The child has no dispatcher thread (the next
+ * commit with callbacks starts one), drops the callbacks the parent had
+ * queued (the parent runs them: a side effect happens once), and gets an
+ * eventfd of its own under the same descriptor number. */
+void stm__dispatch_fork(int phase)
+{
+    if (phase == STM__FORK_PREPARE) {
+        pthread_mutex_lock(&q_lock);
+        return;
+    }
+    if (phase == STM__FORK_CHILD) {
+        pthread_cond_init(&q_cond, NULL);
+        q_thread_on = q_stop = false;
+        while (q_head != NULL) {
+            struct stm__deferred *d = q_head;
+            q_head = d->next;
+            free(d);
+        }
+        q_tail = &q_head;
+#if defined(__linux__)
+        if (q_fd >= 0) {
+            int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (fd >= 0) {
+                if (dup3(fd, q_fd, O_CLOEXEC) < 0) {
+                    /* keep sharing the parent's: readiness is only a hint */
+                }
+                close(fd);
+            }
+        }
+#endif
+    }
     pthread_mutex_unlock(&q_lock);
 }

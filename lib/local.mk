@@ -20,6 +20,7 @@ lib_libstm_la_SOURCES = \
 	lib/alloc.c \
 	lib/reclaim.c \
 	lib/serial.c \
+	lib/fork.c \
 	lib/stats.c \
 	lib/waiter.c \
 	lib/waiter_condvar.c \

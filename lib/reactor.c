@@ -571,3 +571,30 @@ void stm__watch_runs_ok(struct stm__watchtx *x)
     for (uint32_t k = 0; k < x->runs.n; k++)
         stm__watch_retry_ok(x->runs.v[k].w);
 }
+
+/* fork(): see fork.c.  The child must not use the parent's epoll set (the
+ * two would share it): it closes its copies of the descriptors, makes a
+ * set of its own and arms every fd of interest in it again. */
+void stm__reactor_fork(int phase)
+{
+    if (phase == STM__FORK_PREPARE) {
+        pthread_mutex_lock(&r_lock);
+        return;
+    }
+    if (phase == STM__FORK_CHILD) {
+        if (r_ep >= 0) {
+            close(r_ev);
+            close(r_ep);
+            r_ev = r_ep = -1;
+        }
+        r_started = r_stop = false;
+        r_running = NULL;
+        bool any = false;
+        for (uint32_t i = 0; i < r_cap && !any; i++)
+            any = r_tab[i] != NULL;
+        if (any && start() == 0) /* (if it fails, the next interest tries) */
+            for (uint32_t i = 0; i < r_cap; i++)
+                (void)arm((int)i);
+    }
+    pthread_mutex_unlock(&r_lock);
+}

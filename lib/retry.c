@@ -252,3 +252,18 @@ int stm__retry_sleep(struct stm_tx *tx, int64_t deadline, int64_t real, bool lis
     pthread_cleanup_pop(0);
     return r;
 }
+
+/* fork(): see fork.c.  A thread of the parent may hold a stripe for a
+ * moment while it leaves its wait (outside any transaction, so the fork
+ * does not wait for it).  The child gets the stripes unlocked: such a
+ * thread does not exist there, and the wait nodes it was unlinking stay
+ * valid memory (its descriptor is kept), with a waiter that does nothing.
+ * (Holding all the stripes across the fork would be exact, but more locks
+ * at once than ThreadSanitizer's deadlock detector can track.) */
+void stm__retry_fork(int phase)
+{
+    if (phase != STM__FORK_CHILD)
+        return;
+    for (uint32_t s = 0; s < STRIPES; s++)
+        pthread_mutex_init(&stripes[s].m, NULL);
+}

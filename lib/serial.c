@@ -70,3 +70,17 @@ void stm__serial_wait(void)
     pthread_mutex_unlock(&serial_lock);
     stm__cancel_restore(cs);
 }
+
+/* fork(): see fork.c.  Stops every transaction (as serial mode does) for
+ * the fork; threads that waited for that stopped in the parent only. */
+void stm__serial_fork(int phase)
+{
+    static struct stm_tx fork_tx; /* stands for the forking thread */
+    if (phase == STM__FORK_PREPARE) {
+        stm__serial_enter(&fork_tx);
+        return;
+    }
+    if (phase == STM__FORK_CHILD)
+        pthread_cond_init(&serial_cond, NULL);
+    stm__serial_exit(&fork_tx);
+}

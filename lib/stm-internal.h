@@ -968,4 +968,19 @@ void stm__spin_learn(struct stm__spin *s, int64_t late);
 int64_t stm__spin_window_of(const struct stm__spin *s);
 bool stm__spin_charge(struct stm__spin *s, int64_t now, int64_t ns);
 
+/* fork() (fork.c): pthread_atfork handlers, registered at start-up.  Each
+ * module's stm__X_fork(phase) takes its locks for PREPARE and releases
+ * them for PARENT; for CHILD it also forgets the threads the child does
+ * not have. */
+enum { STM__FORK_PREPARE_OUTER, STM__FORK_PREPARE, STM__FORK_PARENT, STM__FORK_CHILD };
+void stm__fork_init(void);
+void stm__vclock_fork(int phase);
+void stm__serial_fork(int phase);
+void stm__dispatch_fork(int phase);
+void stm__timer_fork(int phase);
+void stm__reactor_fork(int phase);
+void stm__wallclock_fork(int phase);
+void stm__thread_fork(int phase);
+void stm__retry_fork(int phase);
+
 #endif

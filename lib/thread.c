@@ -97,6 +97,7 @@ static void global_init(void)
     if (stm__g.stats_env)
         atexit(stm__stats_atexit);
     stm__waiter_init_env();
+    stm__fork_init();
     stm__cancel_restore(cs);
 }
 
@@ -156,4 +157,58 @@ STM_API void stm_shutdown(void)
     stm__names_clear();
     stm__stats_reset();
     stm__cancel_restore(cs);
+}
+
+/* A waiter of a thread that the child of fork() does not have: commits
+ * may still find its wait nodes, so it must stay, but does nothing (its
+ * memory, and a "pipe" waiter's descriptor, stay in the child). */
+static void dead_destroy(struct stm__waiter *w)
+{
+    (void)w;
+}
+static void dead_prepare(struct stm__waiter *w)
+{
+    (void)w;
+}
+static bool dead_wait(struct stm__waiter *w, int64_t deadline)
+{
+    (void)w, (void)deadline;
+    return true;
+}
+static void dead_notify(struct stm__waiter *w)
+{
+    (void)w;
+}
+static const struct stm__waiter_ops dead_ops = {
+    .name = "dead",
+    .destroy = dead_destroy,
+    .prepare = dead_prepare,
+    .wait = dead_wait,
+    .notify = dead_notify,
+};
+
+/* fork(): see fork.c.  In the child, the other threads' descriptors stay
+ * registered (idle: transactions were stopped for the fork) with dead
+ * waiters; this thread gets a new waiter at its next wait (a "pipe"
+ * waiter's descriptor is shared with the parent). */
+void stm__thread_fork(int phase)
+{
+    if (phase == STM__FORK_PREPARE) {
+        pthread_mutex_lock(&stm__reg_lock);
+        return;
+    }
+    if (phase == STM__FORK_CHILD) {
+        struct stm_tx *self = stm__self;
+        for (struct stm_tx *t = stm__reg_head; t != NULL; t = t->reg_next) {
+            if (t->waiter == NULL)
+                continue;
+            if (t == self) {
+                stm__waiter_destroy(t->waiter);
+                t->waiter = NULL;
+            } else {
+                t->waiter->ops = &dead_ops;
+            }
+        }
+    }
+    pthread_mutex_unlock(&stm__reg_lock);
 }

@@ -345,3 +345,23 @@ void stm__timer_shutdown(void)
     }
     pthread_mutex_unlock(&t_lock);
 }
+
+/* fork(): see fork.c.  The child has no timer thread: it starts one at
+ * once if watchers have deadlines armed (the "thread" Waiter's timers
+ * belong to threads the child does not have, and are dropped). */
+void stm__timer_fork(int phase)
+{
+    if (phase == STM__FORK_PREPARE) {
+        pthread_mutex_lock(&t_lock);
+        return;
+    }
+    if (phase == STM__FORK_CHILD) {
+        bool was = t_started;
+        t_started = t_stop = t_conds = false;
+        t_running = t_vrunning = NULL;
+        t_real.n = 0;
+        if (was && t_lib.n > 0)
+            (void)start_locked(); /* if it fails, the next timer tries */
+    }
+    pthread_mutex_unlock(&t_lock);
+}

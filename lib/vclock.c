@@ -222,3 +222,27 @@ void stm__vclock_shutdown(void)
     vc_heap.n = vc_heap.cap = 0;
     pthread_mutex_unlock(&vc_lock);
 }
+
+/* fork(): see fork.c.  STM__FORK_PREPARE_OUTER waits for an advance in
+ * progress (before transactions are stopped: an advance waits for them);
+ * the child has none of the parent's waits. */
+void stm__vclock_fork(int phase)
+{
+    switch (phase) {
+    case STM__FORK_PREPARE_OUTER:
+        pthread_mutex_lock(&vc_advance);
+        break;
+    case STM__FORK_PREPARE:
+        pthread_mutex_lock(&vc_lock);
+        break;
+    case STM__FORK_CHILD:
+        pthread_cond_init(&vc_settled, NULL);
+        vc_heap.n = 0;
+        vc_pending = 0;
+        /* fall through */
+    default:
+        pthread_mutex_unlock(&vc_lock);
+        pthread_mutex_unlock(&vc_advance);
+        break;
+    }
+}

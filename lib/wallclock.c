@@ -81,7 +81,8 @@ static void *monitor(void *unused)
 
 static void start_locked(void)
 {
-    wc_started = true; /* one try: without it, waits just miss changes */
+    /* If it cannot start (no descriptor, no thread), waits just miss
+     * changes of the system time, and the next wall wait tries again. */
     wc_tfd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
     wc_stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wc_tfd < 0 || wc_stopfd < 0 || !arm() ||
@@ -91,7 +92,9 @@ static void start_locked(void)
         if (wc_stopfd >= 0)
             close(wc_stopfd);
         wc_tfd = wc_stopfd = -1;
+        return;
     }
+    wc_started = true;
 }
 #else
 static void start_locked(void)
@@ -161,6 +164,28 @@ void stm__wallclock_shutdown(void)
         free(wc_list);
         wc_list = NULL;
         wc_cap = 0;
+    }
+    pthread_mutex_unlock(&wc_lock);
+}
+
+/* fork(): see fork.c.  The child has no monitor thread (the next wall
+ * wait starts one) and none of the parent's waits. */
+void stm__wallclock_fork(int phase)
+{
+    if (phase == STM__FORK_PREPARE) {
+        pthread_mutex_lock(&wc_lock);
+        return;
+    }
+    if (phase == STM__FORK_CHILD) {
+        wc_started = false;
+        wc_n = 0;
+#if defined(__linux__)
+        if (wc_tfd >= 0)
+            close(wc_tfd);
+        if (wc_stopfd >= 0)
+            close(wc_stopfd);
+        wc_tfd = wc_stopfd = -1;
+#endif
     }
     pthread_mutex_unlock(&wc_lock);
 }

@@ -532,7 +532,7 @@ static char *run_child_mode(const char *mode, bool stats_on, int *status)
         else
             unsetenv("STM_STATS");
         char *argv[] = {"check_stats", (char *)mode, NULL};
-        execv("/proc/self/exe", argv);
+        tu_exec_self(argv);
         _exit(127);
     }
     close(fds[1]);

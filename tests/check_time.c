@@ -1212,7 +1212,8 @@ START_TEST(test_ops_copied)
     ck_assert_int_eq(stm_set_waiter_ops(&o), 0);
     memset(&o, 0, sizeof o);
     struct dl x = {0};
-    x.d = stm_now() + STM_MSEC(5);
+    /* long enough that the first (slow, under valgrind) attempt waits */
+    x.d = stm_now() + TU_SCALE(STM_MSEC(5), STM_MSEC(500));
     ck_assert_int_eq(stm_atomically(body_deadline, &x), 1);
     ck_assert(stm_now() >= x.d);
     ck_assert_str_eq(stm_waiter_name(), USER_NAME);
@@ -1234,7 +1235,7 @@ START_TEST(test_user_create_fails)
     ck_assert(stm_now() < x.d);
     atomic_store(&uc.fail_errno, 0);
     struct dl y = {0};
-    y.d = stm_now() + STM_MSEC(5);
+    y.d = stm_now() + TU_SCALE(STM_MSEC(5), STM_MSEC(500));
     ck_assert_int_eq(stm_atomically(body_deadline, &y), 1);
     ck_assert(stm_now() >= y.d);
     ck_assert_int_eq(ld(&uc.creates), 1);
@@ -1456,7 +1457,7 @@ static char *run_waiter_child(const char *value, char **err)
         else
             unsetenv("STM_WAITER");
         char *argv[] = {"check_time", "--waiter-child", NULL};
-        execv("/proc/self/exe", argv);
+        tu_exec_self(argv);
         _exit(127);
     }
     close(out[1]);

@@ -73,3 +73,4 @@ include $(srcdir)/tests/embedded.mk
 include $(srcdir)/tests/containers.mk
 include $(srcdir)/tests/tutorial.mk
 include $(srcdir)/tests/examples.mk
+include $(srcdir)/tests/proof.mk

@@ -328,4 +328,22 @@ static inline void tu_tvar_free(stm_tvar *var)
 #define stm_tvar_free(var) tu_tvar_free(var)
 #endif
 
+/* Run this program again (in a child, after fork()) with `argv`: execv()
+ * of the path /proc/self/exe names, resolved first, so that it works under
+ * valgrind too (where /proc/self/exe is valgrind's tool; its readlink() is
+ * the program's path).  The re-run is not under valgrind: its LD_PRELOAD
+ * of valgrind's libraries is dropped.  Returns only on failure. */
+static inline void tu_exec_self(char *const argv[])
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre != NULL && strstr(pre, "vgpreload") != NULL)
+        unsetenv("LD_PRELOAD");
+    execv(self, argv);
+}
+
 #endif /* STM_TESTUTIL_H */
