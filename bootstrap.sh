@@ -13,6 +13,8 @@ done
 if command -v pkg-config >/dev/null 2>&1 && ! pkg-config --exists check; then
     missing="$missing check(pkg-config)"
 fi
+# optional for the build, wanted by make check (C++ tests and examples)
+command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 
 if [ -n "$missing" ]; then
     if command -v apt-get >/dev/null 2>&1; then
@@ -23,10 +25,10 @@ if [ -n "$missing" ]; then
         echo "bootstrap: missing:$missing; installing with apt-get" >&2
         $sudo apt-get update -qq
         $sudo env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq autoconf automake libtool pkg-config check
+            apt-get install -y -qq autoconf automake libtool pkg-config check g++
     else
         echo "bootstrap: missing:$missing (no apt-get; install autoconf" \
-             "automake libtool pkg-config check yourself)" >&2
+             "automake libtool pkg-config check g++ yourself)" >&2
     fi
 fi
 

@@ -68,6 +68,18 @@ extern "C" {
 #else
 #define STM_WUR
 #endif
+/* "does not return", spelled for the language that includes the header:
+ * [[noreturn]] in C++11 and C23, _Noreturn in C11/C17. */
+#if (defined(__cplusplus) && __cplusplus >= 201103L) ||                                            \
+    (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L)
+#define STM_NORETURN [[noreturn]]
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define STM_NORETURN _Noreturn
+#elif defined(__GNUC__)
+#define STM_NORETURN __attribute__((noreturn))
+#else
+#define STM_NORETURN
+#endif
 
 /* ======================================================================
  * TIME
@@ -434,7 +446,7 @@ static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
  * waiting on the TVars it wrote, and pays one load per written TVar when
  * nobody waits.
  */
-STM_API _Noreturn void stm_retry(stm_tx *tx);
+STM_API STM_NORETURN void stm_retry(stm_tx *tx);
 
 /**
  * stm_abort - discard the transaction and make stm_atomically() return
@@ -446,7 +458,7 @@ STM_API _Noreturn void stm_retry(stm_tx *tx);
  * except inside stm_catch(), which takes the abort and undoes only its
  * own part.
  */
-STM_API _Noreturn void stm_abort(stm_tx *tx, int code);
+STM_API STM_NORETURN void stm_abort(stm_tx *tx, int code);
 
 /**
  * stm_catch - run `body` as a part of the transaction that an stm_abort()

@@ -69,3 +69,4 @@ include $(srcdir)/tests/time.mk
 include $(srcdir)/tests/embedded.mk
 include $(srcdir)/tests/tutorial.mk
 include $(srcdir)/tests/examples.mk
+include $(srcdir)/tests/cxx.mk
