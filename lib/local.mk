@@ -13,6 +13,7 @@ lib_libstm_la_SOURCES = \
 	lib/tx.c \
 	lib/retry.c \
 	lib/orelse.c \
+	lib/protect.c \
 	lib/hooks.c \
 	lib/alloc.c \
 	lib/reclaim.c \
