@@ -163,7 +163,7 @@ STM_API int stm_read_x(stm_tx *tx, stm_tvar *var, intptr_t *out)
 {
     /* stm_read()'s fast path; everything else under stm_protect() */
     if (STM__LIKELY(tx == stm__active && var != NULL && out != NULL && tx->rn != tx->rcap &&
-                    !(tx->wbloom & stm__bloom_bit(var))) &&
+                    (tx->wbloom == 0 || !(tx->wbloom & stm__bloom_bit(var)))) &&
         STM__LIKELY(stm__read_fast(tx, var, out)))
         return 0;
     return read_x_slow(tx, var, out);

@@ -7,3 +7,16 @@ EXTRA_DIST += tests/cxx_header.cc
 AM_TESTS_ENVIRONMENT += \
 	STM_HAVE_CXX='$(HAVE_CXX)'; STM_CXX='$(CXX)'; STM_CXXFLAGS='$(CXXFLAGS)'; \
 	STM_LIBS='$(LIBS)'; export STM_HAVE_CXX STM_CXX STM_CXXFLAGS STM_LIBS;
+
+## C++ test programs: plain programs that end with "N passed, M failed"
+## (exit status 0 only if M is 0).  They see only the public headers.
+CXX_TEST_CPPFLAGS = -I$(top_srcdir)/include
+AM_CXXFLAGS = $(STD_CXXFLAGS) $(WARN_CXXFLAGS)
+if HAVE_CXX
+check_PROGRAMS += tests/cxx_stm
+tests_cxx_stm_SOURCES = tests/cxx_stm.cc
+tests_cxx_stm_CPPFLAGS = $(CXX_TEST_CPPFLAGS)
+tests_cxx_stm_LDADD = lib/libstm.la
+else
+EXTRA_DIST += tests/cxx_stm.cc
+endif

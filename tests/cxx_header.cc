@@ -16,7 +16,8 @@ static_assert(std::is_standard_layout<stm_tvar>::value, "stm_tvar is standard la
 static_assert(std::is_trivially_copyable<stm_tvar>::value, "stm_tvar is a plain C struct");
 static_assert(STM_SEC(1) == STM_MSEC(1000) && STM_MSEC(1) == STM_USEC(1000), "time macros");
 
-namespace {
+namespace
+{
 
 int passed, failed;
 
