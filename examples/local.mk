@@ -52,3 +52,20 @@ examples_eventloop_SOURCES = examples/eventloop.c
 examples_eventloop_CPPFLAGS = -I$(top_srcdir)/include
 examples_eventloop_LDFLAGS =
 examples_eventloop_LDADD = lib/libstm.la
+
+## C++ (include/stm.hpp): a bounded work queue and a reconnecting client.
+## check_PROGRAMS, so `make check` builds and runs them (each checks its
+## own outcome and exits 0 iff it went right); only with a C++17 compiler.
+if HAVE_CXX
+check_PROGRAMS += examples/cpp/work_queue examples/cpp/reconnect
+examples_cpp_work_queue_SOURCES = examples/cpp/work_queue.cc
+examples_cpp_work_queue_CPPFLAGS = -I$(top_srcdir)/include
+examples_cpp_work_queue_LDFLAGS =
+examples_cpp_work_queue_LDADD = lib/libstm.la
+examples_cpp_reconnect_SOURCES = examples/cpp/reconnect.cc
+examples_cpp_reconnect_CPPFLAGS = -I$(top_srcdir)/include
+examples_cpp_reconnect_LDFLAGS =
+examples_cpp_reconnect_LDADD = lib/libstm.la
+else
+EXTRA_DIST += examples/cpp/work_queue.cc examples/cpp/reconnect.cc
+endif

@@ -352,7 +352,8 @@ template <class T> class tvar
                   "stm::tvar<T>: T must be trivially copyable and fit in an intptr_t");
 
   public:
-    explicit tvar(T initial = T{}) noexcept
+    tvar() noexcept : tvar(T{}) {}
+    explicit tvar(T initial) noexcept
     {
         stm_tvar_init(&v_, detail::to_word(initial));
     }
