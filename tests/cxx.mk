@@ -20,3 +20,12 @@ tests_cxx_stm_LDADD = lib/libstm.la
 else
 EXTRA_DIST += tests/cxx_stm.cc
 endif
+
+## CMake: tests/check-cmake.sh builds tests/cmake-consumer against a
+## staged install (find_package(stm), stm::stm).
+dist_check_SCRIPTS += tests/check-cmake.sh
+EXTRA_DIST += tests/cmake-consumer/CMakeLists.txt tests/cmake-consumer/consumer.c \
+	tests/cmake-consumer/consumer.cc
+AM_TESTS_ENVIRONMENT += \
+	STM_PREFIX='$(prefix)'; STM_VERSION='$(PACKAGE_VERSION)'; \
+	export STM_PREFIX STM_VERSION;
