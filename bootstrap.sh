@@ -13,6 +13,14 @@ done
 if command -v pkg-config >/dev/null 2>&1 && ! pkg-config --exists check; then
     missing="$missing check(pkg-config)"
 fi
+# optional for the build, wanted by make check (C++ tests and examples)
+command -v g++ >/dev/null 2>&1 || missing="$missing g++"
+# optional, wanted by make check (the event-loop examples)
+if command -v pkg-config >/dev/null 2>&1; then
+    pkg-config --exists libuv || missing="$missing libuv1-dev"
+    pkg-config --exists glib-2.0 || missing="$missing libglib2.0-dev"
+    pkg-config --exists libevent || missing="$missing libevent-dev"
+fi
 
 if [ -n "$missing" ]; then
     if command -v apt-get >/dev/null 2>&1; then
@@ -23,10 +31,12 @@ if [ -n "$missing" ]; then
         echo "bootstrap: missing:$missing; installing with apt-get" >&2
         $sudo apt-get update -qq
         $sudo env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq autoconf automake libtool pkg-config check
+            apt-get install -y -qq autoconf automake libtool pkg-config check g++ \
+                libuv1-dev libglib2.0-dev libevent-dev
     else
         echo "bootstrap: missing:$missing (no apt-get; install autoconf" \
-             "automake libtool pkg-config check yourself)" >&2
+             "automake libtool pkg-config check g++ libuv1-dev libglib2.0-dev" \
+             "libevent-dev yourself)" >&2
     fi
 fi
 

@@ -75,3 +75,15 @@ bench_fd_CPPFLAGS = $(BENCH_CPPFLAGS)
 bench_fd_CFLAGS = $(BENCH_CFLAGS)
 bench_fd_LDFLAGS = $(BENCH_LINKFLAGS)
 bench_fd_LDADD = $(BENCH_LDADD)
+## C++: include/stm.hpp against the C API (only with a C++17 compiler)
+if HAVE_CXX
+BENCHMARKS += bench/micro_cxx$(EXEEXT)
+EXTRA_PROGRAMS += bench/micro_cxx
+bench_micro_cxx_SOURCES = bench/micro_cxx.cc
+bench_micro_cxx_CPPFLAGS = -I$(top_srcdir)/include
+bench_micro_cxx_CXXFLAGS = $(AM_CXXFLAGS) -O2
+bench_micro_cxx_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_micro_cxx_LDADD = $(BENCH_LDADD)
+else
+EXTRA_DIST += bench/micro_cxx.cc
+endif

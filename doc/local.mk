@@ -26,6 +26,13 @@ dist_man_MANS = \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
 	doc/stm_catch.3 \
+	doc/stm_protect.3 \
+	doc/stm_read_x.3 \
+	doc/stm_write_x.3 \
+	doc/stm_retry_x.3 \
+	doc/stm_abort_x.3 \
+	doc/stm_pending.3 \
+	doc/stm_resume.3 \
 	doc/stm_atomically_ro.3 \
 	doc/stm_atomically_until.3 \
 	doc/stm_atomically_watch.3 \
@@ -89,3 +96,4 @@ dist_man_MANS = \
 ## Guides: distributed, not installed.
 EXTRA_DIST += doc/virtual-clock.md
 EXTRA_DIST += doc/tutorial.md
+EXTRA_DIST += doc/event-loops.md

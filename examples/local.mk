@@ -75,3 +75,57 @@ examples_echo_server_SOURCES = examples/echo_server.c
 examples_echo_server_CPPFLAGS = -I$(top_srcdir)/include
 examples_echo_server_LDFLAGS =
 examples_echo_server_LDADD = lib/libstm.la
+## C++ (include/stm.hpp): a bounded work queue and a reconnecting client.
+## check_PROGRAMS, so `make check` builds and runs them (each checks its
+## own outcome and exits 0 iff it went right); only with a C++17 compiler.
+if HAVE_CXX
+check_PROGRAMS += examples/cpp/work_queue examples/cpp/reconnect
+examples_cpp_work_queue_SOURCES = examples/cpp/work_queue.cc
+examples_cpp_work_queue_CPPFLAGS = -I$(top_srcdir)/include
+examples_cpp_work_queue_LDFLAGS =
+examples_cpp_work_queue_LDADD = lib/libstm.la
+examples_cpp_reconnect_SOURCES = examples/cpp/reconnect.cc
+examples_cpp_reconnect_CPPFLAGS = -I$(top_srcdir)/include
+examples_cpp_reconnect_LDFLAGS =
+examples_cpp_reconnect_LDADD = lib/libstm.la
+else
+EXTRA_DIST += examples/cpp/work_queue.cc examples/cpp/reconnect.cc
+endif
+
+## Event loops (doc/event-loops.md): libstm's deferred and watcher
+## callbacks delivered on a libuv, GLib or libevent loop's thread through
+## stm_dispatch_fd(), a timed watch driving a periodic job, clean
+## shutdown.  check_PROGRAMS: make check runs them (each checks order,
+## thread and timing and exits 0 iff all held); built only when configure
+## found the library with pkg-config.
+EXTRA_DIST += examples/loops/demo.h
+if HAVE_LIBUV
+check_PROGRAMS += examples/loops/uv
+examples_loops_uv_SOURCES = examples/loops/uv.c examples/loops/demo.h
+examples_loops_uv_CPPFLAGS = -I$(top_srcdir)/include
+examples_loops_uv_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS)
+examples_loops_uv_LDFLAGS =
+examples_loops_uv_LDADD = lib/libstm.la $(LIBUV_LIBS)
+else
+EXTRA_DIST += examples/loops/uv.c
+endif
+if HAVE_GLIB
+check_PROGRAMS += examples/loops/glib
+examples_loops_glib_SOURCES = examples/loops/glib.c examples/loops/demo.h
+examples_loops_glib_CPPFLAGS = -I$(top_srcdir)/include
+examples_loops_glib_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+examples_loops_glib_LDFLAGS =
+examples_loops_glib_LDADD = lib/libstm.la $(GLIB_LIBS)
+else
+EXTRA_DIST += examples/loops/glib.c
+endif
+if HAVE_LIBEVENT
+check_PROGRAMS += examples/loops/libevent
+examples_loops_libevent_SOURCES = examples/loops/libevent.c examples/loops/demo.h
+examples_loops_libevent_CPPFLAGS = -I$(top_srcdir)/include
+examples_loops_libevent_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+examples_loops_libevent_LDFLAGS =
+examples_loops_libevent_LDADD = lib/libstm.la $(LIBEVENT_LIBS)
+else
+EXTRA_DIST += examples/loops/libevent.c
+endif

@@ -93,6 +93,18 @@ extern "C" {
 #else
 #define STM_WUR
 #endif
+/* "does not return", spelled for the language that includes the header:
+ * [[noreturn]] in C++11 and C23, _Noreturn in C11/C17. */
+#if (defined(__cplusplus) && __cplusplus >= 201103L) ||                                            \
+    (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L)
+#define STM_NORETURN [[noreturn]]
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define STM_NORETURN _Noreturn
+#elif defined(__GNUC__)
+#define STM_NORETURN __attribute__((noreturn))
+#else
+#define STM_NORETURN
+#endif
 
 /* ======================================================================
  * TIME
@@ -491,7 +503,7 @@ static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
  * a thread cancelled in it unregisters, runs the attempt's stm_on_abort()
  * hooks and exits; a thread that disabled cancellation sleeps on.
  */
-STM_API _Noreturn void stm_retry(stm_tx *tx);
+STM_API STM_NORETURN void stm_retry(stm_tx *tx);
 
 /**
  * stm_abort - discard the transaction and make stm_atomically() return
@@ -503,7 +515,7 @@ STM_API _Noreturn void stm_retry(stm_tx *tx);
  * except inside stm_catch(), which takes the abort and undoes only its
  * own part.
  */
-STM_API _Noreturn void stm_abort(stm_tx *tx, int code);
+STM_API STM_NORETURN void stm_abort(stm_tx *tx, int code);
 
 /**
  * stm_catch - run `body` as a part of the transaction that an stm_abort()
@@ -554,6 +566,115 @@ STM_API int stm_catch(stm_tx *tx, stm_fn *body, void *arg, bool *aborted);
  */
 STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
     STM_NONNULL(2, 3);
+
+/* ======================================================================
+ * FOR BINDINGS: A RESTART THAT UNWINDS
+ *
+ * A conflict, stm_retry(), stm_abort() or a lack of memory ends an attempt
+ * with a non-local jump (longjmp) out of the call that found it, back into
+ * stm_atomically() (or to the stm_or_else() / stm_catch() branch it
+ * concerns).  That is right for C, but it skips the frames in between
+ * without running anything in them: C++ destructors, a Python
+ * interpreter's frames, Rust drops.  A binding whose bodies run in such a
+ * language uses the calls below instead, which report "this attempt is
+ * over" to their caller and leave the jump pending:
+ *
+ *   1. The binding's body function (the stm_fn that stm_atomically() or a
+ *      branch calls, or the stm_watch_fn of a watcher) calls into its own
+ *      language, which calls stm_read_x(), stm_write_x(), stm_retry_x(),
+ *      stm_abort_x(), or any other function through stm_protect().
+ *   2. A non-zero result (an STM_PENDING_* reason) means the attempt is
+ *      over: the language code unwinds to the body function (C++: throw an
+ *      exception that only the body function catches), running its
+ *      destructors.  Until then it must not use `tx` (every _x call and
+ *      stm_protect() report the same reason again; the plain functions
+ *      diagnose misuse).
+ *   3. Back in the body function, with no foreign frame left between it
+ *      and the library: if the library called it from stm_atomically(),
+ *      stm_atomically_ro(), stm_atomically_until() (as the outermost
+ *      transaction, not a nested one) or as a watcher's fn, it calls
+ *      stm_resume(tx), which does the jump.  If it was called by
+ *      stm_or_else() or stm_catch() (or by a nested stm_atomically*(),
+ *      which joins the enclosing transaction), it simply returns (any
+ *      value): a branch that the jump goes to takes it, any other passes
+ *      it outward, so the frames of every enclosing body unwind in turn.
+ *
+ * A body that returns to the outermost stm_atomically*() with a jump
+ * pending is misuse (diagnosed; nothing it wrote is committed).  The
+ * outcome is exactly the jump's: a conflict runs the body again, a retry
+ * waits, an abort returns its code, and so on.
+ *
+ * Cost: stm_read_x() and stm_write_x() take the fast paths of stm_read()
+ * and stm_write() and pay a setjmp only on their rare paths (a read of a
+ * TVar the attempt wrote, a full log, a conflict); nothing here slows
+ * transactions that do not use it.  include/stm.hpp, the C++ API, is built
+ * on these calls.
+ * ====================================================================== */
+
+/** Reasons an attempt is over (what the jump that is pending will do). */
+#define STM_PENDING_CONFLICT 1 /* run the body again (or it read a TVar that moved) */
+#define STM_PENDING_RETRY 2    /* stm_retry(): the branch's alternative, or wait */
+#define STM_PENDING_ABORT 3    /* stm_abort(): to stm_catch(), or end the transaction */
+#define STM_PENDING_NOMEM 4    /* memory ran out: stm_atomically() returns -ENOMEM */
+#define STM_PENDING_FALLBACK 5 /* a read-only attempt did what only a normal one can */
+
+/** A function run by stm_protect(). */
+typedef void stm_op_fn(stm_tx *tx, void *arg);
+
+/**
+ * stm_protect - run `op(tx, arg)`; if it would leave by the restart jump,
+ * return the reason instead.
+ *
+ * `op` calls any library functions on `tx` (stm_read(), stm_alloc(),
+ * stm_or_else(), stm_elapsed(), stm_watch_new(), ...).  Returns 0 if it
+ * returned and the attempt goes on, or an STM_PENDING_* reason: the
+ * attempt is over and its jump is pending (see above); what `op` did not
+ * finish is not finished.  A retry or abort aimed at an stm_or_else() or
+ * stm_catch() branch that `op` itself opened stays inside `op`, as usual.
+ * Only C frames may lie between stm_protect() and the library calls that
+ * can jump (`op` must not itself call into code with destructors).  With a
+ * jump already pending it returns its reason without running `op`.
+ * Misuse: a NULL `op`, or a `tx` that is not the caller's running
+ * transaction.  Calls nest.  Cost: a setjmp and a few stores.
+ */
+STM_API int stm_protect(stm_tx *tx, stm_op_fn *op, void *arg) STM_WUR;
+
+/**
+ * stm_read_x, stm_write_x - stm_read() and stm_write() that report the end
+ * of the attempt instead of jumping.
+ *
+ * stm_read_x() stores the value in *out and returns 0, or returns an
+ * STM_PENDING_* reason (*out is left alone).  stm_write_x() returns 0 or
+ * a reason.  Otherwise as stm_read() and stm_write(), at the same cost on
+ * their fast paths.  Misuse: a NULL `var` or `out`, a `tx` that is not
+ * the running transaction.
+ */
+STM_API int stm_read_x(stm_tx *tx, stm_tvar *var, intptr_t *out) STM_WUR;
+STM_API int stm_write_x(stm_tx *tx, stm_tvar *var, intptr_t value) STM_WUR;
+
+/**
+ * stm_retry_x, stm_abort_x - stm_retry() and stm_abort(tx, code) that
+ * return instead of jumping: the attempt is over and the reason
+ * (STM_PENDING_RETRY, STM_PENDING_ABORT, or STM_PENDING_FALLBACK in a
+ * declared read-only attempt that retries) is returned; it is never 0.
+ */
+STM_API int stm_retry_x(stm_tx *tx);
+STM_API int stm_abort_x(stm_tx *tx, int code);
+
+/**
+ * stm_pending - the STM_PENDING_* reason of the jump pending in `tx`, or 0
+ * if none is (also for a NULL or foreign `tx`).  O(1).
+ */
+STM_API int stm_pending(stm_tx *tx);
+
+/**
+ * stm_resume - do the jump pending in `tx`: the attempt ends as if the
+ * call that reported it had jumped (the body runs again, waits, returns
+ * the abort code, ...).  Does not return.  Call it only where no frame
+ * that must unwind lies between the caller and the library function that
+ * called it (see above).  Misuse: no jump pending, `tx` not the caller's.
+ */
+STM_API STM_NORETURN void stm_resume(stm_tx *tx);
 
 /**
  * stm_tx_now - the attempt's "now" on the monotonic clock.

@@ -54,6 +54,9 @@ _Noreturn void stm__check_tx_slow(struct stm_tx *tx, const char *func)
         stm__misuse(func, "called outside a transaction (the stm_tx handle is NULL)");
     if (tx != stm__self)
         stm__misuse(func, "the stm_tx handle belongs to another thread");
+    if (tx->pend)
+        stm__misuse(func, "the attempt is over (stm_protect or an stm_*_x call reported "
+                          "a pending jump): return, or call stm_resume");
     stm__misuse(func, "called outside a transaction (the stm_tx handle is stale: its "
                       "transaction has ended)");
 }

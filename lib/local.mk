@@ -2,7 +2,7 @@
 ## paths are relative to the top of the tree).
 
 lib_LTLIBRARIES += lib/libstm.la
-include_HEADERS += include/stm.h
+include_HEADERS += include/stm.h include/stm.hpp
 
 lib_libstm_la_SOURCES = \
 	lib/clock.c \
@@ -16,6 +16,7 @@ lib_libstm_la_SOURCES = \
 	lib/tx.c \
 	lib/retry.c \
 	lib/orelse.c \
+	lib/protect.c \
 	lib/hooks.c \
 	lib/alloc.c \
 	lib/reclaim.c \

@@ -75,8 +75,11 @@ STM_API int stm_or_else(stm_tx *tx, stm_fn *first, stm_fn *second, void *arg)
     if (STM__SETJMP(br.jb) == 0) {
         tx->branch = &br;
         int r = first(tx, arg);
-        tx->branch = br.outer;
-        return r;
+        /* (a binding's branch returns when told of a jump: its own?) */
+        if (STM__LIKELY(tx->pend == 0) || !stm__pending_take_for(tx, &br)) {
+            tx->branch = br.outer;
+            return r;
+        }
     }
     branch_rollback(tx, &br);
     return second(tx, arg);
@@ -94,9 +97,11 @@ STM_API int stm_catch(stm_tx *tx, stm_fn *body, void *arg, bool *aborted)
     if (STM__SETJMP(br.jb) == 0) {
         tx->branch = &br;
         int r = body(tx, arg);
-        tx->branch = br.outer;
-        *aborted = false;
-        return r;
+        if (STM__LIKELY(tx->pend == 0) || !stm__pending_take_for(tx, &br)) {
+            tx->branch = br.outer;
+            *aborted = false;
+            return r;
+        }
     }
     branch_rollback(tx, &br);
     *aborted = true;

@@ -586,7 +586,32 @@ struct stm_tx {
      * (written and read under stm__reg_lock, by other threads) */
     struct stm_stats st_base;
     struct stm_tx *reg_next, *reg_prev; /* registry, under stm__reg_lock */
+
+    /* the restart that unwinds (protect.c): the innermost stm_protect()
+     * running, and a jump put off (pend: STM__JUMP_*, 0 for none; pend_br:
+     * its branch, NULL for the transaction's target; the hidden write-set
+     * length; whether the attempt is a declared read-only one) */
+    struct stm__prot *prot;
+    struct stm__branch *pend_br;
+    int pend;
+    uint32_t pend_wn;
+    bool pend_ro;
 };
+
+/* An stm_protect() call: the jump target it put in place of outer_jb,
+ * and the branch that was innermost when it began. */
+struct stm__prot {
+    stm__jmpbuf jb;
+    stm__jmpbuf *outer_jb;
+    struct stm__branch *branch;
+    struct stm__prot *outer;
+};
+/* protect.c: a branch function returned while a jump is pending: if it
+ * goes to branch br, take it (true; the caller rolls back to br) */
+bool stm__pending_take_for(struct stm_tx *tx, struct stm__branch *br);
+/* stm_retry / stm_abort inside stm_protect(): br lies outside the
+ * innermost stm_protect() (its jump must go through that) */
+bool stm__branch_outside_protect(struct stm_tx *tx, struct stm__branch *br);
 
 /* The calling thread's descriptor, NULL before its first transaction. */
 extern _Thread_local struct stm_tx *stm__self __attribute__((tls_model("initial-exec")));

@@ -345,8 +345,13 @@ STM_API _Noreturn void stm_retry(stm_tx *tx)
 {
     stm__check_tx(tx, "stm_retry");
     struct stm__branch *br = branch_of(tx, false);
-    if (br)
+    if (br) {
+        if (STM__UNLIKELY(tx->prot != NULL) && stm__branch_outside_protect(tx, br)) {
+            tx->pend_br = br; /* to the branch, through stm_protect() */
+            stm__jump(tx, STM__JUMP_RETRY);
+        }
         STM__LONGJMP(br->jb);
+    }
     stm__jump(tx, STM__JUMP_RETRY);
 }
 
@@ -355,8 +360,13 @@ STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
     stm__check_tx_ro(tx, "stm_abort");
     tx->abort_code = code;
     struct stm__branch *br = tx == stm__active ? branch_of(tx, true) : NULL;
-    if (br)
+    if (br) {
+        if (STM__UNLIKELY(tx->prot != NULL) && stm__branch_outside_protect(tx, br)) {
+            tx->pend_br = br; /* to the branch, through stm_protect() */
+            stm__jump(tx, STM__JUMP_ABORT);
+        }
         STM__LONGJMP(br->jb);
+    }
     stm__jump(tx, STM__JUMP_ABORT);
 }
 
@@ -555,6 +565,9 @@ static inline void finish_commit(struct stm_tx *tx, uint64_t stamp)
  * reclamation, the virtual clock. */
 __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp)
 {
+    if (STM__UNLIKELY(tx->pend))
+        stm__misuse("stm_atomically", "the body returned while its attempt was over (a jump "
+                                      "was pending: call stm_resume)");
     tx->restarts = 0;
     tx->start_valid = false; /* the call is over */
     tx->allocs.n = 0;

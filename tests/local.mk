@@ -74,3 +74,4 @@ include $(srcdir)/tests/containers.mk
 include $(srcdir)/tests/tutorial.mk
 include $(srcdir)/tests/examples.mk
 include $(srcdir)/tests/proof.mk
+include $(srcdir)/tests/cxx.mk

@@ -41,3 +41,6 @@ tests_check_embed_SOURCES = tests/check_embed.c tests/testutil.h tests/misuse.h
 
 check_PROGRAMS += tests/check_catch
 tests_check_catch_SOURCES = tests/check_catch.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_protect
+tests_check_protect_SOURCES = tests/check_protect.c tests/testutil.h tests/misuse.h
