@@ -42,6 +42,22 @@ bench_watch_CFLAGS = $(BENCH_CFLAGS)
 bench_watch_LDFLAGS = $(BENCH_LINKFLAGS)
 bench_watch_LDADD = $(BENCH_LDADD)
 
+BENCHMARKS += bench/intset$(EXEEXT)
+EXTRA_PROGRAMS += bench/intset
+bench_intset_SOURCES = bench/intset.c
+bench_intset_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_intset_CFLAGS = $(BENCH_CFLAGS)
+bench_intset_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_intset_LDADD = $(BENCH_LDADD)
+
+BENCHMARKS += bench/bank$(EXEEXT)
+EXTRA_PROGRAMS += bench/bank
+bench_bank_SOURCES = bench/bank.c bench/bench.h
+bench_bank_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_bank_CFLAGS = $(BENCH_CFLAGS)
+bench_bank_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_bank_LDADD = $(BENCH_LDADD)
+
 CLEANFILES += $(BENCHMARKS)
 
 bench: $(BENCHMARKS)
