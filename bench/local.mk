@@ -2,7 +2,8 @@
 ## paths are relative to the top of the tree).
 ##
 ## Benchmarks are EXTRA_PROGRAMS: neither `make` nor `make check` builds them;
-## `make bench` builds and runs every program in BENCHMARKS.  To add one:
+## `make bench` builds every program in BENCHMARKS and runs bench/matrix.sh,
+## which runs them with short settings (add a new program there too).  To add one:
 ##
 ##   BENCHMARKS += bench/foo$(EXEEXT)
 ##   EXTRA_PROGRAMS += bench/foo
@@ -60,10 +61,11 @@ bench_bank_LDADD = $(BENCH_LDADD)
 
 CLEANFILES += $(BENCHMARKS)
 
+EXTRA_DIST += bench/matrix.sh bench/compare.sh
+
+# The short standard matrix (bench/matrix.sh, about a minute): every
+# program in BENCHMARKS with quick settings.
 bench: $(BENCHMARKS)
-	@for b in $(BENCHMARKS); do \
-	  echo "=== $$b"; \
-	  ./$$b || exit 1; \
-	done
+	$(SHELL) $(top_srcdir)/bench/matrix.sh bench
 
 .PHONY: bench
