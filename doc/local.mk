@@ -59,3 +59,4 @@ dist_man_MANS = \
 ## Guides: distributed, not installed.
 EXTRA_DIST += doc/virtual-clock.md
 EXTRA_DIST += doc/tutorial.md
+EXTRA_DIST += doc/benchmarks.md
