@@ -104,19 +104,100 @@ STM_API int64_t stm_wall_now(void);
  * stm_free() so that transactions still reading it are never left with a
  * dangling pointer.
  *
- * Memory: 48 bytes per TVar (one malloc block), plus a copy of its name if
- * it has one.
+ * A TVar is 16 bytes (its value and a versioned lock word) and may live
+ * inside the program's own structs: declare a member of type stm_tvar and
+ * initialise it with stm_tvar_init() or STM_TVAR_INIT.  A tree node, say,
+ * then holds its links as TVars, and walking the tree touches nothing but
+ * the nodes.  stm_tvar_new() gives a TVar a heap block of its own.  Both
+ * kinds work the same with every function of the library.
+ *
+ * What few TVars have -- threads waiting on it in stm_retry(), watchers,
+ * a name -- is kept in a side record (about 64 bytes) that the TVar gets
+ * when it first needs one and keeps until it is destroyed or freed.  A
+ * flag in the lock word says whether it has one, so the others pay
+ * nothing for the feature; reads of a TVar with a record take a slightly
+ * longer path (one more dependent load).
  * ====================================================================== */
 
-typedef struct stm_tvar stm_tvar;
+/* The fields are private: use the functions below, never the members. */
+#if defined(STM_BUILDING) || defined(STM__LIB_INTERNAL)
+typedef struct stm_tvar {
+    _Atomic uintptr_t lock;
+    _Atomic intptr_t value;
+} stm_tvar;
+#else
+typedef struct stm_tvar {
+    uintptr_t stm__private_lock;
+    intptr_t stm__private_value;
+} stm_tvar;
+#endif
+
+/**
+ * STM_TVAR_INIT - static initializer of a TVar holding `value`:
+ *
+ *     static stm_tvar hits = STM_TVAR_INIT(0);
+ *     struct node n = { .key = 7, .next = STM_TVAR_INIT(0) };
+ *
+ * Equivalent to stm_tvar_init(), for objects of static storage duration
+ * or initialised before any other thread can see them.
+ */
+#define STM_TVAR_INIT(value) {0, (intptr_t)(value)}
+
+/**
+ * stm_tvar_init - make the memory at `var` a TVar holding `initial`.
+ *
+ * For a TVar embedded in the program's own memory (a struct member, an
+ * array element, a block from malloc() or stm_alloc()).  No allocation, no
+ * failure, O(1).  The memory must not yet be visible to any other thread
+ * (initialise, then publish the struct holding it, e.g. by writing its
+ * address into a TVar in a transaction).  Initialising a TVar that is in
+ * use is undefined; one that was destroyed with stm_tvar_destroy() may be
+ * initialised again.  A TVar that is never given a waiter, watcher or name
+ * needs no stm_tvar_destroy(), but calling it is always correct.
+ * Misuse: a NULL `var` aborts with a message.
+ */
+STM_API void stm_tvar_init(stm_tvar *var, intptr_t initial);
+
+/**
+ * stm_tvar_destroy - end the life of the embedded TVar `var`, before the
+ * memory that holds it is freed or reused.
+ *
+ * Threads blocked in stm_retry() on `var` are woken (they run their
+ * transaction again, which should no longer reach `var`), its name is
+ * dropped, and its side record, if it has one, is released once no
+ * running transaction can still read it.  It is the caller's job to make
+ * sure no transaction that starts later can reach `var`, and that no
+ * active watcher reads it (stm_unwatch() first; otherwise the call aborts
+ * with a message).
+ *
+ * Inside a transaction, the destroy happens only if the transaction
+ * commits, as part of the commit (dropped with a discarded attempt or
+ * stm_or_else() branch).  The usual pattern frees a node of a shared
+ * structure in the transaction that unlinks it:
+ *
+ *     stm_write_ptr(tx, &prev->next, stm_read_ptr(tx, &n->next));
+ *     stm_tvar_destroy(&n->next);
+ *     stm_free(tx, n);
+ *
+ * stm_free() then keeps the node's memory until no running transaction
+ * can still read it.  Outside a transaction, free the memory with
+ * stm_free() too unless no other thread can be reading `var`.
+ * NULL is a harmless no-op.  Destroying a TVar twice (without an
+ * stm_tvar_init() between) is undefined.  Use stm_tvar_free(), not this,
+ * for a TVar made by stm_tvar_new().  O(1) plus the waiters woken.
+ */
+STM_API void stm_tvar_destroy(stm_tvar *var);
 
 /**
  * stm_tvar_new - make a TVar holding `initial`.
  *
- * Returns the TVar, owned by the caller until stm_tvar_free().  On
- * allocation failure returns NULL with errno set to ENOMEM.  O(1).  May be
- * called inside a transaction; the TVar exists at once and is not freed if
- * the transaction is discarded.
+ * Returns the TVar, a heap block of its own, owned by the caller until
+ * stm_tvar_free().  On allocation failure returns NULL with errno set to
+ * ENOMEM.  O(1).  Inside a transaction (since 0.2) it is allocated like
+ * stm_alloc(): the TVar is freed again if the attempt does not commit
+ * (a conflict, stm_retry(), stm_abort() or a failed stm_or_else()
+ * branch), and running out of memory discards the attempt (-ENOMEM from
+ * stm_atomically()) instead of returning NULL.
  */
 STM_API stm_tvar *stm_tvar_new(intptr_t initial) STM_WUR;
 

@@ -116,8 +116,16 @@ void stm__allocs_discard(struct stm_tx *tx, uint32_t from)
 void stm__frees_commit(struct stm_tx *tx, uint64_t stamp)
 {
     for (uint32_t i = 0; i < tx->frees.n; i++) {
+        const struct stm__freed *e = &tx->frees.v[i];
+        if (e->kind == STM__DESTROY_TVAR) {
+            /* its record, if any, takes the limbo slot reserved for it */
+            stm__tvar_destroy_now(tx, e->ptr, stamp);
+            continue;
+        }
+        if (e->kind == STM__FREE_TVAR)
+            stm__waiters_wake_all(e->ptr); /* they find it gone: now, not at reclaim */
         struct stm__freed *f = &tx->limbo.v[tx->limbo.n++];
-        *f = tx->frees.v[i];
+        *f = *e;
         f->stamp = stamp;
     }
     tx->frees.n = 0;

@@ -9,6 +9,7 @@ lib_libstm_la_SOURCES = \
 	lib/error.c \
 	lib/thread.c \
 	lib/tvar.c \
+	lib/tvar_ext.c \
 	lib/tx.c \
 	lib/retry.c \
 	lib/orelse.c \

@@ -117,6 +117,8 @@ void stm__free_now(void *ptr, int kind)
         stm__tvar_reclaim(ptr);
     else if (kind == STM__FREE_WATCH)
         stm__watch_reclaim(ptr);
+    else if (kind == STM__FREE_TVX)
+        stm__tvx_free(ptr);
     else
         free(ptr);
 }

@@ -5,34 +5,48 @@
  *
  * A retrying transaction puts one wait node on every TVar it read, then
  * checks that none of them changed, then sleeps on its thread's Waiter.
- * A committing writer, after releasing a TVar, loads its `waiters` head;
- * only if it is non-NULL does it take the TVar's stripe lock and notify.
  *
- * No lost wake-up (a Dekker pair, all seq_cst): the waiter stores the head
- * and then loads the lock word; the writer CASes the lock word and later
- * loads the head.  Either the writer sees the node, or the waiter sees the
- * lock held or a new version and does not sleep.
+ * The nodes are not in the TVar (it is 16 bytes: stm-internal.h) but in
+ * one of STRIPES lists, chosen by the TVar's address, each under its own
+ * mutex; the TVar carries a flag, STM__WT, that says "look there".  A
+ * committing writer that finds the flag in the lock word it replaced
+ * takes the stripe's lock before it lets go of the TVar, wakes the nodes
+ * of that TVar, and clears the flag if it found none (so a TVar that was
+ * waited on once does not cost its writers a lock for ever).
  *
- * Nodes live in the thread's descriptor (reused, grown geometrically); the
- * lists are doubly linked and guarded by one of STRIPES mutexes chosen by
- * the TVar's address, so TVars stay small.  Why not a lock-free list:
- * registration only happens on the slow path (the thread is about to
- * sleep), and the lock keeps unregistration and reclamation simple.
+ * No lost wake-up.  The waiter adds its node (under the stripe lock), then
+ * makes sure the flag is set (a CAS on the unlocked lock word), then loads
+ * the lock word (seq_cst) and compares it with what it read.  The flag can
+ * only be set on an unlocked word, so either it was set before a writer
+ * locked the TVar (the writer sees it in the word it replaced and, under
+ * the stripe lock, the node), or only after the writer let go (and then
+ * the version the waiter compares has moved, and it does not sleep).  A
+ * writer that clears the flag does so under the stripe lock, having seen
+ * no node: a node added after that sets the flag again, on a version that
+ * is already new.
+ *
+ * Why lists per stripe, not per TVar: registration happens only on the
+ * slow path (the thread is about to sleep), and a list per TVar would need
+ * a pointer in every TVar.  The cost is that a writer walks the stripe's
+ * list, which holds the nodes of other TVars too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 
 #include "stm-internal.h"
 
-#define STRIPES 64
+#define STRIPES 256
 
 static struct {
     _Alignas(STM__CACHELINE) pthread_mutex_t m;
+    struct stm__waitnode *head;
 } stripes[STRIPES] = {
-#define S PTHREAD_MUTEX_INITIALIZER
-#define S4 {S}, {S}, {S}, {S}
+#define S {PTHREAD_MUTEX_INITIALIZER, NULL}
+#define S4 S, S, S, S
 #define S16 S4, S4, S4, S4
-    S16, S16, S16, S16
+#define S64 S16, S16, S16, S16
+    S64, S64, S64, S64
+#undef S64
 #undef S16
 #undef S4
 #undef S
@@ -41,7 +55,35 @@ static struct {
 static inline uint32_t stripe_of(const stm_tvar *var)
 {
     uintptr_t a = (uintptr_t)var;
-    return (uint32_t)((a >> 4) ^ (a >> 10)) % STRIPES;
+    return (uint32_t)((a >> 4) ^ (a >> 12)) % STRIPES;
+}
+
+static void node_unlink(struct stm__waitnode *n)
+{
+    if (n->next)
+        n->next->prev = n->prev;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        stripes[n->stripe].head = n->next;
+    n->next = n->prev = NULL;
+}
+
+/* Set STM__WT on var unless it is locked: false if it is (then the
+ * caller must not sleep: the holder may let go without the flag). */
+static bool flag_waiting(stm_tvar *var)
+{
+    for (unsigned spins = 0; spins < 256; spins++) {
+        uintptr_t l = atomic_load_explicit(&var->lock, memory_order_seq_cst);
+        if (l & STM__WT)
+            return true;
+        if (!STM__LOCKED(l) &&
+            atomic_compare_exchange_weak_explicit(&var->lock, &l, l | STM__WT,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+            return true;
+        stm__cpu_relax();
+    }
+    return false;
 }
 
 int stm__retry_register(struct stm_tx *tx)
@@ -66,16 +108,18 @@ int stm__retry_register(struct stm_tx *tx)
         n->stripe = stripe_of(var);
         n->prev = NULL;
         pthread_mutex_lock(&stripes[n->stripe].m);
-        n->next = atomic_load_explicit(&var->waiters, memory_order_relaxed);
+        n->next = stripes[n->stripe].head;
         if (n->next)
             n->next->prev = n;
-        atomic_store_explicit(&var->waiters, n, memory_order_seq_cst);
+        stripes[n->stripe].head = n;
         pthread_mutex_unlock(&stripes[n->stripe].m);
+        if (!flag_waiting(var))
+            return 0;
     }
     /* A commit since the reads?  Then run again instead of sleeping. */
     for (uint32_t i = 0; i < tx->rn; i++) {
         uintptr_t l = atomic_load_explicit(&tx->rs[i].var->lock, memory_order_seq_cst);
-        if (l != tx->rs[i].lock)
+        if (!stm__lock_same(l, tx->rs[i].lock))
             return 0;
     }
     return 1;
@@ -86,47 +130,63 @@ void stm__retry_unregister(struct stm_tx *tx)
     for (uint32_t i = 0; i < tx->nodes.n; i++) {
         struct stm__waitnode *n = &tx->nodes.v[i];
         pthread_mutex_lock(&stripes[n->stripe].m);
-        if (n->var) { /* else reclamation detached it */
-            if (n->next)
-                n->next->prev = n->prev;
-            if (n->prev)
-                n->prev->next = n->next;
-            else
-                atomic_store_explicit(&n->var->waiters, n->next, memory_order_relaxed);
-        }
+        if (n->var) /* else the TVar's destruction detached it */
+            node_unlink(n);
         pthread_mutex_unlock(&stripes[n->stripe].m);
     }
     tx->nodes.n = 0;
 }
 
-void stm__notify_var(stm_tvar *var)
+/* Wake var's waiters; true if it had any.  The stripe's lock is held. */
+static bool notify_locked(uint32_t s, const stm_tvar *var)
+{
+    bool any = false;
+    for (struct stm__waitnode *n = stripes[s].head; n; n = n->next)
+        if (n->var == var) {
+            n->waiter->ops->notify(n->waiter);
+            any = true;
+        }
+    return any;
+}
+
+void stm__waiters_release(stm_tvar *var, uintptr_t nl)
 {
     uint32_t s = stripe_of(var);
     pthread_mutex_lock(&stripes[s].m);
-    for (struct stm__waitnode *n = atomic_load_explicit(&var->waiters, memory_order_relaxed); n;
-         n = n->next)
-        n->waiter->ops->notify(n->waiter);
+    bool any = false;
+    for (struct stm__waitnode *n = stripes[s].head; n && !any; n = n->next)
+        any = n->var == var;
+    atomic_store_explicit(&var->lock, any ? nl | STM__WT : nl, memory_order_release);
+    if (any)
+        notify_locked(s, var);
     pthread_mutex_unlock(&stripes[s].m);
 }
 
 void stm__waiters_wake_all(stm_tvar *var)
 {
-    if (atomic_load_explicit(&var->waiters, memory_order_seq_cst))
-        stm__notify_var(var);
+    if (!(atomic_load_explicit(&var->lock, memory_order_seq_cst) & STM__WT))
+        return;
+    uint32_t s = stripe_of(var);
+    pthread_mutex_lock(&stripes[s].m);
+    notify_locked(s, var);
+    pthread_mutex_unlock(&stripes[s].m);
 }
 
 void stm__waiters_detach(stm_tvar *var)
 {
+    if (!(atomic_load_explicit(&var->lock, memory_order_seq_cst) & STM__WT))
+        return;
     uint32_t s = stripe_of(var);
     pthread_mutex_lock(&stripes[s].m);
-    struct stm__waitnode *n = atomic_load_explicit(&var->waiters, memory_order_relaxed);
+    struct stm__waitnode *n = stripes[s].head;
     while (n) {
         struct stm__waitnode *next = n->next;
-        n->var = NULL;
-        n->next = n->prev = NULL;
-        n->waiter->ops->notify(n->waiter);
+        if (n->var == var) {
+            node_unlink(n);
+            n->var = NULL;
+            n->waiter->ops->notify(n->waiter);
+        }
         n = next;
     }
-    atomic_store_explicit(&var->waiters, NULL, memory_order_relaxed);
     pthread_mutex_unlock(&stripes[s].m);
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define STM__LIB_INTERNAL 1 /* stm.h: the TVar's fields by their own names */
 #include "stm.h"
 
 #define STM__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -196,28 +197,89 @@ static inline void stm__waiter_destroy(struct stm__waiter *w)
 }
 
 /* ---- TVars -------------------------------------------------------------
- * lock: even = version << 1; odd = locked by a committing transaction,
- * the rest of the word is the address of the owner's write-set entry. */
+ * A TVar is two words (stm.h): `lock` and `value`.
+ *
+ * lock, unlocked: version << 2 | flags.  Locked by a committing
+ * transaction (or, for a moment, by a watcher phase or by the making of a
+ * side record): the address of the owner's write-set entry | 1 | flags
+ * (entries are 8-byte aligned).  The flags survive locking:
+ *
+ * STM__WT (bit 1): threads may be waiting on it in stm_retry() (retry.c);
+ *   set by a waiter with a CAS on the unlocked word, cleared by a commit
+ *   that finds no waiter left.
+ * STM__XT (bit 63): the TVar has a side record (its watchers, its name:
+ *   tvar_ext.c).  Set only by the holder of the lock, never cleared while
+ *   the TVar lives, so whoever sees it may follow the record.  The
+ *   record's address is then in `value`, and the value in the record.
+ *
+ * A reader's fast path meets neither: stm__lock_newer() takes STM__XT as
+ * "newer than any snapshot" (the read goes to read_stable()), and ignores
+ * STM__WT.  Validation ignores both (stm__lock_same()): neither changes
+ * the value. */
+#define STM__WT ((uintptr_t)2)
+#define STM__XT ((uintptr_t)1 << 63)
+#define STM__FLAGS (STM__WT | STM__XT)
+/* the write-set entry that holds a locked lock word */
+#define STM__OWNER(l) ((struct stm__wentry *)((l) & ~(STM__XT | (uintptr_t)7)))
+
+struct stm__tvx;
+/* A retrying thread's wait on one TVar: a node of its stripe's list
+ * (retry.c).  The thread owns it (tx->nodes); the list is under the
+ * stripe's lock. */
 struct stm__waitnode {
     struct stm__waitnode *next, *prev;
-    stm_tvar *var; /* NULL once detached by reclamation of var */
+    stm_tvar *var; /* NULL once detached by the TVar's destruction */
     struct stm__waiter *waiter;
     uint32_t stripe;
 };
 
 struct stm__wdep;
-struct stm_tvar {
-    _Atomic uintptr_t lock;
-    _Atomic intptr_t value;
-    _Atomic(struct stm__waitnode *) waiters; /* under its stripe lock (retry.c) */
-    /* watchers that read it: read and changed only with `lock` held (by
-     * a commit, or for a moment by a watcher phase: watch_phase.c); new
-     * ones go to the head, so an unchanged head means none was added */
+/* A TVar's side record.  Made by stm__tvx_get(), released with the TVar
+ * (stm__tvx_release()). */
+struct stm__tvx {
+    _Atomic intptr_t value; /* the TVar's value, under its lock */
+    stm_tvar *var;
+    /* watchers that read it: read and changed only with the TVar's lock
+     * held (by a commit, or for a moment by a watcher phase:
+     * watch_phase.c); new ones go to the head, so an unchanged head means
+     * none was added */
     _Atomic(struct stm__wdep *) watchers;
     char *name; /* under the names lock (tvar.c) */
     _Atomic uint32_t conflicts;
     uint32_t name_slot; /* index in the named-TVar table + 1, 0 = unnamed */
 };
+
+/* var's record, given a lock word of var that has STM__XT */
+static inline struct stm__tvx *stm__tvx_of(stm_tvar *var)
+{
+    return (struct stm__tvx *)atomic_load_explicit(&var->value, memory_order_acquire);
+}
+/* var's record, or NULL if it has none (a lock-free look) */
+static inline struct stm__tvx *stm__tvx_peek(stm_tvar *var)
+{
+    uintptr_t l = atomic_load_explicit(&var->lock, memory_order_acquire);
+    return (l & STM__XT) ? stm__tvx_of(var) : NULL;
+}
+/* The watchers of var (a lock-free look; exact when var's lock is held) */
+static inline struct stm__wdep *stm__tvar_watchers(stm_tvar *var)
+{
+    struct stm__tvx *x = stm__tvx_peek(var);
+    return x ? atomic_load_explicit(&x->watchers, memory_order_acquire) : NULL;
+}
+/* var's record, made if it has none: NULL on ENOMEM.  For callers that
+ * hold no TVar lock (stm_tvar_set_name). */
+struct stm__tvx *stm__tvx_get(stm_tvar *var);
+/* A record for a TVar that the caller has locked: fill `x` (from
+ * stm__tvx_alloc()) and move var's value into it.  The caller's lock
+ * word must gain STM__XT when it lets go. */
+struct stm__tvx *stm__tvx_alloc(void); /* NULL: ENOMEM */
+void stm__tvx_install(stm_tvar *var, struct stm__tvx *x);
+/* var is going away: its waiters are woken and detached, its name dropped;
+ * returns its record (NULL if none), to be freed with stm__tvx_free()
+ * once no transaction can read var.  Misuse (naming `func`) if an active
+ * watcher still reads it. */
+struct stm__tvx *stm__tvar_retire(stm_tvar *var, const char *func);
+void stm__tvx_free(struct stm__tvx *x);
 
 /* a pointer's slot in an open-addressing table of mask + 1 slots */
 static inline uint32_t stm__ptr_hash(const void *p, uint32_t mask)
@@ -232,17 +294,27 @@ static inline uint64_t stm__bloom_bit(const stm_tvar *var)
 }
 
 #define STM__LOCKED(l) ((l)&1u)
-#define STM__VERSION(l) ((uint64_t)(l) >> 1)
-/* STM__LOCKED(l) || STM__VERSION(l) > snapshot, in one compare: the lock
- * word rotated right by one is the version, with the lock bit on top, and
- * a snapshot (a clock value) never comes near 2^63. */
+#define STM__VERSION(l) ((uint64_t)((l) & ~STM__XT) >> 2)
+#define STM__MKLOCK(version) ((uintptr_t)(version) << 2)
+/* Two lock words are the same but for the flags (which do not change the
+ * value) */
+static inline bool stm__lock_same(uintptr_t a, uintptr_t b)
+{
+    return ((a ^ b) & ~STM__FLAGS) == 0;
+}
+/* STM__LOCKED(l) || STM__VERSION(l) > snapshot || (l & STM__XT), in one
+ * compare: the lock word rotated right by one is version << 1 | STM__WT,
+ * with the lock bit on top and STM__XT below it; a snapshot (a clock
+ * value) never comes near 2^60. */
 static inline bool stm__lock_newer(uintptr_t l, uint64_t snapshot)
 {
     uint64_t w = (uint64_t)l;
-    return ((w >> 1) | (w << 63)) > snapshot;
+    return ((w >> 1) | (w << 63)) > (snapshot << 1 | 1);
 }
 
 void stm__tvar_reclaim(stm_tvar *var); /* final free, after the grace period */
+/* stm_tvar_destroy()'s work: its record goes to tx's limbo, stamped */
+void stm__tvar_destroy_now(struct stm_tx *tx, stm_tvar *var, uint64_t stamp);
 void stm__names_report(void *file);    /* FILE *: named TVars by conflicts */
 void stm__names_clear(void);
 
@@ -277,7 +349,16 @@ struct stm__deferred {
     void (*fn)(void *);
     void *arg;
 };
-enum { STM__FREE_BLOCK = 0, STM__FREE_TVAR = 1, STM__FREE_WATCH = 2 };
+/* what a freed pointer is: a block (free()), a heap TVar, a watcher, a
+ * TVar's side record; and, in an attempt's frees only, an embedded TVar
+ * that stm_tvar_destroy() ends if the attempt commits */
+enum {
+    STM__FREE_BLOCK = 0,
+    STM__FREE_TVAR = 1,
+    STM__FREE_WATCH = 2,
+    STM__FREE_TVX = 3,
+    STM__DESTROY_TVAR = 4
+};
 struct stm__freed {
     void *ptr;
     uint64_t stamp; /* commit time after which it is unreachable */
@@ -531,12 +612,16 @@ static inline void stm__check_tx_ro(struct stm_tx *tx, const char *func)
 }
 
 /* Shared by stm_atomically (tx.c) and stm_atomically_ro (readonly.c). */
-/* A conflict: count it on the TVar that caused it (the attempt's epoch
- * must still protect that TVar from reclamation). */
+/* A conflict: count it on the TVar that caused it, if it has a record
+ * (every named one has: only those are reported).  The attempt's epoch
+ * must still protect that TVar from reclamation. */
 static inline void stm__blame_conflict(struct stm_tx *tx)
 {
-    if (tx->conflict_var)
-        atomic_fetch_add_explicit(&tx->conflict_var->conflicts, 1, memory_order_relaxed);
+    if (tx->conflict_var) {
+        struct stm__tvx *x = stm__tvx_peek(tx->conflict_var);
+        if (x)
+            atomic_fetch_add_explicit(&x->conflicts, 1, memory_order_relaxed);
+    }
     tx->conflict_var = NULL;
 }
 void stm__reset_extras(struct stm_tx *tx);
@@ -625,7 +710,9 @@ void stm__frees_commit(struct stm_tx *tx, uint64_t stamp);
  * unregister() removes whatever register() added. */
 int stm__retry_register(struct stm_tx *tx);
 void stm__retry_unregister(struct stm_tx *tx);
-void stm__notify_var(stm_tvar *var);
+/* A commit lets go of var, whose lock word it replaced had STM__WT: store
+ * the lock word nl (keeping STM__WT if waiters remain) and wake them. */
+void stm__waiters_release(stm_tvar *var, uintptr_t nl);
 void stm__waiters_detach(stm_tvar *var); /* before var's memory is freed */
 void stm__waiters_wake_all(stm_tvar *var);
 

@@ -97,7 +97,8 @@ void stm__ws_reserve1(struct stm_tx *tx)
         stm__nomem(tx);
     /* a locked TVar's lock word names its entry: the entries moved */
     for (uint32_t i = 0; i < tx->watch_held; i++)
-        atomic_store_explicit(&tx->ws[i].var->lock, (uintptr_t)&tx->ws[i] | 1,
+        atomic_store_explicit(&tx->ws[i].var->lock,
+                              (uintptr_t)&tx->ws[i] | 1 | (tx->ws[i].old & STM__FLAGS),
                               memory_order_release);
 }
 
@@ -115,7 +116,7 @@ bool stm__ws_has(struct stm_tx *tx, stm_tvar *var)
 /* Lock word `l` is held by this transaction (during its own commit). */
 static inline bool owned_by(struct stm_tx *tx, uintptr_t l)
 {
-    const struct stm__wentry *w = (const struct stm__wentry *)(l & ~(uintptr_t)1);
+    const struct stm__wentry *w = STM__OWNER(l);
     return w >= tx->ws && w < tx->ws + tx->wn;
 }
 
@@ -126,10 +127,9 @@ static bool validate(struct stm_tx *tx)
     for (uint32_t i = 0; i < tx->rn; i++) {
         const struct stm__rentry *r = &tx->rs[i];
         uintptr_t l = atomic_load_explicit(&r->var->lock, memory_order_acquire);
-        if (l == r->lock)
+        if (stm__lock_same(l, r->lock))
             continue;
-        if (STM__LOCKED(l) && owned_by(tx, l) &&
-            ((const struct stm__wentry *)(l & ~(uintptr_t)1))->old == r->lock)
+        if (STM__LOCKED(l) && owned_by(tx, l) && stm__lock_same(STM__OWNER(l)->old, r->lock))
             continue;
         tx->conflict_var = r->var;
         return false;
@@ -160,12 +160,15 @@ static void rs_push(struct stm_tx *tx, stm_tvar *var, uintptr_t l)
 }
 
 /* var's value with the unlocked lock word it was read under, waiting a
- * little while a commit holds it (then a conflict). */
+ * little while a commit holds it (then a conflict).  A TVar with a side
+ * record keeps its value there. */
 static inline intptr_t read_stable(struct stm_tx *tx, stm_tvar *var, uintptr_t *lock)
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&var->lock, memory_order_acquire);
         intptr_t v = atomic_load_explicit(&var->value, memory_order_acquire);
+        if (l1 & STM__XT)
+            v = atomic_load_explicit(&((struct stm__tvx *)v)->value, memory_order_acquire);
         uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
         if (l1 == l2 && !STM__LOCKED(l1)) {
             *lock = l1;
@@ -365,6 +368,22 @@ __attribute__((noinline)) void stm__reset_extras(struct stm_tx *tx)
         stm__serial_enter(tx);
 }
 
+/* Write back and let go of a TVar that has a side record or waiters. */
+__attribute__((noinline)) static void release_flagged(stm_tvar *var, const struct stm__wentry *w,
+                                                      uintptr_t nl)
+{
+    if (w->old & STM__XT) {
+        atomic_store_explicit(&stm__tvx_of(var)->value, w->value, memory_order_release);
+        nl |= STM__XT;
+    } else {
+        atomic_store_explicit(&var->value, w->value, memory_order_release);
+    }
+    if (w->old & STM__WT)
+        stm__waiters_release(var, nl);
+    else
+        atomic_store_explicit(&var->lock, nl, memory_order_release);
+}
+
 static void unlock_ws(struct stm__wentry *ws, struct stm__wentry *end)
 {
     for (struct stm__wentry *w = ws; w < end; w++)
@@ -424,14 +443,18 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
                 return COMMIT_FAILED;
             }
             /* seq_cst: pairs with the waiter registration in retry.c */
-            if (atomic_compare_exchange_weak_explicit(&var->lock, &l, (uintptr_t)w | 1,
+            if (atomic_compare_exchange_weak_explicit(&var->lock, &l,
+                                                      (uintptr_t)w | 1 | (l & STM__FLAGS),
                                                       memory_order_seq_cst, memory_order_relaxed)) {
                 w->old = l;
                 break;
             }
         }
-        /* Watchers of a TVar change only under its lock, which we hold. */
-        struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_acquire);
+        /* Watchers of a TVar change only under its lock, which we hold;
+         * only a TVar with a side record can have any. */
+        struct stm__wdep *h = NULL;
+        if (STM__UNLIKELY(w->old & STM__XT))
+            h = atomic_load_explicit(&stm__tvx_of(var)->watchers, memory_order_acquire);
         if (!watch) {
             if (STM__UNLIKELY(h != NULL)) {
                 /* kept locked: the watcher phase reads this list */
@@ -468,13 +491,15 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
     /* Write back and release; wake retrying transactions, at the cost of
      * one load per TVar when nobody waits.  (Waking one before the next
      * TVar is released is fine: the woken thread just finds it locked.) */
-    uintptr_t nl = (uintptr_t)(wv << 1);
+    uintptr_t nl = STM__MKLOCK(wv);
     for (struct stm__wentry *w = ws; w < data_end; w++) {
         stm_tvar *var = w->var;
-        atomic_store_explicit(&var->value, w->value, memory_order_release);
-        atomic_store_explicit(&var->lock, nl, memory_order_release);
-        if (atomic_load_explicit(&var->waiters, memory_order_seq_cst))
-            stm__notify_var(var);
+        if (STM__LIKELY(!(w->old & STM__FLAGS))) {
+            atomic_store_explicit(&var->value, w->value, memory_order_release);
+            atomic_store_explicit(&var->lock, nl, memory_order_release);
+        } else {
+            release_flagged(var, w, nl);
+        }
     }
     if (watch)
         unlock_ws(data_end, end);

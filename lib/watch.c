@@ -74,6 +74,9 @@ void stm__watchtx_free(struct stm_tx *tx)
     free(x->meta.v);
     free(x->fresh.v);
     free(x->retired.v);
+    for (uint32_t i = 0; i < x->spare.n; i++)
+        stm__tvx_free(x->spare.v[i]);
+    free(x->spare.v);
     free(x->next.v);
     free(x->rewrites.v);
     free(x->tmp.v);
@@ -117,11 +120,7 @@ STM_API stm_watch *stm_watch_new(stm_tx *tx, stm_watch_fn *fn, stm_watch_cb *cb,
         stm__nomem(tx);
     struct stm_watch *w = stm_alloc(tx, sizeof *w); /* freed if discarded */
     memset(w, 0, sizeof *w);
-    atomic_init(&w->self.lock, 0);
-    atomic_init(&w->self.value, 0);
-    atomic_init(&w->self.waiters, NULL);
-    atomic_init(&w->self.watchers, NULL);
-    atomic_init(&w->self.conflicts, 0);
+    stm_tvar_init(&w->self, 0);
     w->timer.fn = fire;
     w->fn = fn;
     w->cb = cb;
@@ -277,7 +276,7 @@ void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w)
 
 void stm__watch_reclaim(struct stm_watch *w)
 {
-    stm__waiters_detach(&w->self);
+    stm__tvx_free(stm__tvar_retire(&w->self, "stm_unwatch"));
     struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_relaxed);
     if (d != NULL && d != &w->dep0)
         free(d);

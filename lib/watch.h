@@ -58,6 +58,11 @@ struct stm__watchtx {
     STM__VEC(uint32_t) rewrites;          /* entries written again this round */
     STM__VEC(struct stm__wdep *) fresh;   /* allocated, not yet published */
     STM__VEC(struct stm__wdep *) retired; /* replaced by this commit */
+    /* side records set aside for TVars that gain their first watcher
+     * (watch_apply.c; kept for later commits), and how many this one may
+     * take */
+    STM__VEC(struct stm__tvx *) spare;
+    uint32_t spare_need;
     STM__VEC(struct stm__wmap) ents;
     uint32_t *map; /* index into ents (number + 1), once there are many */
     uint32_t mapcap, indexed;

@@ -65,6 +65,26 @@ static void lock_only(struct stm_tx *tx, stm_tvar *var)
     tx->wbloom |= stm__bloom_bit(var);
 }
 
+/* Side records for those of the n TVars at nv that have none, set aside
+ * for record_locked(): a watcher's registration needs one, and nothing
+ * may be allocated once the commit holds its locks.  (A TVar cannot lose
+ * its record, so what is set aside now is enough then.) */
+static void reserve_records(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *const *nv,
+                            uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (!(atomic_load_explicit(&nv[i]->lock, memory_order_acquire) & STM__XT))
+            x->spare_need++;
+    while (x->spare.n < x->spare_need) {
+        if (!STM__VEC_RESERVE(x->spare, x->spare.n + 1))
+            stm__nomem(tx);
+        struct stm__tvx *r = stm__tvx_alloc();
+        if (r == NULL)
+            stm__nomem(tx);
+        x->spare.v[x->spare.n++] = r;
+    }
+}
+
 /* Every TVar in exactly one of old (x->tmp) and new (sorted). */
 static void lock_difference(struct stm_tx *tx, struct stm__watchtx *x, stm_tvar *const *nv,
                             uint32_t nn)
@@ -91,6 +111,7 @@ __attribute__((noinline)) static void prepare_changes(struct stm_tx *tx, struct 
 {
     uint32_t slots = 0, retiring = 0;
     bool wall = false, more = x->stopped.n != 0, apply = false;
+    x->spare_need = 0;
     /* a run that changes a watcher's registrations or timer holds its
      * lock while the commit changes them (runs that only read it and
      * change nothing need not) */
@@ -117,7 +138,7 @@ __attribute__((noinline)) static void prepare_changes(struct stm_tx *tx, struct 
     if (!STM__VEC_RESERVE(x->meta, tx->wn))
         stm__nomem(tx);
     for (uint32_t i = x->metan; i < tx->wn; i++) {
-        x->meta.v[i].head = atomic_load_explicit(&tx->ws[i].var->watchers, memory_order_acquire);
+        x->meta.v[i].head = stm__tvar_watchers(tx->ws[i].var);
         x->meta.v[i].round = 0;
     }
     x->data_n = tx->wn;
@@ -143,6 +164,7 @@ __attribute__((noinline)) static void prepare_changes(struct stm_tx *tx, struct 
             } else {
                 lock_difference(tx, x, nv, r->depn);
             }
+            reserve_records(tx, x, nv, r->depn);
             if (r->depn >= 2) {
                 if (!STM__VEC_RESERVE(x->fresh, x->fresh.n + 1))
                     stm__nomem(tx);
@@ -218,20 +240,37 @@ static void unlink_dep(struct stm__wdep *d)
         d->next->prev = d->prev;
     if (d->prev)
         d->prev->next = d->next;
-    else
-        atomic_store_explicit(&var->watchers, d->next, memory_order_relaxed);
+    else /* (it has a watcher: it has a record) */
+        atomic_store_explicit(&stm__tvx_of(var)->watchers, d->next, memory_order_relaxed);
     d->next = d->prev = NULL;
 }
 
-static void link_dep(struct stm__wdep *d, stm_tvar *var, struct stm_watch *w)
+/* var's record, made from the spares that preparation set aside if it has
+ * none yet (its lock is held by this commit: the lock word names the
+ * write-set entry, whose `old` is what the commit lets go with). */
+static struct stm__tvx *record_locked(struct stm__watchtx *x, stm_tvar *var)
 {
+    uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
+    if (l & STM__XT)
+        return stm__tvx_of(var);
+    struct stm__tvx *r = x->spare.v[--x->spare.n];
+    stm__tvx_install(var, r);
+    STM__OWNER(l)->old |= STM__XT;
+    atomic_store_explicit(&var->lock, l | STM__XT, memory_order_release);
+    return r;
+}
+
+static void link_dep(struct stm__watchtx *x, struct stm__wdep *d, stm_tvar *var,
+                     struct stm_watch *w)
+{
+    struct stm__tvx *r = record_locked(x, var);
     atomic_store_explicit(&d->var, var, memory_order_relaxed);
     d->w = w;
     d->prev = NULL;
-    d->next = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    d->next = atomic_load_explicit(&r->watchers, memory_order_relaxed);
     if (d->next)
         d->next->prev = d;
-    atomic_store_explicit(&var->watchers, d, memory_order_relaxed);
+    atomic_store_explicit(&r->watchers, d, memory_order_relaxed);
 }
 
 /* Put `nd` where `od` is in var's list. */
@@ -246,7 +285,7 @@ static void swap_dep(struct stm__wdep *od, struct stm__wdep *nd, stm_tvar *var, 
     if (nd->prev)
         nd->prev->next = nd;
     else
-        atomic_store_explicit(&var->watchers, nd, memory_order_relaxed);
+        atomic_store_explicit(&stm__tvx_of(var)->watchers, nd, memory_order_relaxed);
     od->next = od->prev = NULL;
 }
 
@@ -276,7 +315,7 @@ static void relink(struct stm__watchtx *x, struct stm__wrun *r)
             if (&od[i] != &nd[j])
                 swap_dep(&od[i], &nd[j], nv[j], w);
         } else {
-            link_dep(&nd[j], nv[j], w);
+            link_dep(x, &nd[j], nv[j], w);
         }
     }
     atomic_store_explicit(&w->deps, nd, memory_order_release);

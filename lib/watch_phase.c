@@ -188,7 +188,7 @@ static inline void schedule(struct stm__watchtx *x, struct stm_watch *w, uint32_
 __attribute__((always_inline)) static inline struct stm__wdep *
 collect_held(struct stm__watchtx *x, stm_tvar *var, uint32_t round)
 {
-    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    struct stm__wdep *h = stm__tvar_watchers(var);
     for (struct stm__wdep *d = h; d; d = d->next) {
         struct stm__wmap *e = x->runs.n ? ent_find(x, d->w) : NULL;
         if (e == NULL || e->run == 0)
@@ -200,7 +200,7 @@ collect_held(struct stm__watchtx *x, stm_tvar *var, uint32_t round)
 static inline uint32_t list_length(stm_tvar *var)
 {
     uint32_t n = 0;
-    for (struct stm__wdep *d = atomic_load_explicit(&var->watchers, memory_order_relaxed); d;
+    for (struct stm__wdep *d = stm__tvar_watchers(var); d;
          d = d->next)
         n++;
     return n;
@@ -213,7 +213,7 @@ static inline uint32_t list_length(stm_tvar *var)
 static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uint32_t round)
 {
     stm_tvar *var = tx->ws[idx].var;
-    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_acquire);
+    struct stm__wdep *h = stm__tvar_watchers(var);
     if (h != NULL && idx < tx->watch_held) {
         /* still locked by this commit (written again by a callback) */
         room(tx, x, list_length(var));
@@ -223,7 +223,8 @@ static void collect(struct stm_tx *tx, struct stm__watchtx *x, uint32_t idx, uin
         for (unsigned spins = 0;; spins++) {
             uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
             if (!STM__LOCKED(l) &&
-                atomic_compare_exchange_weak_explicit(&var->lock, &l, me, memory_order_acquire,
+                atomic_compare_exchange_weak_explicit(&var->lock, &l, me | (l & STM__FLAGS),
+                                                      memory_order_acquire,
                                                       memory_order_relaxed)) {
                 uint32_t n = list_length(var);
                 if (has_room(x, n)) {
@@ -256,7 +257,7 @@ static inline void collect_found(struct stm_tx *tx, struct stm__watchtx *x, uint
     if (!STM__VEC_RESERVE(x->meta, idx + 1))
         stm__nomem(tx);
     stm_tvar *var = tx->ws[idx].var;
-    struct stm__wdep *h = atomic_load_explicit(&var->watchers, memory_order_relaxed);
+    struct stm__wdep *h = stm__tvar_watchers(var);
     /* (capacities are 0 or at least 8: stm__grow) */
     if (STM__LIKELY((x->ents.n | x->stopped.n) == 0 && x->ents.cap >= SMALL &&
                     x->next.cap >= SMALL)) {
@@ -301,7 +302,7 @@ static inline void collect_range(struct stm_tx *tx, struct stm__watchtx *x, uint
     uint64_t bloom = 0;
     for (uint32_t i = from; i < to; i++) {
         stm_tvar *var = tx->ws[i].var;
-        if (atomic_load_explicit(&var->watchers, memory_order_acquire) == NULL) {
+        if (stm__tvar_watchers(var) == NULL) {
             struct stm__wmeta *m = &x->meta.v[i];
             m->head = NULL; /* (collect() would say the same) */
             m->round = round;

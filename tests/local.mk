@@ -13,7 +13,7 @@
 ##
 ## Everything in check_PROGRAMS is in TESTS.
 
-TEST_CPPFLAGS = $(CHECK_CFLAGS) -I$(top_srcdir)/include -I$(top_srcdir)/lib
+TEST_CPPFLAGS = $(CHECK_CFLAGS) -I$(top_srcdir)/include -I$(top_srcdir)/lib -DSTM__LIB_INTERNAL
 TEST_LINKFLAGS = -static
 TEST_LDADD = lib/libstm.la $(CHECK_LIBS)
 
