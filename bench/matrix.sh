@@ -24,16 +24,16 @@ run "$B/bank"
 
 # intset: each row under libstm and under one global mutex (same code, same
 # nodes); the result line gets vs_mutex= (stm throughput / mutex throughput).
-echo "=== $B/intset (400 ms per run)"
+echo "=== $B/intset (800 ms per run)"
 for row in "ll 256 512" "ll 1024 2048" "rb 4096 8192" "rb 65536 131072" "sl 4096 8192" \
     "hs 4096 8192"; do
     set -- $row
     for n in 1 2; do
-        stm=$("$B/intset" -t "$1" -i "$2" -r "$3" -u 20 -n "$n" -d 400 -s 1) || {
+        stm=$("$B/intset" -t "$1" -i "$2" -r "$3" -u 20 -n "$n" -d 800 -s 1) || {
             printf '%s\n' "$stm"
             exit 1
         }
-        mx=$("$B/intset" -m mutex -t "$1" -i "$2" -r "$3" -u 20 -n "$n" -d 400 -s 1) || {
+        mx=$("$B/intset" -m mutex -t "$1" -i "$2" -r "$3" -u 20 -n "$n" -d 800 -s 1) || {
             printf '%s\n' "$mx"
             exit 1
         }
