@@ -24,7 +24,11 @@
  *     -t  thread counts (1,2,8)
  *
  * Output, one line per thread count:
- *   bank n=8 accounts=1024 audit%=1 txs/s=... audits/s=... aborts%=... vs_n2=0.97
+ *   bank n=8 accounts=1024 audit%=1 txs/s=... audits/s=... aborts%=... cpus=...
+ *        txs/cpu_s=... vs_n2=0.97 vs_n2_per_cpu=0.95
+ *
+ * cpus: CPU time over wall time; txs/cpu_s: throughput per busy CPU, which
+ * is not flattered when more threads win a bigger share of a busy machine.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -35,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "stm.h"
@@ -121,8 +126,17 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* One round at n threads: fills *txs, *audits (per second), *aborts. */
-static void round_run(int n, int ms, double *txs, double *audits, double *aborts)
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* One round at n threads: fills *txs, *audits (per second), *aborts and
+ * *cpu (CPUs the process kept busy: CPU time over wall time). */
+static void round_run(int n, int ms, double *txs, double *audits, double *aborts, double *cpu)
 {
     struct worker *w = aligned_alloc(64, sizeof *w * (size_t)n);
     if (!w) {
@@ -143,9 +157,11 @@ static void round_run(int n, int ms, double *txs, double *audits, double *aborts
     stm_stats_get(&s0);
     pthread_barrier_wait(&start_line);
     int64_t t0 = bench_now_ns();
+    double c0 = cpu_seconds();
     usleep((useconds_t)ms * 1000);
     atomic_store(&stop, 1);
     int64_t t1 = bench_now_ns();
+    double c1 = cpu_seconds();
     unsigned long nt = 0, na = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(w[i].id, NULL);
@@ -158,6 +174,7 @@ static void round_run(int n, int ms, double *txs, double *audits, double *aborts
     *txs = (double)(nt + na) / sec;
     *audits = (double)na / sec;
     *aborts = nt + na ? 100.0 * (double)(s1.aborts - s0.aborts) / (double)(nt + na) : 0;
+    *cpu = (c1 - c0) / sec;
     free(w);
 }
 
@@ -211,28 +228,45 @@ int main(int argc, char **argv)
     double *txs = calloc((size_t)ncounts * (size_t)rounds, sizeof *txs);
     double *aud = calloc((size_t)ncounts * (size_t)rounds, sizeof *aud);
     double *abt = calloc((size_t)ncounts * (size_t)rounds, sizeof *abt);
-    if (!txs || !aud || !abt) {
+    double *cpu = calloc((size_t)ncounts * (size_t)rounds, sizeof *cpu);
+    if (!txs || !aud || !abt || !cpu) {
         perror("bank: calloc");
         return 1;
     }
     for (int r = 0; r < rounds; r++)
         for (int k = 0; k < ncounts; k++)
             round_run(counts[k], ms, &txs[k * rounds + r], &aud[k * rounds + r],
-                      &abt[k * rounds + r]);
+                      &abt[k * rounds + r], &cpu[k * rounds + r]);
 
-    double med2 = 0;
+    /* throughput per busy CPU too: on a shared machine 8 threads get a
+     * bigger share of the CPUs than 2 do, which flatters them */
+    double *per_cpu = calloc((size_t)ncounts * (size_t)rounds, sizeof *per_cpu);
+    if (!per_cpu) {
+        perror("bank: calloc");
+        return 1;
+    }
+    for (int j = 0; j < ncounts * rounds; j++)
+        per_cpu[j] = cpu[j] > 0 ? txs[j] / cpu[j] : 0;
+    double med2 = 0, med2_cpu = 0;
     for (int k = 0; k < ncounts; k++)
-        if (counts[k] == 2)
+        if (counts[k] == 2) {
             med2 = bench_median(&txs[k * rounds], (size_t)rounds);
+            med2_cpu = bench_median(&per_cpu[k * rounds], (size_t)rounds);
+        }
     for (int k = 0; k < ncounts; k++) {
         double m = bench_median(&txs[k * rounds], (size_t)rounds);
-        printf("bank n=%d accounts=%d audit%%=%d txs/s=%.0f audits/s=%.0f aborts%%=%.3f", counts[k],
-               naccounts, audit_pct, m, bench_median(&aud[k * rounds], (size_t)rounds),
-               bench_median(&abt[k * rounds], (size_t)rounds));
+        double mc = bench_median(&per_cpu[k * rounds], (size_t)rounds);
+        printf("bank n=%d accounts=%d audit%%=%d txs/s=%.0f audits/s=%.0f aborts%%=%.3f cpus=%.2f "
+               "txs/cpu_s=%.0f",
+               counts[k], naccounts, audit_pct, m, bench_median(&aud[k * rounds], (size_t)rounds),
+               bench_median(&abt[k * rounds], (size_t)rounds),
+               bench_median(&cpu[k * rounds], (size_t)rounds), mc);
         if (med2 > 0 && counts[k] != 2)
-            printf(" vs_n2=%.2f", m / med2);
+            printf(" vs_n2=%.2f vs_n2_per_cpu=%.2f", m / med2, med2_cpu > 0 ? mc / med2_cpu : 0);
         printf("\n");
     }
+    free(per_cpu);
+    free(cpu);
 
     intptr_t sum;
     check(stm_atomically_ro(total_now, &sum));
