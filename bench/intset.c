@@ -779,7 +779,7 @@ static stm_fn *const body_mx[4][3] = {
 
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int run_op(int which, struct op *o)
+AI int run_op(int which, struct op *o)
 {
     int r;
     if (use_mutex) {
