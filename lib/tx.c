@@ -428,6 +428,7 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
      * lists cannot have changed) */
     struct stm__wentry *const held_end = watch ? ws + tx->watch_held : ws;
     const struct stm__wmeta *m = watch ? meta + tx->watch_held : meta; /* w's (watch) */
+    uintptr_t seen = 0; /* the lock words replaced, or'ed: any flags? */
     for (struct stm__wentry *w = held_end; w < end; w++) {
         stm_tvar *const var = w->var;
         for (unsigned spins = 0;; spins++) {
@@ -447,6 +448,7 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
                                                       (uintptr_t)w | 1 | (l & STM__FLAGS),
                                                       memory_order_seq_cst, memory_order_relaxed)) {
                 w->old = l;
+                seen |= l;
                 break;
             }
         }
@@ -492,13 +494,23 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
      * one load per TVar when nobody waits.  (Waking one before the next
      * TVar is released is fine: the woken thread just finds it locked.) */
     uintptr_t nl = STM__MKLOCK(wv);
-    for (struct stm__wentry *w = ws; w < data_end; w++) {
-        stm_tvar *var = w->var;
-        if (STM__LIKELY(!(w->old & STM__FLAGS))) {
+    if (STM__LIKELY(!watch && !(seen & STM__FLAGS))) {
+        for (struct stm__wentry *w = ws; w < end; w++) {
+            stm_tvar *var = w->var;
             atomic_store_explicit(&var->value, w->value, memory_order_release);
             atomic_store_explicit(&var->lock, nl, memory_order_release);
-        } else {
-            release_flagged(var, w, nl);
+        }
+    } else {
+        /* (watch: entries held through the phase, or given a record by
+         * it, have flags that `seen` does not know of) */
+        for (struct stm__wentry *w = ws; w < data_end; w++) {
+            stm_tvar *var = w->var;
+            if (STM__LIKELY(!(w->old & STM__FLAGS))) {
+                atomic_store_explicit(&var->value, w->value, memory_order_release);
+                atomic_store_explicit(&var->lock, nl, memory_order_release);
+            } else {
+                release_flagged(var, w, nl);
+            }
         }
     }
     if (watch)

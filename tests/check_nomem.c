@@ -379,6 +379,7 @@ END_TEST
 
 /* ---- TVars ------------------------------------------------------------ */
 
+#ifndef STM_TEST_EMBEDDED
 START_TEST(test_nomem_tvar_new)
 {
     errno = 0;
@@ -397,6 +398,7 @@ START_TEST(test_nomem_tvar_new)
     stm_tvar_free(v);
 }
 END_TEST
+#endif
 
 START_TEST(test_nomem_tvar_set_name)
 {
@@ -672,6 +674,7 @@ START_TEST(test_nomem_tvar_set_name_sweep)
 END_TEST
 
 /* stm_tvar_free cannot fail: without memory it still frees the TVar. */
+#ifndef STM_TEST_EMBEDDED
 START_TEST(test_nomem_tvar_free)
 {
     stm_tvar *v = stm_tvar_new(1);
@@ -693,6 +696,7 @@ START_TEST(test_nomem_tvar_free)
     stm_tvar_free(w);
 }
 END_TEST
+#endif
 
 static Suite *nomem_suite(void)
 {
@@ -709,10 +713,14 @@ static Suite *nomem_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_nomem_first_tx_of_thread);
     tcase_add_test(tc, test_nomem_poke);
+#ifndef STM_TEST_EMBEDDED /* (about heap TVars only) */
     tcase_add_test(tc, test_nomem_tvar_new);
+#endif
     tcase_add_test(tc, test_nomem_tvar_set_name);
     tcase_add_test(tc, test_nomem_tvar_set_name_sweep);
+#ifndef STM_TEST_EMBEDDED /* (about heap TVars only) */
     tcase_add_test(tc, test_nomem_tvar_free);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }

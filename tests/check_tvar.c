@@ -251,6 +251,7 @@ START_TEST(test_new_inside_committed_tx)
 }
 END_TEST
 
+#ifndef STM_TEST_EMBEDDED
 START_TEST(test_new_inside_aborted_tx_is_freed)
 {
     /* The attempt's TVars go back: thousands of aborted bodies leave the
@@ -266,6 +267,7 @@ START_TEST(test_new_inside_aborted_tx_is_freed)
                   "heap grew by %zu bytes over 4000 aborted stm_tvar_new()s", after - before);
 }
 END_TEST
+#endif
 
 static Suite *tvar_suite(void)
 {
@@ -279,7 +281,9 @@ static Suite *tvar_suite(void)
     tcase_add_test(tc, test_free_null);
     tcase_add_test(tc, test_free_reclaimed);
     tcase_add_test(tc, test_new_inside_committed_tx);
+#ifndef STM_TEST_EMBEDDED /* (about heap TVars only) */
     tcase_add_test(tc, test_new_inside_aborted_tx_is_freed);
+#endif
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");

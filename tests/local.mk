@@ -66,5 +66,6 @@ AM_TESTS_ENVIRONMENT = \
 include $(srcdir)/tests/unit.mk
 include $(srcdir)/tests/stress.mk
 include $(srcdir)/tests/time.mk
+include $(srcdir)/tests/embedded.mk
 include $(srcdir)/tests/tutorial.mk
 include $(srcdir)/tests/examples.mk

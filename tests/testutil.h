@@ -267,4 +267,65 @@ static inline int tu_count_fds(void)
     return n - 1;
 }
 
+/*
+ * Embedded TVars.  Built with -DSTM_TEST_EMBEDDED (tests/embedded.mk: every
+ * suite a second time), the suites' stm_tvar_new() and stm_tvar_free() make
+ * and end TVars that live inside a larger block, between two guard words,
+ * as a TVar in a program's own struct would: made with stm_tvar_init(),
+ * ended with stm_tvar_destroy() and stm_free() in a transaction (nested in
+ * the caller's, if it runs one).  The guards must be intact at the end: the
+ * library never writes outside the 16 bytes it was given.
+ */
+#ifdef STM_TEST_EMBEDDED
+#include <stm.h>
+
+#define TU_GUARD UINT64_C(0x5ca1ab1e0ddba11)
+struct tu_embedded {
+    uint64_t head;
+    stm_tvar var;
+    uint64_t tail;
+};
+
+static inline stm_tvar *tu_tvar_new(intptr_t initial)
+{
+    struct tu_embedded *b = malloc(sizeof *b);
+    if (b == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    b->head = b->tail = TU_GUARD;
+    stm_tvar_init(&b->var, initial);
+    return &b->var;
+}
+
+static inline int tu_tvar_end(stm_tx *tx, void *arg)
+{
+    struct tu_embedded *b = arg;
+    stm_tvar_destroy(&b->var);
+    stm_free(tx, b);
+    return 0;
+}
+
+static inline void tu_tvar_free(stm_tvar *var)
+{
+    if (var == NULL)
+        return;
+    struct tu_embedded *b =
+        (struct tu_embedded *)(void *)((char *)var - offsetof(struct tu_embedded, var));
+    /* (no ck_assert: this may run outside a test, e.g. at exit) */
+    if (b->head != TU_GUARD || b->tail != TU_GUARD) {
+        fprintf(stderr, "the library wrote outside an embedded TVar\n");
+        abort();
+    }
+    int rc = stm_atomically(tu_tvar_end, b);
+    if (rc != 0) {
+        fprintf(stderr, "ending an embedded TVar: %d\n", rc);
+        abort();
+    }
+}
+
+#define stm_tvar_new(initial) tu_tvar_new(initial)
+#define stm_tvar_free(var) tu_tvar_free(var)
+#endif
+
 #endif /* STM_TESTUTIL_H */

@@ -35,3 +35,6 @@ tests_check_watch_SOURCES = tests/check_watch.c tests/testutil.h tests/misuse.h
 
 check_PROGRAMS += tests/check_readonly
 tests_check_readonly_SOURCES = tests/check_readonly.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_embed
+tests_check_embed_SOURCES = tests/check_embed.c tests/testutil.h tests/misuse.h
