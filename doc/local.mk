@@ -9,6 +9,7 @@ dist_man_MANS = \
 	doc/stm.7 \
 	doc/stm_atomically.3 \
 	doc/stm_tvar_new.3 \
+	doc/stm_tvar_init.3 \
 	doc/stm_after_commit.3 \
 	doc/stm_defer.3 \
 	doc/stm_now.3 \
@@ -19,6 +20,7 @@ dist_man_MANS = \
 	doc/stm_watch_new.3 \
 	doc/stm_abort.3 \
 	doc/stm_alloc.3 \
+	doc/stm_catch.3 \
 	doc/stm_atomically_ro.3 \
 	doc/stm_atomically_until.3 \
 	doc/stm_atomically_watch.3 \
@@ -38,10 +40,12 @@ dist_man_MANS = \
 	doc/stm_retry.3 \
 	doc/STM_SEC.3 \
 	doc/STM_SERIAL_AFTER.3 \
+	doc/STM_TVAR_INIT.3 \
 	doc/stm_set_waiter_ops.3 \
 	doc/stm_set_wake_spin.3 \
 	doc/stm_shutdown.3 \
 	doc/stm_strerror.3 \
+	doc/stm_tvar_destroy.3 \
 	doc/stm_tvar_free.3 \
 	doc/stm_tvar_name.3 \
 	doc/stm_tvar_peek.3 \

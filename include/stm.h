@@ -10,7 +10,8 @@
  * CONVENTIONS
  *
  * - Names: everything public starts with stm_ or STM_.  Handles are opaque
- *   (stm_tvar, stm_tx).
+ *   (stm_tx, stm_watch); stm_tvar is a complete type with private fields,
+ *   so that TVars can live inside the program's structs.
  * - Errors: a function that can fail returns int: 0 (or a non-negative
  *   value) on success, a negative errno value on failure (-ENOMEM,
  *   -EINVAL, ...).  stm_strerror() names them.  Destructors accept NULL.
@@ -127,8 +128,8 @@ typedef struct stm_tvar {
 } stm_tvar;
 #else
 typedef struct stm_tvar {
-    uintptr_t stm__private_lock;
-    intptr_t stm__private_value;
+    uintptr_t stm_private_lock; /* (no double underscore: C++ reserves it) */
+    intptr_t stm_private_value;
 } stm_tvar;
 #endif
 
@@ -441,9 +442,40 @@ STM_API _Noreturn void stm_retry(stm_tx *tx);
  *
  * The body is not run again.  Hooks registered with stm_on_abort() run;
  * blocks from stm_alloc() in this attempt are freed.  Acts on the whole
- * (outermost) transaction, also from inside stm_or_else() branches.
+ * (outermost) transaction, also from inside stm_or_else() branches --
+ * except inside stm_catch(), which takes the abort and undoes only its
+ * own part.
  */
 STM_API _Noreturn void stm_abort(stm_tx *tx, int code);
+
+/**
+ * stm_catch - run `body` as a part of the transaction that an stm_abort()
+ * undoes on its own (GHC's catchSTM).
+ *
+ * `body(tx, arg)` runs inside the current transaction.  If it returns,
+ * its effects stay in the transaction, *aborted is set to false and its
+ * result is returned.  If it (or anything it calls) calls
+ * stm_abort(tx, code), only the part's effects are undone -- its
+ * stm_write()s (values it overwrote are put back), its stm_after_commit()
+ * hooks, stm_defer()s and stm_free()s, and the blocks it got from
+ * stm_alloc() (freed); its stm_on_abort() hooks run -- *aborted is set to
+ * true, and `code` is returned.  The transaction goes on from there.  The
+ * part's reads stay in the transaction (what it did depended on them).
+ *
+ * So "this step failed" (stm_abort, caught here) and "this step must
+ * wait" (stm_retry, which goes past stm_catch to the enclosing
+ * stm_or_else() or retries the whole transaction) can be told apart.
+ * Calls nest with each other and with stm_or_else() in any order: an
+ * abort goes to the innermost stm_catch(), a retry to the innermost
+ * stm_or_else().  A conflict restarts the whole transaction as always.
+ *
+ * Misuse: a NULL `body` or `aborted`, or a `tx` that is not the running
+ * transaction.  Inside a declared read-only transaction
+ * (stm_atomically_ro) the attempt falls back to a normal one.
+ * Cost: a setjmp and a few stores; an abort costs the length of what it
+ * undoes.
+ */
+STM_API int stm_catch(stm_tx *tx, stm_fn *body, void *arg, bool *aborted);
 
 /**
  * stm_or_else - run `first`; if it retries, run `second` instead.

@@ -371,10 +371,13 @@ struct stm__counters {
         watch_failures;
 };
 
-/* An stm_or_else() branch: marks to roll back to. */
+/* An stm_or_else() branch (catch == false: a stm_retry() in it jumps
+ * here) or an stm_catch() part (catch == true: a stm_abort() in it jumps
+ * here); each kind lets the other's jumps pass to an outer one. */
 struct stm__branch {
     stm__jmpbuf jb;
     struct stm__branch *outer;
+    bool catch;
     uint64_t wbloom;
     uint32_t wn, undo_n, after_n, abort_n, alloc_n, free_n, defer_n;
     uint32_t wnew_n, wstop_n; /* stm_watch_new / stm_unwatch so far */

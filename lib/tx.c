@@ -331,11 +331,22 @@ STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
     w->value = value;
 }
 
+/* The innermost branch of the kind that takes a retry (or_else) or an
+ * abort (catch), or NULL. */
+static inline struct stm__branch *branch_of(struct stm_tx *tx, bool catch)
+{
+    struct stm__branch *br = tx->branch;
+    while (br && br->catch != catch)
+        br = br->outer;
+    return br;
+}
+
 STM_API _Noreturn void stm_retry(stm_tx *tx)
 {
     stm__check_tx(tx, "stm_retry");
-    if (tx->branch)
-        STM__LONGJMP(tx->branch->jb);
+    struct stm__branch *br = branch_of(tx, false);
+    if (br)
+        STM__LONGJMP(br->jb);
     stm__jump(tx, STM__JUMP_RETRY);
 }
 
@@ -343,6 +354,9 @@ STM_API _Noreturn void stm_abort(stm_tx *tx, int code)
 {
     stm__check_tx_ro(tx, "stm_abort");
     tx->abort_code = code;
+    struct stm__branch *br = tx == stm__active ? branch_of(tx, true) : NULL;
+    if (br)
+        STM__LONGJMP(br->jb);
     stm__jump(tx, STM__JUMP_ABORT);
 }
 

@@ -92,3 +92,7 @@ tests_check_watch_time_emb_CPPFLAGS = $(TEST_CPPFLAGS) -DSTM_TEST_EMBEDDED
 check_PROGRAMS += tests/check_watch_wall_emb
 tests_check_watch_wall_emb_SOURCES = tests/check_watch_wall.c tests/testutil.h tests/misuse.h
 tests_check_watch_wall_emb_CPPFLAGS = $(TEST_CPPFLAGS) -DSTM_TEST_EMBEDDED
+
+check_PROGRAMS += tests/check_catch_emb
+tests_check_catch_emb_SOURCES = tests/check_catch.c tests/testutil.h tests/misuse.h
+tests_check_catch_emb_CPPFLAGS = $(TEST_CPPFLAGS) -DSTM_TEST_EMBEDDED

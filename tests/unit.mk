@@ -38,3 +38,6 @@ tests_check_readonly_SOURCES = tests/check_readonly.c tests/testutil.h tests/mis
 
 check_PROGRAMS += tests/check_embed
 tests_check_embed_SOURCES = tests/check_embed.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_catch
+tests_check_catch_SOURCES = tests/check_catch.c tests/testutil.h tests/misuse.h
