@@ -23,7 +23,10 @@
  *   run-time condition.  The library prints one line naming the function
  *   and the mistake to stderr ("libstm: stm_read: the TVar is NULL") and
  *   calls abort().  The exceptions are the functions that return int and
- *   say so (stm_tvar_set_name, stm_tvar_poke): they return -EINVAL.
+ *   say so (stm_tvar_set_name, stm_tvar_poke): they return -EINVAL.  The
+ *   function named is the one the program called (stm_elapsed() names
+ *   stm_elapsed, not stm_tx_now); the inline stm_read_ptr() and
+ *   stm_write_ptr() report as stm_read() and stm_write().
  * - Out of memory inside a transaction: any call that takes an stm_tx may
  *   need memory for the transaction's logs.  If it cannot be had, the call
  *   does not return: the attempt is discarded and stm_atomically() returns
@@ -255,10 +258,24 @@ STM_API intptr_t stm_tvar_peek(stm_tvar *var) STM_NONNULL(1);
 /**
  * stm_tvar_poke - write `value` to `var` in a transaction of its own.
  *
- * Wakes the transactions waiting in stm_retry() on `var`.  Returns 0,
- * -EINVAL if `var` is NULL, or -ENOMEM (nothing was written).  Inside a
- * transaction it is a plain stm_write() in that transaction: it returns 0
- * and takes effect only if the enclosing transaction commits.
+ * Wakes the transactions waiting in stm_retry() on `var` and runs the
+ * watchers that read it, in the commit.  Returns 0 when the write
+ * committed, else a negative value and nothing was written:
+ *   -EINVAL     `var` is NULL;
+ *   -ENOMEM     out of memory;
+ *   -ELOOP      the watcher cascade did not settle (STM_WATCH_ROUNDS);
+ *   -ECANCELED  a watcher vetoed the commit with stm_abort(tx, code) and
+ *               `code` was 0, positive or INT_MIN;
+ *   code        a watcher vetoed it with a negative `code` (an errno value
+ *               of its choosing), returned as it is;
+ * as stm_atomically_watch() reports vetoes.  So `if (rc < 0)` catches
+ * every failure; no positive value is returned.  A program that needs a
+ * positive veto code writes the TVar in its own stm_atomically(), which
+ * returns it.
+ * Inside a transaction it is a plain stm_write() in that transaction: it
+ * returns 0 and takes effect only if the enclosing transaction commits.
+ * Any thread.  Costs one transaction with one write (and the watchers it
+ * triggers).
  */
 STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value);
 
@@ -628,7 +645,11 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
  * Nothing happens unless the transaction commits.  After the commit the
  * block is freed as soon as no running transaction can still be reading
  * it (epoch-based reclamation: typically within the next few hundred
- * commits on this thread).  NULL is a harmless no-op.
+ * commits on this thread).  A transaction that runs long holds back the
+ * blocks freed after it began, until it ends; they are then freed within
+ * the next few hundred commits of the freeing thread too.  NULL is a
+ * harmless no-op.  O(1) amortised per block, however many are held back
+ * (a reclamation pass, one per 128 frees, also looks at every thread).
  */
 STM_API void stm_free(stm_tx *tx, void *ptr);
 
@@ -767,6 +788,8 @@ STM_API void stm_unwatch(stm_tx *tx, stm_watch *w);
  * non-blocking, owned by the library: do not close it) that is readable
  * while callbacks are queued; several commits make it readable once.
  * Poll it, then call stm_dispatch().  Calling it again returns the same
+ * descriptor.  Any thread, also several at once: one stops the library
+ * thread, the others wait until it has stopped, and all return the same
  * descriptor.  Returns -errno if no descriptor can be had, -ENOSYS where
  * there is no eventfd.  Do not call it from a deferred callback.
  */
@@ -777,9 +800,16 @@ STM_API int stm_dispatch_fd(void);
  * in commit order, until the queue is empty; returns how many ran.
  *
  * Callbacks queued while it runs are run too.  Must not be called inside a
- * transaction (misuse).  With the library thread still running (no
- * stm_dispatch_fd()), both take callbacks from the one queue, so they no
- * longer run one at a time.
+ * transaction (misuse).  Callbacks still run one at a time, in commit
+ * order, when several threads call it at once, or one calls it while the
+ * library thread still runs (no stm_dispatch_fd()): the runners take turns
+ * per callback, a caller waiting while another's callback runs.  On
+ * return the queue was empty and no callback was running.  Called from a
+ * deferred callback it returns 0 at once (the callbacks behind that one
+ * run after it returns); a callback must not wait for a thread that calls
+ * stm_dispatch() (deadlock).  It is a cancellation point only inside the
+ * callbacks it runs: a thread cancelled in one leaves the rest queued for
+ * the next caller.  O(1) per callback besides the callbacks.
  */
 STM_API int stm_dispatch(void);
 
@@ -955,7 +985,8 @@ STM_API bool stm_clock_is_virtual(void);
  * STATISTICS, DIAGNOSTICS, SHUTDOWN
  * ====================================================================== */
 
-/** Counters summed over all threads, since start-up or stm_shutdown(). */
+/** Counters summed over all threads, since start-up or stm_shutdown()
+ * (which resets the counts of every thread, also of threads still alive). */
 struct stm_stats {
     uint64_t commits;          /* transactions committed (read-only included) */
     uint64_t aborts;           /* attempts discarded, all reasons (also a
@@ -996,7 +1027,9 @@ STM_API const char *stm_strerror(int err);
  * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
- * (misuse).  The library may be used again afterwards (it starts afresh).
+ * (misuse).  The library may be used again afterwards (it starts afresh:
+ * stm_stats_get() counts from zero, for threads alive across the call
+ * too).
  *
  * Watchers, like TVars, are the program's: stop them with stm_unwatch()
  * first.  One still active keeps running inside the commits that write

@@ -15,6 +15,17 @@
  * queue to the application: an eventfd that is readable while anything is
  * queued (one write per empty-to-non-empty change, so wake-ups coalesce),
  * drained by stm_dispatch().
+ *
+ * One at a time, in commit order, whoever runs them: a callback is taken
+ * from the queue and run only by the holder of the baton (q_busy), which
+ * the library thread and every stm_dispatch() caller take for each
+ * callback and give back after it; a caller that finds it taken waits
+ * (q_idle).  A stm_dispatch() from inside a callback returns 0 at once: the
+ * callbacks behind the running one wait for it to return.
+ *
+ * Stopping the library thread (stm_dispatch_fd(), stm_shutdown()) is done
+ * by one caller, which joins it; any other that comes meanwhile waits for
+ * that join to finish (q_joining) instead of joining the thread again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,11 +38,16 @@
 #include "stm-internal.h"
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER; /* the library thread waits */
+static pthread_cond_t q_idle = PTHREAD_COND_INITIALIZER; /* q_busy or q_joining cleared */
 static struct stm__deferred *q_head, **q_tail = &q_head;
 static pthread_t q_thread;
 static bool q_thread_on, q_stop, q_fd_mode;
+static bool q_busy;    /* the baton: a callback is running */
+static bool q_joining; /* a caller is joining the library thread */
 static int q_fd = -1;
+/* the calling thread runs a callback (it holds the baton) */
+static _Thread_local bool in_callback;
 
 STM_API void stm_defer(stm_tx *tx, void (*fn)(void *arg), void *arg)
 {
@@ -68,20 +84,70 @@ static struct stm__deferred *pop_locked(void)
     return d;
 }
 
+/* Give the baton back; q_lock held. */
+static void release_locked(void)
+{
+    q_busy = false;
+    pthread_cond_broadcast(&q_idle);
+    pthread_cond_signal(&q_cond); /* the library thread may wait for the baton */
+}
+
+/* A callback's thread was cancelled inside it (the callback's code may
+ * have cancellation points): give the baton back, or every dispatcher
+ * would wait for it for good. */
+static void callback_cancelled(void *d)
+{
+    in_callback = false;
+    free(d);
+    pthread_mutex_lock(&q_lock);
+    release_locked();
+    pthread_mutex_unlock(&q_lock);
+}
+
+/* Run d, holding the baton (taken by the caller); q_lock held, and held
+ * again on return. */
+static void run_locked(struct stm__deferred *d)
+{
+    pthread_mutex_unlock(&q_lock);
+    in_callback = true;
+    pthread_cleanup_push(callback_cancelled, d);
+    d->fn(d->arg);
+    pthread_cleanup_pop(0);
+    in_callback = false;
+    free(d);
+    pthread_mutex_lock(&q_lock);
+    release_locked();
+}
+
+/* The library's own waits below are not cancellation points: a thread
+ * cancelled there would leave q_lock or q_joining taken. */
+static int cancel_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+static void cancel_restore(int old)
+{
+    int unused;
+    pthread_setcancelstate(old, &unused);
+}
+
 static void *dispatcher_main(void *unused)
 {
     (void)unused;
     pthread_mutex_lock(&q_lock);
     for (;;) {
-        while (q_head == NULL && !q_stop)
+        while (!q_stop && (q_head == NULL || q_busy))
             pthread_cond_wait(&q_cond, &q_lock);
         if (q_head == NULL || q_fd_mode)
             break; /* stopping: the queue is empty, or the application's */
-        struct stm__deferred *d = pop_locked();
-        pthread_mutex_unlock(&q_lock);
-        d->fn(d->arg);
-        free(d);
-        pthread_mutex_lock(&q_lock);
+        if (q_busy) { /* stopping, and a stm_dispatch() caller runs one */
+            pthread_cond_wait(&q_cond, &q_lock);
+            continue;
+        }
+        q_busy = true;
+        run_locked(pop_locked());
     }
     pthread_mutex_unlock(&q_lock);
     return NULL;
@@ -132,18 +198,29 @@ void stm__defers_queue(struct stm_tx *tx)
 }
 
 /* Stop the library's dispatcher thread; called with q_lock held, returns
- * with it held. */
+ * with it held, once the thread has ended.  One caller joins; the others
+ * wait for it. */
 static void stop_thread_locked(void)
 {
-    if (!q_thread_on)
-        return;
-    q_stop = true;
-    pthread_cond_broadcast(&q_cond);
-    pthread_mutex_unlock(&q_lock);
-    pthread_join(q_thread, NULL);
-    pthread_mutex_lock(&q_lock);
-    q_thread_on = false;
-    q_stop = false;
+    int cs = cancel_off();
+    while (q_thread_on) {
+        if (q_joining) {
+            pthread_cond_wait(&q_idle, &q_lock);
+            continue;
+        }
+        q_joining = true;
+        q_stop = true;
+        pthread_cond_broadcast(&q_cond);
+        pthread_t t = q_thread;
+        pthread_mutex_unlock(&q_lock);
+        pthread_join(t, NULL);
+        pthread_mutex_lock(&q_lock);
+        q_thread_on = false;
+        q_stop = false;
+        q_joining = false;
+        pthread_cond_broadcast(&q_idle);
+    }
+    cancel_restore(cs);
 }
 
 STM_API int stm_dispatch_fd(void)
@@ -175,18 +252,25 @@ STM_API int stm_dispatch(void)
     struct stm_tx *tx = stm__self;
     if (tx != NULL && stm__in_body(tx))
         stm__misuse("stm_dispatch", "called inside a transaction");
+    if (in_callback)
+        return 0; /* from a callback: the ones behind it wait for it */
     int ran = 0;
+    pthread_mutex_lock(&q_lock);
     for (;;) {
-        pthread_mutex_lock(&q_lock);
+        if (q_busy) {
+            int cs = cancel_off();
+            while (q_busy)
+                pthread_cond_wait(&q_idle, &q_lock);
+            cancel_restore(cs);
+        }
         struct stm__deferred *d = pop_locked();
         if (d == NULL) {
             fd_drain_locked();
             pthread_mutex_unlock(&q_lock);
             return ran;
         }
-        pthread_mutex_unlock(&q_lock);
-        d->fn(d->arg);
-        free(d);
+        q_busy = true;
+        run_locked(d);
         if (ran < INT32_MAX)
             ran++;
     }

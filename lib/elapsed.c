@@ -13,9 +13,11 @@
 #define _GNU_SOURCE
 #include "stm-internal.h"
 
-STM_API int64_t stm_tx_now(stm_tx *tx)
+/* The attempt's clocks, for the public function `func` (named by a misuse
+ * diagnostic). */
+static inline int64_t tx_now(stm_tx *tx, const char *func)
 {
-    stm__check_tx_ro(tx, "stm_tx_now");
+    stm__check_tx_ro(tx, func);
     if (!tx->now_valid) {
         tx->now = stm__now();
         tx->now_valid = true;
@@ -24,9 +26,9 @@ STM_API int64_t stm_tx_now(stm_tx *tx)
     return tx->now;
 }
 
-STM_API int64_t stm_tx_wall_now(stm_tx *tx)
+static inline int64_t tx_wall_now(stm_tx *tx, const char *func)
 {
-    stm__check_tx_ro(tx, "stm_tx_wall_now");
+    stm__check_tx_ro(tx, func);
     if (!tx->wall_now_valid) {
         tx->wall_now = stm__wall_ns();
         tx->wall_now_valid = true;
@@ -35,9 +37,19 @@ STM_API int64_t stm_tx_wall_now(stm_tx *tx)
     return tx->wall_now;
 }
 
+STM_API int64_t stm_tx_now(stm_tx *tx)
+{
+    return tx_now(tx, "stm_tx_now");
+}
+
+STM_API int64_t stm_tx_wall_now(stm_tx *tx)
+{
+    return tx_wall_now(tx, "stm_tx_wall_now");
+}
+
 STM_API bool stm_elapsed(stm_tx *tx, int64_t deadline)
 {
-    if (stm_tx_now(tx) >= deadline)
+    if (tx_now(tx, "stm_elapsed") >= deadline)
         return true;
     if (deadline < tx->deadline)
         tx->deadline = deadline;
@@ -46,7 +58,7 @@ STM_API bool stm_elapsed(stm_tx *tx, int64_t deadline)
 
 STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline)
 {
-    if (stm_tx_wall_now(tx) >= wall_deadline)
+    if (tx_wall_now(tx, "stm_elapsed_wall") >= wall_deadline)
         return true;
     if (wall_deadline < tx->wall_deadline)
         tx->wall_deadline = wall_deadline;

@@ -30,6 +30,8 @@ STM_API const char *stm_strerror(int err)
         return "too many open files";
     case EAGAIN:
         return "resource temporarily unavailable";
+    case ECANCELED:
+        return "cancelled (a watcher vetoed the commit)";
     default:
         return "unknown error";
     }

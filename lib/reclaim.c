@@ -9,14 +9,28 @@
  * that starts at t or later, so it may be freed once every published epoch
  * is 0 or >= t.  Freed blocks wait in a per-thread limbo list; a reclaim
  * pass runs once that list has grown by STM__RECLAIM_BATCH since the last
- * pass, so its cost (one membarrier() and a walk over the threads) is
- * spread over many frees.  Lists of exited threads become orphans that any
- * later pass (or stm_shutdown) finishes.
+ * pass (or, without frees, every 256 commits: tx.c), so its cost (one
+ * membarrier() and a walk over the threads) is spread over many frees.
+ *
+ * A thread's list is in stamp order (its commits' times only grow), so a
+ * pass frees a prefix of it: [limbo_head, first entry stamped after the
+ * safe time), and stops there.  It costs O(threads + freed), not
+ * O(pending): while a long transaction pins a large backlog, passes go on
+ * at the usual rate (a pass that frees nothing costs a barrier and the
+ * thread walk) and the first one after the pin is gone frees the backlog,
+ * within a batch of frees or 256 commits.  The freed prefix is cut off by
+ * moving the rest down once it is no longer than the prefix (so each
+ * entry is moved at most once per entry freed before it: O(1) amortised).
+ *
+ * Lists of exited threads become orphans that any later pass (or
+ * stm_shutdown) finishes; a pass sweeps them only once the safe time has
+ * reached their oldest stamp.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 #if defined(__linux__)
@@ -28,6 +42,7 @@
 static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct stm__freed *orphans;
 static uint32_t orphan_n, orphan_cap;
+static uint64_t orphan_min = UINT64_MAX;   /* their oldest stamp (under orphan_lock) */
 static _Atomic uint64_t reclaimed_orphans; /* freed from no live descriptor */
 
 #ifdef STM__TSAN
@@ -123,20 +138,48 @@ void stm__free_now(void *ptr, int kind)
         free(ptr);
 }
 
-/* Free the entries of v[0..*n) stamped at or before `safe`; keep the rest. */
-static uint32_t sweep(struct stm__freed *v, uint32_t *n, uint64_t safe)
+/* Free the entries of v[0..*n) stamped at or before `safe`; keep the
+ * rest, whose oldest stamp goes to *min.  (Orphans: in no order.) */
+static uint32_t sweep(struct stm__freed *v, uint32_t *n, uint64_t safe, uint64_t *min)
 {
     uint32_t kept = 0, freed = 0;
+    *min = UINT64_MAX;
     for (uint32_t i = 0; i < *n; i++) {
         if (v[i].stamp <= safe) {
             stm__free_now(v[i].ptr, v[i].kind);
             freed++;
         } else {
+            if (v[i].stamp < *min)
+                *min = v[i].stamp;
             v[kept++] = v[i];
         }
     }
     *n = kept;
     return freed;
+}
+
+/* Free the oldest entries of tx's limbo (in stamp order), up to the first
+ * one stamped after `safe`: O(freed + 1) amortised. */
+static uint32_t sweep_limbo(struct stm_tx *tx, uint64_t safe)
+{
+    struct stm__freed *v = tx->limbo.v;
+    const uint32_t n = tx->limbo.n, from = tx->limbo_head;
+    uint32_t i = from;
+    while (i < n && v[i].stamp <= safe) {
+        stm__free_now(v[i].ptr, v[i].kind);
+        i++;
+    }
+    if (i == n) {
+        tx->limbo.n = 0;
+        tx->limbo_head = 0;
+    } else if (n - i <= i) {
+        memmove(v, v + i, (size_t)(n - i) * sizeof *v);
+        tx->limbo.n = n - i;
+        tx->limbo_head = 0;
+    } else {
+        tx->limbo_head = i;
+    }
+    return i - from;
 }
 
 static void sweep_orphans(uint64_t safe, bool wait)
@@ -145,7 +188,9 @@ static void sweep_orphans(uint64_t safe, bool wait)
         pthread_mutex_lock(&orphan_lock);
     else if (pthread_mutex_trylock(&orphan_lock) != 0)
         return;
-    uint32_t k = sweep(orphans, &orphan_n, safe);
+    uint32_t k = 0;
+    if (orphan_n != 0 && safe >= orphan_min)
+        k = sweep(orphans, &orphan_n, safe, &orphan_min);
     pthread_mutex_unlock(&orphan_lock);
     if (k)
         atomic_fetch_add_explicit(&reclaimed_orphans, k, memory_order_relaxed);
@@ -154,14 +199,12 @@ static void sweep_orphans(uint64_t safe, bool wait)
 void stm__reclaim(struct stm_tx *tx)
 {
     uint64_t safe = min_epoch();
-    uint32_t k = sweep(tx->limbo.v, &tx->limbo.n, safe);
+    uint32_t k = sweep_limbo(tx, safe);
     for (uint32_t i = 0; i < k; i++)
         stm__count(&tx->st.reclaimed);
-    /* Next pass after as many frees again as are still pending (at least a
-     * batch): while a long transaction holds everything back, passes get
-     * rarer, so their total cost stays linear in the number of frees. */
-    uint32_t gap = tx->limbo.n > STM__RECLAIM_BATCH ? tx->limbo.n : STM__RECLAIM_BATCH;
-    tx->limbo_next = tx->limbo.n + gap;
+    /* Next pass after another batch of frees, however many are pending
+     * (see the top of the file). */
+    tx->limbo_next = tx->limbo.n + STM__RECLAIM_BATCH;
     sweep_orphans(safe, false);
 }
 
@@ -182,6 +225,9 @@ void stm__limbo_push(struct stm_tx *tx, void *ptr, int kind, uint64_t stamp)
         free_synchronously(ptr, kind, stamp);
         return;
     }
+    /* keep the list in stamp order (a later stamp is only more careful) */
+    if (tx->limbo.n > tx->limbo_head && stamp < tx->limbo.v[tx->limbo.n - 1].stamp)
+        stamp = tx->limbo.v[tx->limbo.n - 1].stamp;
     tx->limbo.v[tx->limbo.n].ptr = ptr;
     tx->limbo.v[tx->limbo.n].kind = kind;
     tx->limbo.v[tx->limbo.n].stamp = stamp;
@@ -196,18 +242,24 @@ void stm__reclaim_thread_exit(struct stm_tx *tx)
         stm__reclaim(tx);
     if (tx->limbo.n == 0)
         return;
+    const struct stm__freed *v = tx->limbo.v + tx->limbo_head;
+    const uint32_t n = tx->limbo.n - tx->limbo_head;
     pthread_mutex_lock(&orphan_lock);
-    bool ok = stm__grow((void **)&orphans, &orphan_cap, sizeof *orphans, orphan_n + tx->limbo.n);
+    bool ok = stm__grow((void **)&orphans, &orphan_cap, sizeof *orphans, orphan_n + n);
     if (ok) {
-        for (uint32_t i = 0; i < tx->limbo.n; i++)
-            orphans[orphan_n + i] = tx->limbo.v[i];
-        orphan_n += tx->limbo.n;
+        for (uint32_t i = 0; i < n; i++) {
+            orphans[orphan_n + i] = v[i];
+            if (v[i].stamp < orphan_min)
+                orphan_min = v[i].stamp;
+        }
+        orphan_n += n;
     }
     pthread_mutex_unlock(&orphan_lock);
     if (!ok)
-        for (uint32_t i = 0; i < tx->limbo.n; i++)
-            free_synchronously(tx->limbo.v[i].ptr, tx->limbo.v[i].kind, tx->limbo.v[i].stamp);
+        for (uint32_t i = 0; i < n; i++)
+            free_synchronously(v[i].ptr, v[i].kind, v[i].stamp);
     tx->limbo.n = 0;
+    tx->limbo_head = 0;
 }
 
 uint64_t stm__reclaimed_orphans(void)
@@ -218,7 +270,7 @@ uint64_t stm__reclaimed_orphans(void)
 void stm__reclaim_shutdown(void)
 {
     pthread_mutex_lock(&orphan_lock);
-    uint32_t k = sweep(orphans, &orphan_n, min_epoch());
+    uint32_t k = sweep(orphans, &orphan_n, min_epoch(), &orphan_min);
     if (orphan_n == 0) {
         free(orphans);
         orphans = NULL;
@@ -239,5 +291,5 @@ void stm__reclaim_flush(void)
 size_t stm__reclaim_pending(void)
 {
     struct stm_tx *tx = stm__self;
-    return tx ? tx->limbo.n : 0;
+    return tx ? tx->limbo.n - tx->limbo_head : 0;
 }

@@ -457,12 +457,16 @@ struct stm_tx {
     STM__VEC(void *) allocs;
     STM__VEC(struct stm__freed) frees; /* this attempt's stm_free()s */
     STM__VEC(struct stm__freed) limbo; /* committed, awaiting grace */
+    uint32_t limbo_head;               /* limbo.v[0, limbo_head) freed already */
     uint32_t limbo_next;               /* try to reclaim at this size */
     uint32_t limbo_age;                /* commits since, while limbo is non-empty */
     STM__VEC(struct stm__waitnode) nodes;
 
     struct stm__waiter *waiter;
     struct stm__counters st;
+    /* st as stm_shutdown() found it: counts are reported from there on
+     * (written and read under stm__reg_lock, by other threads) */
+    struct stm_stats st_base;
     struct stm_tx *reg_next, *reg_prev; /* registry, under stm__reg_lock */
 };
 

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,12 +201,19 @@ STM_API intptr_t stm_tvar_peek(stm_tvar *var)
 struct poke {
     stm_tvar *var;
     intptr_t value;
+    bool committed;
 };
+
+static void poke_committed(void *arg)
+{
+    ((struct poke *)arg)->committed = true;
+}
 
 static int poke_fn(stm_tx *tx, void *arg)
 {
     struct poke *p = arg;
     stm_write(tx, p->var, p->value);
+    stm_after_commit(tx, poke_committed, p);
     return 0;
 }
 
@@ -213,8 +221,21 @@ STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value)
 {
     if (var == NULL)
         return -EINVAL;
-    struct poke p = {var, value};
-    return stm_atomically(poke_fn, &p);
+    struct stm_tx *tx = stm__self;
+    if (tx && stm__in_body(tx)) {
+        stm_write(tx, var, value); /* joins the enclosing transaction */
+        return 0;
+    }
+    struct poke p = {var, value, false};
+    int r = stm_atomically(poke_fn, &p);
+    if (p.committed)
+        return 0;
+    /* Not written: out of memory, a watcher cascade that did not settle,
+     * or a watcher's veto.  A veto's code is the watcher's choice: a
+     * negative one (an errno value) is returned as it is, any other (0 or
+     * positive, which would pass for success, or INT_MIN) as -ECANCELED,
+     * as stm_atomically_watch() reports them. */
+    return r < 0 && r != INT_MIN ? r : -ECANCELED;
 }
 
 /* Top named TVars by conflicts, for the STM_STATS report. */

@@ -863,7 +863,7 @@ STM_API int stm_atomically_until(stm_fn *fn, void *arg, int64_t deadline)
     if (tx == NULL)
         return -ENOMEM;
     if (STM__UNLIKELY(fn == NULL))
-        stm__misuse("stm_atomically", "the body function is NULL");
+        stm__misuse("stm_atomically_until", "the body function is NULL");
     if (stm__in_body(tx))
         return fn(tx, arg); /* nested: joins, as stm_atomically's */
     return again(tx, fn, arg, deadline, AGAIN_FIRST);

@@ -20,6 +20,7 @@
 #include "testutil.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 
@@ -541,6 +542,312 @@ START_TEST(test_concurrent_commit_order)
 }
 END_TEST
 
+/* ---- several dispatchers at once (issue #11, defects 8 and 9) ---------- */
+
+/* Callbacks that must run one at a time, in commit order, whoever runs
+ * them: each records its value (the counter its commit wrote, so commit
+ * order is 1, 2, 3, ...) and notices any other callback running at the
+ * same time. */
+static atomic_int inside, overlaps;
+
+static void rec_exclusive(void *arg)
+{
+    if (atomic_fetch_add(&inside, 1) != 0)
+        atomic_fetch_add(&overlaps, 1);
+    int n = atomic_load(&cran);
+    if (n < CTOTAL)
+        cvals[n] = (intptr_t)arg;
+    sched_yield(); /* widen the window: let another dispatcher in, if it can */
+    atomic_fetch_add(&cran, 1);
+    atomic_fetch_sub(&inside, 1);
+}
+
+static int body_increment_exclusive(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    intptr_t v = stm_read(tx, counter) + 1;
+    stm_write(tx, counter, v);
+    stm_defer(tx, rec_exclusive, (void *)v);
+    return 0;
+}
+
+static void *incrementer_exclusive(void *arg)
+{
+    int *bad = arg;
+    for (int i = 0; i < CPER; i++)
+        if (stm_atomically(body_increment_exclusive, NULL) != 0)
+            ++*bad;
+    return NULL;
+}
+
+/* An event loop: poll the descriptor (or not, in thread mode) and
+ * dispatch, until every callback has run. */
+static void *event_loop(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    int64_t end = tu_now_ns() + INT64_C(60000000000);
+    while (atomic_load(&cran) < CTOTAL && tu_now_ns() < end) {
+        if (fd >= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 10) <= 0)
+                continue;
+        }
+        if (stm_dispatch() == 0 && fd < 0)
+            sched_yield(); /* thread mode: nothing to poll */
+    }
+    return NULL;
+}
+
+static void check_exclusive_in_order(int fd, int loops)
+{
+    counter = stm_tvar_new(0);
+    ck_assert_ptr_nonnull(counter);
+    atomic_store(&cran, 0);
+    atomic_store(&inside, 0);
+    atomic_store(&overlaps, 0);
+    pthread_t t[CTHREADS], l[4];
+    int bad[CTHREADS] = {0};
+    for (int i = 0; i < loops; i++)
+        l[i] = tu_run_thread(event_loop, (void *)(intptr_t)fd);
+    for (int i = 0; i < CTHREADS; i++)
+        t[i] = tu_run_thread(incrementer_exclusive, &bad[i]);
+    for (int i = 0; i < CTHREADS; i++) {
+        tu_join(t[i]);
+        ck_assert_int_eq(bad[i], 0);
+    }
+    for (int i = 0; i < loops; i++)
+        tu_join(l[i]);
+    stm_shutdown(); /* runs anything left (thread mode) */
+    ck_assert_int_eq(atomic_load(&cran), CTOTAL);
+    int overlapped = atomic_load(&overlaps);
+    ck_assert_msg(overlapped == 0, "%d of %d callbacks ran while another ran", overlapped, CTOTAL);
+    int out_of_order = 0;
+    for (int i = 0; i < CTOTAL; i++)
+        out_of_order += cvals[i] != i + 1;
+    ck_assert_msg(out_of_order == 0, "%d of %d callbacks out of commit order", out_of_order,
+                  CTOTAL);
+    stm_tvar_free(counter);
+}
+
+/* Two event loops dispatching the one queue at once. */
+START_TEST(test_two_loops_one_at_a_time)
+{
+    int fd = stm_dispatch_fd();
+    ck_assert_int_ge(fd, 0);
+    check_exclusive_in_order(fd, 2);
+}
+END_TEST
+
+/* An event loop calling stm_dispatch() while the library thread still
+ * runs (no stm_dispatch_fd()): the two take turns too. */
+START_TEST(test_loop_and_library_thread_one_at_a_time)
+{
+    check_exclusive_in_order(-1, 1);
+}
+END_TEST
+
+/* stm_dispatch() from a callback returns 0 at once; the callbacks behind
+ * it run after it, in order. */
+static atomic_int nested_rc;
+
+static void cb_dispatch_nested(void *arg)
+{
+    rec(arg);
+    atomic_store(&nested_rc, stm_dispatch());
+}
+
+static int body_defer_nested(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    stm_write(tx, x, 1);
+    stm_defer(tx, rec, (void *)(intptr_t)1);
+    stm_defer(tx, cb_dispatch_nested, (void *)(intptr_t)2);
+    stm_defer(tx, rec, (void *)(intptr_t)3);
+    stm_defer(tx, rec, (void *)(intptr_t)4);
+    return 0;
+}
+
+START_TEST(test_dispatch_from_callback)
+{
+    make_vars();
+    atomic_store(&nested_rc, -1);
+    int fd = stm_dispatch_fd();
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(stm_atomically(body_defer_nested, NULL), 0);
+    ck_assert_int_eq(stm_dispatch(), 4);
+    ck_assert_int_eq(atomic_load(&nested_rc), 0);
+    ck_assert_int_eq(atomic_load(&ran), 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(log_ids[i], i + 1);
+    /* on the library thread too */
+    stm_tvar_free(x);
+    stm_tvar_free(y);
+    stm_shutdown();
+    make_vars();
+    atomic_store(&nested_rc, -1);
+    ck_assert_int_eq(stm_atomically(body_defer_nested, NULL), 0);
+    commit_marker_and_wait();
+    ck_assert_int_eq(atomic_load(&nested_rc), 0);
+    ck_assert_int_eq(atomic_load(&ran), 5);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(log_ids[i], i + 1);
+    stm_tvar_free(x);
+    stm_tvar_free(y);
+    stm_shutdown();
+}
+END_TEST
+
+/* A thread cancelled inside a callback it runs in stm_dispatch() (the
+ * callback blocks in read(), a cancellation point) does not leave the
+ * other dispatchers waiting for it: the callbacks behind it still run. */
+static atomic_int blocking_in, second_done, second_rc;
+static int block_pipe[2];
+
+/* A handler in the frame that is cancelled, so that the unwinding stops
+ * here first: AddressSanitizer's runtime would otherwise meet this
+ * frame's stack redzones at the library's handler and report a false
+ * error (google/sanitizers#1010). */
+static void block_cancelled(void *unused)
+{
+    (void)unused;
+}
+
+static void cb_block_cancellable(void *arg)
+{
+    rec(arg);
+    atomic_store(&blocking_in, 1);
+    char c;
+    pthread_cleanup_push(block_cancelled, NULL);
+    ssize_t r = read(block_pipe[0], &c, 1); /* cancelled here */
+    (void)r;
+    pthread_cleanup_pop(0);
+}
+
+static int body_defer_blocking(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    stm_write(tx, x, 1);
+    stm_defer(tx, cb_block_cancellable, (void *)(intptr_t)1);
+    stm_defer(tx, rec, (void *)(intptr_t)2);
+    stm_defer(tx, rec, (void *)(intptr_t)3);
+    return 0;
+}
+
+static void *dispatch_once(void *arg)
+{
+    atomic_int *done = arg;
+    int rc = stm_dispatch();
+    if (done) {
+        atomic_store(&second_rc, rc);
+        atomic_store(done, 1);
+    }
+    return NULL;
+}
+
+START_TEST(test_cancel_in_callback)
+{
+    make_vars();
+    atomic_store(&blocking_in, 0);
+    atomic_store(&second_done, 0);
+    ck_assert_int_eq(pipe(block_pipe), 0);
+    ck_assert_int_ge(stm_dispatch_fd(), 0);
+    ck_assert_int_eq(stm_atomically(body_defer_blocking, NULL), 0);
+    pthread_t t = tu_run_thread(dispatch_once, NULL);
+    ck_assert(tu_wait_atleast(&blocking_in, 1, TU_HANDSHAKE_MS));
+    ck_assert_int_eq(pthread_cancel(t), 0);
+    ck_assert_ptr_eq(tu_join(t), PTHREAD_CANCELED);
+    pthread_t t2 = tu_run_thread(dispatch_once, &second_done);
+    ck_assert_msg(tu_wait_atleast(&second_done, 1, TU_HANDSHAKE_MS),
+                  "stm_dispatch() hangs after a dispatching thread was cancelled in a callback");
+    tu_join(t2);
+    ck_assert_int_eq(atomic_load(&second_rc), 2);
+    ck_assert_int_eq(atomic_load(&ran), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(log_ids[i], i + 1);
+    close(block_pipe[0]);
+    close(block_pipe[1]);
+    stm_tvar_free(x);
+    stm_tvar_free(y);
+    stm_shutdown();
+}
+END_TEST
+
+/* Many threads call stm_dispatch_fd() at once while the library thread
+ * runs a callback: every one returns the same descriptor, none hangs, and
+ * none returns before the library thread has stopped (after that
+ * callback).  Repeated: stm_shutdown() goes back to thread mode. */
+enum { FD_CALLERS = 8, FD_ROUNDS = 20 };
+static atomic_int fd_started, fd_returned, fd_early, cb_entered, cb_done;
+static int fd_seen[FD_CALLERS];
+
+static void cb_hold_thread(void *arg)
+{
+    (void)arg;
+    atomic_store(&cb_entered, 1);
+    tu_wait_atleast(&fd_started, FD_CALLERS, TU_HANDSHAKE_MS);
+    /* Not needed for the test to pass: it gives the callers time to
+     * reach the join, where they used to collide. */
+    tu_sleep_ms(10);
+    atomic_store(&cb_done, 1);
+}
+
+static int body_defer_hold(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    stm_write(tx, x, stm_read(tx, x) + 1);
+    stm_defer(tx, cb_hold_thread, NULL);
+    return 0;
+}
+
+static void *fd_caller(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    atomic_fetch_add(&fd_started, 1);
+    fd_seen[i] = stm_dispatch_fd();
+    if (!atomic_load(&cb_done))
+        atomic_fetch_add(&fd_early, 1);
+    atomic_fetch_add(&fd_returned, 1);
+    return NULL;
+}
+
+START_TEST(test_dispatch_fd_race)
+{
+    for (int round = 0; round < FD_ROUNDS; round++) {
+        make_vars();
+        atomic_store(&fd_started, 0);
+        atomic_store(&fd_returned, 0);
+        atomic_store(&fd_early, 0);
+        atomic_store(&cb_entered, 0);
+        atomic_store(&cb_done, 0);
+        ck_assert_int_eq(stm_atomically(body_defer_hold, NULL), 0);
+        ck_assert(tu_wait_atleast(&cb_entered, 1, TU_HANDSHAKE_MS));
+        pthread_t t[FD_CALLERS];
+        for (int i = 0; i < FD_CALLERS; i++)
+            t[i] = tu_run_thread(fd_caller, (void *)(intptr_t)i);
+        ck_assert_msg(tu_wait_atleast(&fd_returned, FD_CALLERS, TU_HANDSHAKE_MS),
+                      "round %d: %d of %d stm_dispatch_fd() calls hang", round,
+                      FD_CALLERS - atomic_load(&fd_returned), FD_CALLERS);
+        for (int i = 0; i < FD_CALLERS; i++)
+            tu_join(t[i]);
+        ck_assert_msg(atomic_load(&fd_early) == 0,
+                      "round %d: %d calls returned while the library thread ran a callback", round,
+                      atomic_load(&fd_early));
+        ck_assert_int_ge(fd_seen[0], 0);
+        for (int i = 1; i < FD_CALLERS; i++)
+            ck_assert_int_eq(fd_seen[i], fd_seen[0]);
+        /* the application's now: a commit makes the descriptor readable */
+        ck_assert_int_eq(stm_atomically(body_marker, NULL), 0);
+        struct pollfd p = {.fd = fd_seen[0], .events = POLLIN};
+        ck_assert_int_eq(poll(&p, 1, (int)TU_HANDSHAKE_MS), 1);
+        ck_assert_int_eq(stm_dispatch(), 1);
+        ck_assert_int_eq(atomic_load(&marker_ran), 1);
+        stm_tvar_free(x);
+        stm_tvar_free(y);
+        stm_shutdown();
+    }
+}
+END_TEST
+
 /* ---- misuse ------------------------------------------------------------- */
 
 #include "misuse.h"
@@ -622,6 +929,11 @@ static Suite *dispatch_suite(void)
     tc = tcase_create("concurrency");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_concurrent_commit_order);
+    tcase_add_test(tc, test_two_loops_one_at_a_time);
+    tcase_add_test(tc, test_loop_and_library_thread_one_at_a_time);
+    tcase_add_test(tc, test_dispatch_from_callback);
+    tcase_add_test(tc, test_dispatch_fd_race);
+    tcase_add_test(tc, test_cancel_in_callback);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("misuse");

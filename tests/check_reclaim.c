@@ -751,6 +751,93 @@ START_TEST(test_orphans_during_flush)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Reclamation resumes soon after a long transaction (issue #11, 10)   */
+/* ------------------------------------------------------------------ */
+
+/* stm_free(3): a block is freed "typically within the next few hundred
+ * commits".  While a long read-only transaction runs, every block freed
+ * after it began is held back; once it ends, the next few hundred commits
+ * of the freeing thread must reclaim that backlog (a pass that found it
+ * all pinned used to wait for the backlog to double). */
+enum { PIN_BACKLOG = 5000, PIN_RESUME_WITHIN = 300 };
+static stm_tvar *pin_var, *pin_count;
+static atomic_int pin_in, pin_release;
+
+static int pin_body(stm_tx *tx, void *arg)
+{
+    (void)arg;
+    intptr_t v = stm_read(tx, pin_var);
+    atomic_store(&pin_in, 1);
+    tu_wait_atleast(&pin_release, 1, 10 * TU_HANDSHAKE_MS);
+    return (int)v;
+}
+
+static void *pin_main(void *arg)
+{
+    (void)arg;
+    if (stm_atomically_ro(pin_body, NULL) != 7)
+        atomic_store(&bad_rc, -1);
+    return NULL;
+}
+
+static int free_one_body(stm_tx *tx, void *arg)
+{
+    stm_write(tx, pin_count, stm_read(tx, pin_count) + 1);
+    stm_free(tx, arg);
+    return 0;
+}
+
+static void commit_free_one(void)
+{
+    void *p = malloc(32);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(stm_atomically(free_one_body, p), 0);
+}
+
+START_TEST(test_reclaim_resumes_after_long_tx)
+{
+    pin_var = stm_tvar_new(7);
+    pin_count = stm_tvar_new(0);
+    ck_assert(pin_var != NULL && pin_count != NULL);
+    atomic_store(&bad_rc, 0);
+    atomic_store(&pin_in, 0);
+    atomic_store(&pin_release, 0);
+    commit_free_one();
+    stm__reclaim_flush();
+    ck_assert_uint_eq(stm__reclaim_pending(), 0);
+
+    pthread_t t = tu_run_thread(pin_main, NULL);
+    ck_assert(tu_wait_atleast(&pin_in, 1, TU_HANDSHAKE_MS));
+    for (int i = 0; i < PIN_BACKLOG; i++)
+        commit_free_one();
+    /* all of them were freed after the reader began: none may go */
+    ck_assert_uint_eq(stm__reclaim_pending(), PIN_BACKLOG);
+    atomic_store(&pin_release, 1);
+    tu_join(t);
+    ck_assert_int_eq(atomic_load(&bad_rc), 0);
+
+    struct stm_stats s0, s1;
+    stm_stats_get(&s0);
+    int n = 0;
+    while (n < 3000 && stm__reclaim_pending() > PIN_RESUME_WITHIN) {
+        commit_free_one();
+        n++;
+    }
+    stm_stats_get(&s1);
+    ck_assert_msg(n <= PIN_RESUME_WITHIN,
+                  "%d commits after the long transaction ended, %zu of a backlog of %d blocks "
+                  "are still pending",
+                  n, stm__reclaim_pending(), PIN_BACKLOG);
+    ck_assert_uint_ge(s1.reclaimed - s0.reclaimed, PIN_BACKLOG);
+    stm__reclaim_flush();
+    ck_assert_uint_eq(stm__reclaim_pending(), 0);
+    stm_tvar_free(pin_var);
+    stm_tvar_free(pin_count);
+    stm_shutdown();
+}
+END_TEST
+
 static Suite *reclaim_suite(void)
 {
     Suite *s = suite_create("reclaim");
@@ -760,6 +847,7 @@ static Suite *reclaim_suite(void)
     tcase_add_test(tc, test_tvar_free_while_read);
     tcase_add_test(tc, test_tvar_free_wakes_waiters);
     tcase_add_test(tc, test_orphans_during_flush);
+    tcase_add_test(tc, test_reclaim_resumes_after_long_tx);
     suite_add_tcase(s, tc);
     return s;
 }

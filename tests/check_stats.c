@@ -379,18 +379,76 @@ START_TEST(test_shutdown_resets)
 }
 END_TEST
 
+/* Issue #11, defect 5: a thread that is alive but idle at stm_shutdown()
+ * has its counts reset too ("since start-up or stm_shutdown()"), and
+ * counts on from zero afterwards, also once it exits. */
+static atomic_int idle_step, main_step;
+
+static void *idle_counter(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(stm_atomically(body_inc, NULL), 0);
+    ck_assert_int_eq(stm_atomically(body_abort, NULL), 3);
+    atomic_store(&idle_step, 1);
+    /* idle, with its descriptor, while the main thread shuts down */
+    ck_assert(tu_wait_atleast(&main_step, 1, TU_HANDSHAKE_MS));
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(stm_atomically(body_inc, NULL), 0);
+    atomic_store(&idle_step, 2);
+    ck_assert(tu_wait_atleast(&main_step, 2, TU_HANDSHAKE_MS));
+    return NULL;
+}
+
+START_TEST(test_shutdown_resets_idle_threads)
+{
+    make_vars();
+    atomic_store(&idle_step, 0);
+    atomic_store(&main_step, 0);
+    pthread_t t = tu_run_thread(idle_counter, NULL);
+    ck_assert(tu_wait_atleast(&idle_step, 1, TU_HANDSHAKE_MS));
+    struct stm_stats s;
+    stm_stats_get(&s);
+    ck_assert_uint_ge(s.commits, 50);
+    ck_assert_uint_ge(s.aborts_explicit, 1);
+    stm_shutdown();
+    stm_stats_get(&s);
+    ck_assert_uint_eq(s.commits, 0);
+    ck_assert_uint_eq(s.aborts, 0);
+    ck_assert_uint_eq(s.aborts_explicit, 0);
+    ck_assert_uint_eq(s.reclaimed, 0);
+    atomic_store(&main_step, 1);
+    ck_assert(tu_wait_atleast(&idle_step, 2, TU_HANDSHAKE_MS));
+    stm_stats_get(&s);
+    ck_assert_uint_eq(s.commits, 3);
+    ck_assert_uint_eq(s.aborts, 0);
+    atomic_store(&main_step, 2);
+    tu_join(t);
+    stm_stats_get(&s); /* folded when it exited: still 3 */
+    ck_assert_uint_eq(s.commits, 3);
+    ck_assert_uint_eq(s.aborts_explicit, 0);
+    ck_assert_int_eq(stm_tvar_peek(Z), 53);
+    stm_tvar_free(X);
+    stm_tvar_free(Y);
+    stm_tvar_free(Z);
+    stm_shutdown();
+}
+END_TEST
+
 /* ---- stm_strerror -------------------------------------------------------- */
 
 START_TEST(test_strerror)
 {
-    int errs[] = {-ENOMEM, -EDEADLK, -ETIMEDOUT, -EINVAL, 0, -123456};
-    const char *s[6];
-    for (int i = 0; i < 6; i++) {
+    int errs[] = {-ENOMEM, -EDEADLK, -ETIMEDOUT, -EINVAL, 0,
+                  -123456, -ELOOP,   -EMFILE,    -EAGAIN, -ECANCELED};
+    enum { N = sizeof errs / sizeof errs[0] };
+    const char *s[N];
+    for (int i = 0; i < N; i++) {
         s[i] = stm_strerror(errs[i]);
         ck_assert_ptr_nonnull(s[i]);
         ck_assert_uint_gt(strlen(s[i]), 0);
     }
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < N; i++)
         for (int j = 0; j < i; j++)
             ck_assert_msg(strcmp(s[i], s[j]) != 0, "stm_strerror(%d) == stm_strerror(%d): %s",
                           errs[i], errs[j], s[i]);
@@ -560,6 +618,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, test_validate_counted);
     tcase_add_test(tc, test_nomem_counted);
     tcase_add_test(tc, test_shutdown_resets);
+    tcase_add_test(tc, test_shutdown_resets_idle_threads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("strings");

@@ -866,7 +866,7 @@ START_TEST(test_cb_veto)
     ck_assert_int_eq(peek(v.x), 1);
     ck_assert_int_eq(peek(z), 0);
     ck_assert_int_eq(peek(v.out), 1001); /* written by cb before its abort */
-    ck_assert_int_eq(stm_tvar_poke(v.x, -1), 42);
+    ck_assert_int_eq(stm_tvar_poke(v.x, -1), -ECANCELED); /* not the code */
     ck_assert_int_eq(peek(v.x), 1);
     /* good values still pass, and the watcher is still there */
     a.xv = 8;
@@ -879,6 +879,77 @@ START_TEST(test_cb_veto)
     ck_assert_int_eq(stm_atomically(body_write_xz, &a), 42);
     ck_assert_int_eq(peek(v.x), 8);
     ck_assert_int_eq(peek(z), 55);
+}
+END_TEST
+
+/* stm_tvar_poke's every return (issue #11, defect 6): a vetoed poke is
+ * negative whatever the veto's code, so that `rc < 0` sees it. */
+static int body_poke_in_tx(stm_tx *tx, void *arg)
+{
+    struct veto *v = arg;
+    ck_assert_int_eq(stm_tvar_poke(v->x, -3), 0); /* joins: vetoed at commit */
+    (void)tx;
+    return 7;
+}
+
+struct poke_nomem {
+    stm_tvar *var;
+    int failures;
+    intptr_t last;
+};
+
+static void *poke_nomem_thread(void *arg)
+{
+    struct poke_nomem *p = arg;
+    for (long n = 0; n < 1000; n++) {
+        stm__fault_alloc_after(n);
+        int rc = stm_tvar_poke(p->var, n + 1);
+        bool fired = stm__fault_alloc_fired();
+        stm__fault_alloc_after(-1);
+        if (rc == 0) {
+            p->last = n + 1;
+            break;
+        }
+        ck_assert_msg(fired && rc == -ENOMEM, "n=%ld: poke returned %d", n, rc);
+        ck_assert_int_eq(stm_tvar_peek(p->var), 0);
+        p->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(test_poke_returns)
+{
+    static const struct {
+        int code, want;
+        bool in_fn;
+    } cases[] = {
+        {4242, -ECANCELED, false}, {1, -ECANCELED, true},   {0, -ECANCELED, false},
+        {0, -ECANCELED, true},     {-EPERM, -EPERM, false}, {INT32_MIN, -ECANCELED, true},
+        {-ENOMEM, -ENOMEM, false}, {-ELOOP, -ELOOP, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct veto v = {tv(1), tv(0), cases[i].code, cases[i].in_fn};
+        stm_watch *w = watch(veto_fn, veto_cb, &v, 0);
+        int rc = stm_tvar_poke(v.x, -1);
+        ck_assert_msg(rc == cases[i].want, "veto %d: poke returned %d, not %d", cases[i].code, rc,
+                      cases[i].want);
+        ck_assert_int_eq(peek(v.x), 1); /* nothing written */
+        /* inside a transaction it joins: the enclosing commit is vetoed */
+        ck_assert_int_eq(stm_atomically(body_poke_in_tx, &v), cases[i].code);
+        ck_assert_int_eq(peek(v.x), 1);
+        /* a good value commits: 0 */
+        ck_assert_int_eq(stm_tvar_poke(v.x, 5), 0);
+        ck_assert_int_eq(peek(v.x), 5);
+        ck_assert_int_eq(peek(v.out), 1005);
+        (void)w;
+    }
+    ck_assert_int_eq(stm_tvar_poke(NULL, 1), -EINVAL);
+    /* out of memory, in a thread of its own (whose first transaction
+     * needs memory): -ENOMEM and nothing written, until some n succeeds */
+    struct poke_nomem pn = {tv(0), 0, 0};
+    tu_join(tu_run_thread(poke_nomem_thread, &pn));
+    ck_assert_int_gt(pn.failures, 0);
+    ck_assert_int_eq(peek(pn.var), pn.last);
 }
 END_TEST
 
@@ -1674,6 +1745,7 @@ static Suite *watch_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_cb_veto);
+    tcase_add_test(tc, test_poke_returns);
     tcase_add_test(tc, test_fn_veto);
     tcase_add_test(tc, test_null_cb_invariant);
     suite_add_tcase(s, tc);

@@ -3,7 +3,10 @@
  * expect_abort("stm_read") sends stderr to a memfd and installs a SIGABRT
  * handler that exits with status 3 (failing the test) unless the captured
  * text is exactly one line naming the function, then dies of SIGABRT as
- * tcase_add_test_raise_signal() expects.  For tests that include it once.
+ * tcase_add_test_raise_signal() expects.  The line must start with
+ * "libstm: <function>: " (the name in full: "stm_atomically" does not
+ * match a message about stm_atomically_until).  For tests that include it
+ * once.
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  */
@@ -41,10 +44,12 @@ static void on_sigabrt(int sig)
     int lines = 0;
     for (ssize_t i = 0; i < n; i++)
         lines += buf[i] == '\n';
-    if (strstr(buf, expect_name) == NULL) {
-        say("\nFAIL: the message does not name ");
+    size_t len = strlen(expect_name);
+    if (strncmp(buf, "libstm: ", 8) != 0 || strncmp(buf + 8, expect_name, len) != 0 ||
+        strncmp(buf + 8 + len, ": ", 2) != 0) {
+        say("\nFAIL: the message does not start with \"libstm: ");
         say(expect_name);
-        say("\n");
+        say(": \"\n");
         _exit(3);
     }
     if (lines != 1 || buf[n - 1] != '\n') {
