@@ -37,6 +37,28 @@
  *   the thread exits.  On Linux, loading the library registers the process
  *   for membarrier(2) (quick while it has one thread), which lets every
  *   transaction start without a memory fence.
+ * - Cancellation (pthread_cancel(), deferred, the default type): the
+ *   waits of stm_retry() are the library's only cancellation points: the
+ *   sleep of stm_retry(), stm_atomically_until() and timed or wall-clock
+ *   retries, with every Waiter backend and under the virtual clock.  A
+ *   thread cancelled there leaves nothing behind: its wait registrations
+ *   are removed, no library lock stays held, the attempt is discarded (its
+ *   stm_on_abort() hooks run, in the cancellation's clean-up), and its
+ *   descriptor is freed at thread exit as usual.  Every other call runs
+ *   with cancellation disabled (pthread_setcancelstate()) where it could
+ *   block or calls a cancellation point of the C library (a wake-up's
+ *   write() on the "pipe" backend, stm_clock_advance() waiting for the
+ *   threads it woke, serial-mode waits, stm_unwatch() waiting for a run of
+ *   the watcher, stm_dispatch_fd() and stm_shutdown() joining the library's
+ *   threads); a pending cancellation acts at the caller's next
+ *   cancellation point.  The caller's cancel state is always put back, and
+ *   a thread that disabled cancellation is never cancelled by the library.
+ *   Bodies, watcher functions, hooks and callbacks are the program's own
+ *   code: a thread that exits or is cancelled inside a body or a watcher
+ *   function (at a cancellation point it called) has its attempt left as
+ *   a conflict would leave it (no TVar stays locked, serial mode ends),
+ *   without its stm_on_abort() hooks; better not to let that happen.
+ *   Asynchronous cancellation is not supported.
  * - fork(): the library's threads (dispatcher, timer, wall-clock watcher)
  *   do not exist in a child, so a child of a process that has used the
  *   library should only exec() or exit, like the child of any threaded
@@ -218,7 +240,10 @@ STM_API stm_tvar *stm_tvar_new(intptr_t initial) STM_WUR;
  *
  * Inside a transaction, the free happens only if the transaction commits
  * (it is dropped with a discarded attempt or stm_or_else() branch), and
- * counts from the commit.
+ * counts from the commit: the threads blocked in stm_retry() on `var` are
+ * woken when it commits.  Freeing a TVar that an active watcher reads is
+ * a misuse (the process aborts with a message): at the call outside a
+ * transaction, at the commit inside one.
  */
 STM_API void stm_tvar_free(stm_tvar *var);
 
@@ -296,6 +321,17 @@ STM_API int stm_tvar_poke(stm_tvar *var, intptr_t value);
  * stm_on_abort() and the memory functions below.  Do not hold locks, or
  * leave malloc()ed memory reachable only from local variables, across a
  * call that takes `tx`.
+ *
+ * Sanitizers: the jump skips the body's frames without running their
+ * epilogues.  A program built with AddressSanitizer may use a libstm built
+ * without it: when the ASan runtime is in the process, the library calls
+ * its __asan_handle_no_return() before each jump (found at load time, at
+ * no cost to the paths that do not jump), so the skipped frames' stack
+ * redzones are cleared and no false stack-buffer-overflow follows a
+ * restart.  A libstm built with a sanitizer (--enable-sanitize) jumps with
+ * siglongjmp(), which the sanitizers intercept.  A ThreadSanitizer program
+ * needs a libstm built with --enable-sanitize=thread, as TSan needs all of
+ * a program's code instrumented.
  *
  * Opacity: a running body never observes an inconsistent state, not even
  * in an attempt that will be thrown away.  Every value it reads belongs to
@@ -450,6 +486,10 @@ static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
  * committing writer wakes exactly the threads
  * waiting on the TVars it wrote, and pays one load per written TVar when
  * nobody waits.
+ *
+ * The sleep is a cancellation point (see Cancellation under CONVENTIONS):
+ * a thread cancelled in it unregisters, runs the attempt's stm_on_abort()
+ * hooks and exits; a thread that disabled cancellation sleeps on.
  */
 STM_API _Noreturn void stm_retry(stm_tx *tx);
 
@@ -866,6 +906,13 @@ STM_API int stm_dispatch(void);
  * create() unchanged.  notify() may be called with library locks held:
  * keep all four functions short and do not call libstm from them.  A
  * wait() result other than -ETIMEDOUT counts as a wake-up.
+ *
+ * Cancellation: wait() runs with the program's cancel state, so a
+ * cancellation point in it (pthread_cond_wait(), poll()) is where a thread
+ * blocked in stm_retry() may be cancelled; wait() must then leave the
+ * waiter as destroy() expects it (pthread_cleanup_push() to release its
+ * mutex, for example).  create(), destroy() and notify() run with
+ * cancellation disabled.
  */
 struct stm_waiter_ops {
     const char *name;
@@ -973,7 +1020,9 @@ STM_API void stm_clock_advance(int64_t ns);
  *
  * Waits still pending are re-based: one that was d ns ahead of the virtual
  * now becomes d ns ahead of the real now.  (Deadlines that bodies keep in
- * their own TVars are plain numbers and are not changed.)  Returns 0;
+ * their own TVars are plain numbers and are not changed.)  Re-basing a
+ * wait loses none of its wake-ups: a commit to a TVar it waits on, even
+ * one made just before the switch, still wakes it at once.  Returns 0;
  * a no-op when the virtual clock is off.
  */
 STM_API int stm_clock_real(void);

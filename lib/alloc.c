@@ -122,11 +122,11 @@ void stm__frees_commit(struct stm_tx *tx, uint64_t stamp)
             stm__tvar_destroy_now(tx, e->ptr, stamp);
             continue;
         }
-        if (e->kind == STM__FREE_TVAR)
-            stm__waiters_wake_all(e->ptr); /* they find it gone: now, not at reclaim */
         struct stm__freed *f = &tx->limbo.v[tx->limbo.n++];
         *f = *e;
         f->stamp = stamp;
+        if (f->kind == STM__FREE_TVAR)
+            stm__tvar_freed(f->ptr);
     }
     tx->frees.n = 0;
     if (tx->limbo.n >= tx->limbo_next)

@@ -119,20 +119,6 @@ static void run_locked(struct stm__deferred *d)
     release_locked();
 }
 
-/* The library's own waits below are not cancellation points: a thread
- * cancelled there would leave q_lock or q_joining taken. */
-static int cancel_off(void)
-{
-    int old;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-    return old;
-}
-static void cancel_restore(int old)
-{
-    int unused;
-    pthread_setcancelstate(old, &unused);
-}
-
 static void *dispatcher_main(void *unused)
 {
     (void)unused;
@@ -153,13 +139,16 @@ static void *dispatcher_main(void *unused)
     return NULL;
 }
 
+/* write() and read() are cancellation points: not with q_lock held. */
 static void fd_signal_locked(void)
 {
 #if defined(__linux__)
     uint64_t one = 1;
+    int cs = stm__cancel_off();
     if (q_fd >= 0 && write(q_fd, &one, sizeof one) < 0) {
         /* EAGAIN: the counter is already non-zero, so it is readable */
     }
+    stm__cancel_restore(cs);
 #endif
 }
 
@@ -167,9 +156,11 @@ static void fd_drain_locked(void)
 {
 #if defined(__linux__)
     uint64_t n;
+    int cs = stm__cancel_off();
     if (q_fd >= 0 && read(q_fd, &n, sizeof n) < 0) {
         /* EAGAIN: nothing to drain */
     }
+    stm__cancel_restore(cs);
 #endif
 }
 
@@ -202,7 +193,7 @@ void stm__defers_queue(struct stm_tx *tx)
  * wait for it. */
 static void stop_thread_locked(void)
 {
-    int cs = cancel_off();
+    int cs = stm__cancel_off(); /* (q_lock or q_joining must not stay taken) */
     while (q_thread_on) {
         if (q_joining) {
             pthread_cond_wait(&q_idle, &q_lock);
@@ -220,7 +211,7 @@ static void stop_thread_locked(void)
         q_joining = false;
         pthread_cond_broadcast(&q_idle);
     }
-    cancel_restore(cs);
+    stm__cancel_restore(cs);
 }
 
 STM_API int stm_dispatch_fd(void)
@@ -258,10 +249,10 @@ STM_API int stm_dispatch(void)
     pthread_mutex_lock(&q_lock);
     for (;;) {
         if (q_busy) {
-            int cs = cancel_off();
+            int cs = stm__cancel_off(); /* (q_lock or q_joining must not stay taken) */
             while (q_busy)
                 pthread_cond_wait(&q_idle, &q_lock);
-            cancel_restore(cs);
+            stm__cancel_restore(cs);
         }
         struct stm__deferred *d = pop_locked();
         if (d == NULL) {

@@ -117,12 +117,17 @@ int stm__retry_register(struct stm_tx *tx)
             return 0;
     }
     /* A commit since the reads?  Then run again instead of sleeping. */
+    return stm__retry_changed(tx) ? 0 : 1;
+}
+
+bool stm__retry_changed(struct stm_tx *tx)
+{
     for (uint32_t i = 0; i < tx->rn; i++) {
         uintptr_t l = atomic_load_explicit(&tx->rs[i].var->lock, memory_order_seq_cst);
         if (!stm__lock_same(l, tx->rs[i].lock))
-            return 0;
+            return true;
     }
-    return 1;
+    return false;
 }
 
 void stm__retry_unregister(struct stm_tx *tx)
@@ -149,9 +154,13 @@ static bool notify_locked(uint32_t s, const stm_tvar *var)
     return any;
 }
 
+/* A notify may call a cancellation point (the pipe backend's write(), a
+ * user backend's notify): not with a stripe lock held, so cancellation is
+ * off around the stripe's lock here and below. */
 void stm__waiters_release(stm_tvar *var, uintptr_t nl)
 {
     uint32_t s = stripe_of(var);
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&stripes[s].m);
     bool any = false;
     for (struct stm__waitnode *n = stripes[s].head; n && !any; n = n->next)
@@ -160,6 +169,7 @@ void stm__waiters_release(stm_tvar *var, uintptr_t nl)
     if (any)
         notify_locked(s, var);
     pthread_mutex_unlock(&stripes[s].m);
+    stm__cancel_restore(cs);
 }
 
 void stm__waiters_wake_all(stm_tvar *var)
@@ -167,9 +177,11 @@ void stm__waiters_wake_all(stm_tvar *var)
     if (!(atomic_load_explicit(&var->lock, memory_order_seq_cst) & STM__WT))
         return;
     uint32_t s = stripe_of(var);
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&stripes[s].m);
     notify_locked(s, var);
     pthread_mutex_unlock(&stripes[s].m);
+    stm__cancel_restore(cs);
 }
 
 void stm__waiters_detach(stm_tvar *var)
@@ -177,6 +189,7 @@ void stm__waiters_detach(stm_tvar *var)
     if (!(atomic_load_explicit(&var->lock, memory_order_seq_cst) & STM__WT))
         return;
     uint32_t s = stripe_of(var);
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&stripes[s].m);
     struct stm__waitnode *n = stripes[s].head;
     while (n) {
@@ -189,4 +202,42 @@ void stm__waiters_detach(stm_tvar *var)
         n = next;
     }
     pthread_mutex_unlock(&stripes[s].m);
+    stm__cancel_restore(cs);
+}
+
+/* ---- cancellation ------------------------------------------------------
+ * pthread_cancel() of a thread asleep in stm_retry() acts in its Waiter's
+ * wait (stm__wait_cancellable).  The backend's and the virtual clock's
+ * own handlers have run by the time this one does (innermost first):
+ * what is left is the retry's state, which the thread's descriptor must
+ * not keep when it is freed at thread exit: the wait nodes linked into
+ * the TVars, the wall-clock listing, a settle token.  The attempt is
+ * discarded as a wake-up would have discarded it. */
+struct retry_cancel {
+    struct stm_tx *tx;
+    bool listed;
+};
+
+static void retry_cancelled(void *arg)
+{
+    struct retry_cancel *c = arg;
+    struct stm_tx *tx = c->tx;
+    if (c->listed)
+        stm__wall_wait_end(tx->waiter);
+    stm__retry_unregister(tx);
+    if (tx->vtoken)
+        stm__vclock_settle(tx);
+    tx->restarts = 0;
+    stm__count(&tx->st.aborts);
+    stm__hooks_run_abort(tx, 0);
+}
+
+int stm__retry_sleep(struct stm_tx *tx, int64_t deadline, int64_t real, bool listed)
+{
+    struct retry_cancel c = {tx, listed};
+    volatile int r = 0;
+    pthread_cleanup_push(retry_cancelled, &c);
+    r = stm__sleep(tx, deadline, real);
+    pthread_cleanup_pop(0);
+    return r;
 }

@@ -23,8 +23,12 @@ static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t serial_cond = PTHREAD_COND_INITIALIZER;
 static bool serial_busy;
 
+/* The waits here are short (for a serial transaction to end, for running
+ * ones to finish) and made with serial_lock held, or between a begin and
+ * its snapshot: not cancellation points. */
 void stm__serial_enter(struct stm_tx *tx)
 {
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&serial_lock);
     while (serial_busy)
         pthread_cond_wait(&serial_cond, &serial_lock);
@@ -44,6 +48,7 @@ void stm__serial_enter(struct stm_tx *tx)
     }
     tx->serial = true;
     stm__count(&tx->st.serial_runs);
+    stm__cancel_restore(cs);
 }
 
 void stm__serial_exit(struct stm_tx *tx)
@@ -58,8 +63,10 @@ void stm__serial_exit(struct stm_tx *tx)
 
 void stm__serial_wait(void)
 {
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&serial_lock);
     while (atomic_load_explicit(&stm__g.serial, memory_order_acquire))
         pthread_cond_wait(&serial_cond, &serial_lock);
     pthread_mutex_unlock(&serial_lock);
+    stm__cancel_restore(cs);
 }

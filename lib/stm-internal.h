@@ -51,16 +51,52 @@ static inline void stm__cpu_relax(void)
  * three words and needs no call, against glibc's sigsetjmp (a call, eight
  * mangled registers and a second call to decide about the signal mask).
  * The sanitizers intercept siglongjmp to fix their shadow stacks, so their
- * builds use it. */
+ * builds use it.
+ *
+ * An application built with AddressSanitizer may link this library built
+ * without it: the frames the jump skips are the application's, and their
+ * stack redzones would stay poisoned (false stack-buffer-overflow reports
+ * later).  ASan's runtime, when the process has one, is told before the
+ * jump, as its siglongjmp interceptor does.  A weak reference: resolved
+ * once, when the library is loaded (or linked); NULL without the runtime.
+ * It costs a test on the jump, the slow path, and nothing elsewhere; it
+ * is an undefined symbol, not an export. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(STM__TSAN) && !defined(STM__ASAN)
 typedef void *stm__jmpbuf[5];
+extern void __asan_handle_no_return(void) __attribute__((weak, visibility("default")));
+static inline void stm__asan_no_return(void)
+{
+    if (__asan_handle_no_return)
+        __asan_handle_no_return();
+}
 #define STM__SETJMP(b) __builtin_setjmp(b)
-#define STM__LONGJMP(b) __builtin_longjmp(b, 1)
+#define STM__LONGJMP(b) (stm__asan_no_return(), __builtin_longjmp(b, 1))
 #else
 typedef sigjmp_buf stm__jmpbuf;
 #define STM__SETJMP(b) sigsetjmp(b, 0)
 #define STM__LONGJMP(b) siglongjmp(b, 1)
 #endif
+
+/* ---- thread cancellation ---------------------------------------------
+ * The rule (stm.h, "Cancellation"): the waits of stm_retry() are the
+ * library's cancellation points, made safe by cleanup handlers (retry.c,
+ * vclock.c, the backends); everything else that could block, or that
+ * calls a cancellation point of the C library (write() in a notify,
+ * pthread_cond_wait() under a library lock, pthread_join()), runs with
+ * cancellation disabled and puts the caller's state back.  A thread never
+ * acts on a cancellation while it holds a library lock or has left a
+ * structure half changed. */
+static inline int stm__cancel_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+static inline void stm__cancel_restore(int old)
+{
+    int unused;
+    pthread_setcancelstate(old, &unused);
+}
 
 /* ---- clock ---------------------------------------------------------- */
 
@@ -169,6 +205,7 @@ int stm__cv_init(struct stm__cv_waiter *w, const struct stm__waiter_ops *self); 
 void stm__cv_fini(struct stm__cv_waiter *w);
 void stm__cv_prepare(struct stm__waiter *base);
 void stm__cv_notify(struct stm__waiter *base);
+void stm__cv_unlock(void *mutex); /* a cleanup handler: unlock it */
 extern const struct stm__waiter_ops stm__waiter_condvar_ops;
 extern const struct stm__waiter_ops stm__waiter_pipe_ops;
 extern const struct stm__waiter_ops stm__waiter_thread_ops;
@@ -177,8 +214,15 @@ int stm__waiter_get(struct stm_tx *tx);
 /* Block on tx->waiter until notified (0), until `deadline` (on the
  * library's clock: virtual when that is on) or `real` (always the real
  * CLOCK_MONOTONIC; wall-clock deadlines) has passed (1; never early), or
- * fail (-ENOMEM). */
+ * fail (-ENOMEM).  For retry: tx's wait nodes are registered on what it
+ * read (stm__retry_register). */
 int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real);
+/* One blocking wait of stm_retry() on w: the caller runs with
+ * cancellation disabled; the wait runs with the state the program had
+ * when it called the library (tx->cancel_state), so it may be cancelled
+ * there and only there.  A poll (deadline already past) never blocks and
+ * is not a cancellation point. */
+bool stm__wait_cancellable(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline);
 void stm__waiter_init_env(void);
 /* wakespin.c: how long a timed wait polls before its deadline.
  * stm__spin_window(): the window now (0: sleep all the way);
@@ -315,6 +359,7 @@ static inline bool stm__lock_newer(uintptr_t l, uint64_t snapshot)
 void stm__tvar_reclaim(stm_tvar *var); /* final free, after the grace period */
 /* stm_tvar_destroy()'s work: its record goes to tx's limbo, stamped */
 void stm__tvar_destroy_now(struct stm_tx *tx, stm_tvar *var, uint64_t stamp);
+void stm__tvar_freed(stm_tvar *var);   /* stm_tvar_free takes effect: wake waiters */
 void stm__names_report(void *file);    /* FILE *: named TVars by conflicts */
 void stm__names_clear(void);
 
@@ -437,6 +482,7 @@ struct stm_tx {
     int64_t deadline;      /* earliest stm_elapsed() deadline not yet come */
     int64_t wall_deadline; /* likewise for stm_elapsed_wall() */
     unsigned long slack;   /* the thread's own timer slack, 0 = unknown */
+    int cancel_state;      /* the program's, while stm_retry() waits */
     bool vtoken;           /* woken by stm_clock_advance(), not yet settled */
     bool serial;
     int abort_code;
@@ -635,6 +681,7 @@ void stm__reset_extras(struct stm_tx *tx);
 void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp);
 void stm__discard(struct stm_tx *tx);
 void stm__conflict_restart(struct stm_tx *tx);
+void stm__tx_abandon(struct stm_tx *tx); /* the thread exits inside a body */
 int stm__leave(struct stm_tx *tx, int ret);
 
 /* hooks */
@@ -716,10 +763,19 @@ void stm__frees_commit(struct stm_tx *tx, uint64_t stamp);
  * or -errno (-ENOMEM, or the backend's error such as -EMFILE).
  * unregister() removes whatever register() added. */
 int stm__retry_register(struct stm_tx *tx);
+/* stm__sleep() for stm_retry(), with a cleanup handler: a thread cancelled
+ * in the wait leaves the wall-clock list (listed), unregisters its wait
+ * nodes, settles a virtual-clock token and discards the attempt (its
+ * stm_on_abort() hooks run) before it exits. */
+int stm__retry_sleep(struct stm_tx *tx, int64_t deadline, int64_t real, bool listed);
 void stm__retry_unregister(struct stm_tx *tx);
 /* A commit lets go of var, whose lock word it replaced had STM__WT: store
  * the lock word nl (keeping STM__WT if waiters remain) and wake them. */
 void stm__waiters_release(stm_tvar *var, uintptr_t nl);
+/* Whether a TVar the attempt read has changed (or is being committed)
+ * since: with the wait nodes registered, a commit it misses will notify
+ * the waiter. */
+bool stm__retry_changed(struct stm_tx *tx);
 void stm__waiters_detach(stm_tvar *var); /* before var's memory is freed */
 void stm__waiters_wake_all(stm_tvar *var);
 

@@ -59,23 +59,35 @@ static void descriptor_retire(struct stm_tx *tx)
     descriptor_free(tx);
 }
 
+/* At thread exit, also when cancelled: a thread cancelled in stm_retry()
+ * has unregistered already (retry.c); one that exits inside a body (it or
+ * a watcher function called pthread_exit() or a cancellation point) still
+ * runs an attempt, which is left here. */
 static void thread_exit(void *p)
 {
     struct stm_tx *tx = p;
     if (tx == NULL)
         return;
+    if (stm__in_body(tx))
+        stm__tx_abandon(tx);
+    if (tx->nodes.n)
+        stm__retry_unregister(tx);
+    if (tx->vtoken)
+        stm__vclock_settle(tx); /* stm_clock_advance() woke it */
     stm__self = NULL;
     descriptor_retire(tx);
 }
 
 static void global_init(void)
 {
+    int cs = stm__cancel_off(); /* fprintf() below is a cancellation point */
     pthread_key_create(&key, thread_exit);
     const char *s = getenv("STM_STATS");
     stm__g.stats_env = s && *s && strcmp(s, "0") != 0;
     if (stm__g.stats_env)
         atexit(stm__stats_atexit);
     stm__waiter_init_env();
+    stm__cancel_restore(cs);
 }
 
 void stm__global_init(void)
@@ -116,6 +128,7 @@ STM_API void stm_shutdown(void)
     struct stm_tx *tx = stm__self;
     if (tx != NULL && stm__in_body(tx))
         stm__misuse("stm_shutdown", "called inside a transaction");
+    int cs = stm__cancel_off(); /* joins the library's threads */
     if (stm__g.stats_env)
         stm__stats_atexit(); /* prints once */
     stm__dispatch_shutdown();
@@ -131,4 +144,5 @@ STM_API void stm_shutdown(void)
     stm__reclaim_shutdown();
     stm__names_clear();
     stm__stats_reset();
+    stm__cancel_restore(cs);
 }

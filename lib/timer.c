@@ -180,6 +180,7 @@ static bool running_elsewhere(struct stm__timer *t)
 
 bool stm__timer_cancel(struct stm__timer *t)
 {
+    int cs = stm__cancel_off(); /* waits with t_lock held */
     pthread_mutex_lock(&t_lock);
     bool pending = t->h.idx != 0;
     if (pending)
@@ -187,6 +188,7 @@ bool stm__timer_cancel(struct stm__timer *t)
     while (running_elsewhere(t))
         pthread_cond_wait(&t_done, &t_lock);
     pthread_mutex_unlock(&t_lock);
+    stm__cancel_restore(cs);
     return pending;
 }
 

@@ -80,6 +80,18 @@ void stm__tvar_reclaim(stm_tvar *var)
     free(var);
 }
 
+/* stm_tvar_free() takes effect (at the call, or at the commit of the
+ * transaction that made it): a watched TVar is a misuse; wake the threads
+ * blocked in stm_retry() on it. */
+void stm__tvar_freed(stm_tvar *var)
+{
+    struct stm__tvx *x = stm__tvx_peek(var);
+    if (x && atomic_load_explicit(&x->watchers, memory_order_acquire))
+        stm__misuse("stm_tvar_free", "the TVar is still read by an active watcher "
+                                     "(stm_unwatch it first)");
+    stm__waiters_wake_all(var);
+}
+
 STM_API void stm_tvar_free(stm_tvar *var)
 {
     if (var == NULL)
@@ -92,11 +104,7 @@ STM_API void stm_tvar_free(stm_tvar *var)
     }
     if (tx && stm__ro == tx)
         stm__check_tx_slow(tx, "stm_tvar_free"); /* falls back to a normal transaction */
-    struct stm__tvx *x = stm__tvx_peek(var);
-    if (x && atomic_load_explicit(&x->watchers, memory_order_acquire))
-        stm__misuse("stm_tvar_free", "the TVar is still read by an active watcher "
-                                     "(stm_unwatch it first)");
-    stm__waiters_wake_all(var);
+    stm__tvar_freed(var);
     if (tx == NULL)
         tx = stm__thread_init(); /* NULL: freed synchronously */
     else

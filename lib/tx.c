@@ -575,6 +575,8 @@ static int retry_block(struct stm_tx *tx, int64_t until)
 {
     int64_t deadline = tx->deadline < until ? tx->deadline : until;
     bool wall = tx->wall_deadline < STM_NEVER;
+    /* only the Waiter's waits may act on a cancellation (retry.c) */
+    tx->cancel_state = stm__cancel_off();
     stm__count(&tx->st.retries);
     /* Register on everything read while the epoch still protects the
      * TVars, then leave the transaction (and serial mode) to sleep. */
@@ -591,7 +593,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
         int64_t real = STM_NEVER;
         if (wall)
             real = stm__sat_add(stm__mono_ns(), tx->wall_deadline - stm__wall_ns());
-        r = stm__sleep(tx, deadline, real);
+        r = stm__retry_sleep(tx, deadline, real, listed);
         if (listed)
             stm__wall_wait_end(tx->waiter);
         if (r == 0)
@@ -600,6 +602,7 @@ static int retry_block(struct stm_tx *tx, int64_t until)
             stm__count(&tx->st.timer_fires);
     }
     stm__retry_unregister(tx);
+    stm__cancel_restore(tx->cancel_state);
     stm__count(&tx->st.aborts);
     stm__hooks_run_abort(tx, 0);
     if (r == -ENOMEM)
@@ -771,6 +774,21 @@ static int jumped(struct stm_tx *tx)
     if (STM__UNLIKELY(atomic_load_explicit(&tx->watch_cur, memory_order_relaxed)))
         stm__watch_abandon(tx); /* left in the middle of a watcher */
     return why;
+}
+
+/* The thread exits inside a body (pthread_exit(), or a cancellation acted
+ * on at a cancellation point that the body or a watcher function called):
+ * leave the attempt as a jump out of it would, so that nothing stays
+ * locked (a watcher phase's write locks), published (the epoch) or
+ * serial, and free what it allocated.  No stm_on_abort() hook runs: the
+ * thread is going away (thread.c, at its exit). */
+void stm__tx_abandon(struct stm_tx *tx)
+{
+    stm__ro = &stm__no_tx;
+    jumped(tx);
+    end_attempt(tx);
+    stm__discard(tx);
+    tx->onabort.n = 0;
 }
 
 /* again()'s `why`, besides STM__JUMP_*: no attempt has run yet; the

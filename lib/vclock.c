@@ -34,6 +34,8 @@ static pthread_mutex_t vc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t vc_settled = PTHREAD_COND_INITIALIZER;
 static struct stm__heap vc_heap;
 static unsigned vc_pending; /* woken by advance, not yet settled */
+/* the last stm_clock_real(): virtual and real now at the switch */
+static int64_t vc_left_v, vc_left_r;
 
 STM_API int stm_clock_virtual(int64_t start)
 {
@@ -62,11 +64,15 @@ STM_API void stm_clock_advance(int64_t ns)
 {
     if (ns < 0)
         return;
+    /* not a cancellation point: it waits for woken threads with vc_lock
+     * held, and a thread cancelled in its wait settles (vwait_cancelled) */
+    int cs = stm__cancel_off();
     pthread_mutex_lock(&vc_advance);
     pthread_mutex_lock(&vc_lock);
     if (!atomic_load(&stm__g.virtual_on)) {
         pthread_mutex_unlock(&vc_lock);
         pthread_mutex_unlock(&vc_advance);
+        stm__cancel_restore(cs);
         return;
     }
     int64_t target = stm__sat_add(atomic_load(&stm__g.virtual_now), ns);
@@ -104,13 +110,17 @@ STM_API void stm_clock_advance(int64_t ns)
     atomic_store(&stm__g.virtual_now, target);
     pthread_mutex_unlock(&vc_lock);
     pthread_mutex_unlock(&vc_advance);
+    stm__cancel_restore(cs);
 }
 
 STM_API int stm_clock_real(void)
 {
+    int cs = stm__cancel_off(); /* notifies with vc_lock held */
     pthread_mutex_lock(&vc_lock);
     if (atomic_load(&stm__g.virtual_on)) {
         int64_t vnow = atomic_load(&stm__g.virtual_now), rnow = stm__mono_ns();
+        vc_left_v = vnow;
+        vc_left_r = rnow;
         /* re-based first: the timer thread serves them once the clock
          * is real */
         stm__timer_rebase(vnow, rnow);
@@ -125,6 +135,7 @@ STM_API int stm_clock_real(void)
         }
     }
     pthread_mutex_unlock(&vc_lock);
+    stm__cancel_restore(cs);
     return 0;
 }
 
@@ -137,14 +148,32 @@ void stm__vclock_settle(struct stm_tx *tx)
     pthread_mutex_unlock(&vc_lock);
 }
 
+/* The thread is cancelled in its wait (stm__wait_cancellable): take its
+ * node out of the heap, or, if stm_clock_advance() has fired it already,
+ * settle for it (that advance waits for it). */
+static void vwait_cancelled(void *arg)
+{
+    struct vwait *vw = arg;
+    pthread_mutex_lock(&vc_lock);
+    if (vw->fired) {
+        if (vc_pending > 0 && --vc_pending == 0)
+            pthread_cond_broadcast(&vc_settled);
+    } else if (!vw->rebased) {
+        stm__heap_remove(&vc_heap, &vw->h);
+    }
+    pthread_mutex_unlock(&vc_lock);
+}
+
 int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline, int64_t real,
                      int64_t *rebased)
 {
     struct vwait vw = {.w = w};
     pthread_mutex_lock(&vc_lock);
     if (!atomic_load(&stm__g.virtual_on)) {
+        /* the clock went real since the caller looked: re-base as the
+         * switch did the waits it found */
+        *rebased = stm__sat_add(vc_left_r, deadline - vc_left_v);
         pthread_mutex_unlock(&vc_lock);
-        *rebased = deadline;
         return STM__VWAIT_REAL;
     }
     if (deadline <= atomic_load(&stm__g.virtual_now)) {
@@ -164,8 +193,10 @@ int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
     pthread_mutex_unlock(&vc_lock);
     /* a wall-clock deadline still counts in real time */
     bool notified = true;
-    while (!(notified = w->ops->wait(w, real)) && stm__mono_ns() < real)
+    pthread_cleanup_push(vwait_cancelled, &vw);
+    while (!(notified = stm__wait_cancellable(tx, w, real)) && stm__mono_ns() < real)
         ;
+    pthread_cleanup_pop(0);
     pthread_mutex_lock(&vc_lock);
     int r;
     if (vw.fired) {

@@ -216,6 +216,14 @@ static void slack_restore(struct stm_tx *tx)
 #endif
 }
 
+bool stm__wait_cancellable(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline)
+{
+    stm__cancel_restore(tx->cancel_state);
+    bool r = w->ops->wait(w, deadline);
+    stm__cancel_off();
+    return r;
+}
+
 int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
 {
     struct stm__waiter *w = tx->waiter;
@@ -224,6 +232,13 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
         int r = stm__vclock_wait(tx, w, deadline, real, &rebased);
         if (r != STM__VWAIT_REAL)
             return r == STM__VWAIT_NOTIFIED ? 0 : r < 0 ? r : 1;
+        /* stm_clock_real() woke the waiter to re-base its deadline; a
+         * commit's notify that came with it was absorbed by the same
+         * wake-up.  The wait nodes are still registered, so a look at
+         * what the attempt read tells: changed, or any later commit
+         * notifies again (issue 11, defect 1). */
+        if (stm__retry_changed(tx))
+            return 0;
         deadline = rebased;
     }
     if (real < deadline)
@@ -231,7 +246,7 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
     if (tx->vtoken)
         stm__vclock_settle(tx);
     if (deadline >= STM_NEVER) {
-        w->ops->wait(w, STM_NEVER);
+        stm__wait_cancellable(tx, w, STM_NEVER);
         return 0;
     }
     int r = 1;
@@ -248,7 +263,7 @@ int stm__sleep(struct stm_tx *tx, int64_t deadline, int64_t real)
         if (now >= deadline) /* never early */
             break;
         if (now < sleep_until) {
-            if (w->ops->wait(w, sleep_until)) {
+            if (stm__wait_cancellable(tx, w, sleep_until)) {
                 r = 0;
                 break;
             }

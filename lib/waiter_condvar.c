@@ -76,23 +76,37 @@ static void cv_destroy(struct stm__waiter *base)
     free(base);
 }
 
+/* pthread_cond_wait() is a cancellation point: a thread cancelled there
+ * holds the mutex again when its cleanup handlers run. */
+void stm__cv_unlock(void *m)
+{
+    pthread_mutex_unlock(m);
+}
+
 static bool cv_wait(struct stm__waiter *base, int64_t deadline)
 {
     struct stm__cv_waiter *w = (struct stm__cv_waiter *)base;
     struct timespec ts = {.tv_sec = (time_t)(deadline / INT64_C(1000000000)),
                           .tv_nsec = (long)(deadline % INT64_C(1000000000))};
+    bool r;
     pthread_mutex_lock(&w->m);
     /* a deadline already past is a poll (stm_set_wake_spin): no call */
-    bool poll = deadline < INT64_MAX && deadline <= stm__mono_ns();
-    while (!w->signaled && !poll) {
+    if (deadline < INT64_MAX && deadline <= stm__mono_ns()) {
+        r = w->signaled;
+        w->signaled = false;
+        pthread_mutex_unlock(&w->m);
+        return r;
+    }
+    pthread_cleanup_push(stm__cv_unlock, &w->m);
+    while (!w->signaled) {
         if (deadline == INT64_MAX)
             pthread_cond_wait(&w->c, &w->m);
         else if (pthread_cond_timedwait(&w->c, &w->m, &ts) == ETIMEDOUT)
             break;
     }
-    bool r = w->signaled;
+    r = w->signaled;
     w->signaled = false;
-    pthread_mutex_unlock(&w->m);
+    pthread_cleanup_pop(1);
     return r;
 }
 

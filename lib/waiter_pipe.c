@@ -87,6 +87,27 @@ static void pw_prepare(struct stm__waiter *base)
     drain((struct pipe_waiter *)base);
 }
 
+/* ppoll() is a cancellation point (the one where stm_retry() may be
+ * cancelled, with this backend).  Nothing is held here, so the handler has
+ * nothing to release; it is here so that the cancellation's unwinding
+ * stops in this frame first.  AddressSanitizer's runtime needs that: at
+ * the next handler (retry.c) it would meet the stack redzones of the
+ * frames skipped on the way, and report a false error
+ * (google/sanitizers#1010). */
+static void pw_cancelled(void *unused)
+{
+    (void)unused;
+}
+
+static int pw_poll(struct pollfd *p, const struct timespec *tp)
+{
+    volatile int r = -1;
+    pthread_cleanup_push(pw_cancelled, NULL);
+    r = ppoll(p, 1, tp, NULL);
+    pthread_cleanup_pop(0);
+    return r;
+}
+
 static bool pw_wait(struct stm__waiter *base, int64_t deadline)
 {
     struct pipe_waiter *w = (struct pipe_waiter *)base;
@@ -101,7 +122,7 @@ static bool pw_wait(struct stm__waiter *base, int64_t deadline)
             ts.tv_nsec = (long)(left % INT64_C(1000000000));
             tp = &ts;
         }
-        int r = ppoll(&p, 1, tp, NULL);
+        int r = pw_poll(&p, tp);
         if (r > 0)
             return drain(w) || true;
         if (r == 0)

@@ -16,6 +16,7 @@
 struct th_waiter {
     struct stm__cv_waiter cv; /* first: the waiter handed out */
     bool fired;               /* under cv.m */
+    bool armed;               /* the timer is (or may be) in the service's heap */
     struct stm__timer timer;
 };
 
@@ -50,6 +51,19 @@ static void th_destroy(struct stm__waiter *base)
     free(base);
 }
 
+/* Cancelled in pthread_cond_wait(): the mutex is held again, and the
+ * timer must leave the service's heap before the waiter can be freed. */
+static void th_cancelled(void *arg)
+{
+    struct th_waiter *w = arg;
+    pthread_mutex_unlock(&w->cv.m);
+    if (w->armed) {
+        stm__timer_cancel(&w->timer);
+        w->armed = false;
+        w->fired = false;
+    }
+}
+
 static bool th_wait(struct stm__waiter *base, int64_t deadline)
 {
     struct th_waiter *w = (struct th_waiter *)base;
@@ -65,7 +79,10 @@ static bool th_wait(struct stm__waiter *base, int64_t deadline)
     bool own = timed && stm__timer_add(&w->timer, deadline) != 0;
     struct timespec ts = {.tv_sec = (time_t)(deadline / INT64_C(1000000000)),
                           .tv_nsec = (long)(deadline % INT64_C(1000000000))};
+    bool r;
+    w->armed = timed && !own;
     pthread_mutex_lock(&w->cv.m);
+    pthread_cleanup_push(th_cancelled, w);
     while (!w->cv.signaled && !w->fired) {
         if (own) {
             if (pthread_cond_timedwait(&w->cv.c, &w->cv.m, &ts) == ETIMEDOUT)
@@ -74,11 +91,13 @@ static bool th_wait(struct stm__waiter *base, int64_t deadline)
             pthread_cond_wait(&w->cv.c, &w->cv.m);
         }
     }
-    bool r = w->cv.signaled;
+    r = w->cv.signaled;
     w->cv.signaled = false;
+    pthread_cleanup_pop(0);
     pthread_mutex_unlock(&w->cv.m);
-    if (timed && !own) {
+    if (w->armed) {
         stm__timer_cancel(&w->timer); /* after this it cannot fire */
+        w->armed = false;
         pthread_mutex_lock(&w->cv.m);
         w->fired = false;
         pthread_mutex_unlock(&w->cv.m);

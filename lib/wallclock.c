@@ -43,10 +43,12 @@ static int wc_tfd = -1, wc_stopfd = -1;
 static void wake_all(void)
 {
     stm__timer_wall_changed(); /* watchers */
+    int cs = stm__cancel_off(); /* notifies with wc_lock held */
     pthread_mutex_lock(&wc_lock);
     for (uint32_t i = 0; i < wc_n; i++)
         wc_list[i]->ops->notify(wc_list[i]);
     pthread_mutex_unlock(&wc_lock);
+    stm__cancel_restore(cs);
 }
 
 #if defined(__linux__)

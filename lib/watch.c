@@ -257,6 +257,9 @@ static bool running_elsewhere(struct stm_tx *tx, struct stm_watch *w)
 
 void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w)
 {
+    /* after the commit, before its stops are done: not a cancellation
+     * point (nanosleep below is one) */
+    int cs = stm__cancel_off();
     /* `dead` was set in the commit: after this barrier every thread that
      * published w before it is seen, and any later one sees `dead` */
     if (!stm__heavy_barrier()) {
@@ -272,6 +275,7 @@ void stm__watch_stopped(struct stm_tx *tx, struct stm_watch *w)
     /* a transaction that found w in a list began before this tick */
     uint64_t stamp = atomic_fetch_add_explicit(&stm__g.clock, 1, memory_order_acq_rel) + 1;
     stm__limbo_push(tx, w, STM__FREE_WATCH, stamp);
+    stm__cancel_restore(cs);
 }
 
 void stm__watch_reclaim(struct stm_watch *w)

@@ -572,6 +572,80 @@ START_TEST(test_tvar_free_wakes_waiters)
 }
 END_TEST
 
+/* stm_tvar_free() inside a transaction wakes the threads blocked in
+ * stm_retry() on the TVar when that transaction commits, as a call outside
+ * a transaction does at once (issue 11, defect 3): not when reclamation
+ * frees the TVar, many commits later.  The waiter learns that the TVar is
+ * gone from a plain flag set before the freeing commit (a transaction
+ * that starts after the free must not read it), so nothing but the free
+ * can wake it; the freeing transaction writes nothing else. */
+struct ifw {
+    stm_tvar *x;
+    atomic_int gone;
+    atomic_int attempts;
+    atomic_int tid;
+    atomic_int done;
+    int rc;
+};
+
+static int ifw_body(stm_tx *tx, void *arg)
+{
+    struct ifw *p = arg;
+    atomic_fetch_add(&p->attempts, 1);
+    if (atomic_load(&p->gone))
+        return 1;
+    if (stm_read(tx, p->x) == 0)
+        stm_retry(tx);
+    return 2;
+}
+
+static void *ifw_main(void *arg)
+{
+    struct ifw *p = arg;
+    atomic_store(&p->tid, tu_gettid());
+    p->rc = stm_atomically(ifw_body, p);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static int free_in_tx_body(stm_tx *tx, void *arg)
+{
+    (void)tx;
+    stm_tvar_free(arg);
+    return 0;
+}
+
+START_TEST(test_tvar_free_in_tx_wakes_at_commit)
+{
+    const int rounds = TU_SCALE(20, 5);
+    for (int r = 0; r < rounds; r++) {
+        struct ifw p;
+        memset(&p, 0, sizeof p);
+        p.x = stm_tvar_new(0);
+        ck_assert_ptr_nonnull(p.x);
+        pthread_t t = tu_run_thread(ifw_main, &p);
+        ck_assert(tu_wait_atleast(&p.attempts, 1, TU_HANDSHAKE_MS));
+        ck_assert(tu_wait_atleast(&p.tid, 1, TU_HANDSHAKE_MS));
+        ck_assert(tu_wait_asleep((pid_t)atomic_load(&p.tid), TU_HANDSHAKE_MS));
+        atomic_store(&p.gone, 1);
+        ck_assert_int_eq(stm_atomically(free_in_tx_body, p.x), 0);
+        bool woke = tu_wait_atleast(&p.done, 1, TU_HANDSHAKE_MS);
+        if (!woke) {
+            stm__reclaim_flush(); /* release it: reclamation wakes it */
+            tu_wait_atleast(&p.done, 1, TU_HANDSHAKE_MS);
+        }
+        ck_assert_msg(woke,
+                      "round %d: the thread blocked on a TVar freed in a committed "
+                      "transaction was not woken by the commit",
+                      r);
+        tu_join(t);
+        ck_assert_int_eq(p.rc, 1);
+        ck_assert_int_eq(atomic_load(&p.attempts), 2);
+    }
+    stm_shutdown();
+}
+END_TEST
+
 /*
  * A block freed by a thread that then exits moves to the library's
  * orphan list, which a reclaim pass of any other thread sweeps.  The
@@ -846,6 +920,7 @@ static Suite *reclaim_suite(void)
     tcase_add_test(tc, test_list_replace);
     tcase_add_test(tc, test_tvar_free_while_read);
     tcase_add_test(tc, test_tvar_free_wakes_waiters);
+    tcase_add_test(tc, test_tvar_free_in_tx_wakes_at_commit);
     tcase_add_test(tc, test_orphans_during_flush);
     tcase_add_test(tc, test_reclaim_resumes_after_long_tx);
     suite_add_tcase(s, tc);

@@ -806,6 +806,89 @@ START_TEST(test_keep_real_deadline)
 }
 END_TEST
 
+/* A commit and stm_clock_real() right after it (issue 11, defect 1): the
+ * commit's wake-up and the switch's re-basing reach the sleeper together,
+ * in one return of its Waiter.  The wake-up must not be taken for the
+ * re-basing alone: the sleeper runs its body again at once, rather than at
+ * its re-based deadline an hour of real time later.  The window is a few
+ * microseconds wide, so the scenario runs many times; a wake-up lost in
+ * any round fails the test after the handshake bound. */
+struct lw {
+    stm_tvar *x;
+    int64_t d;
+    atomic_int attempts;
+    atomic_int tid;
+    atomic_int done;
+    int rc;
+};
+
+static int body_lw(stm_tx *tx, void *arg)
+{
+    struct lw *p = arg;
+    atomic_fetch_add(&p->attempts, 1);
+    intptr_t v = stm_read(tx, p->x);
+    if (v == 0 && !stm_elapsed(tx, p->d))
+        stm_retry(tx);
+    return (int)v;
+}
+
+static void *thr_lw(void *arg)
+{
+    struct lw *p = arg;
+    atomic_store(&p->tid, tu_gettid());
+    p->rc = stm_atomically(body_lw, p);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static int body_set1(stm_tx *tx, void *arg)
+{
+    stm_write(tx, arg, 1);
+    return 0;
+}
+
+static void run_commit_then_real(const char *backend)
+{
+    ck_assert_int_eq(stm_set_waiter(backend), 0);
+    const int rounds = TU_SCALE(300, 60);
+    struct lw p;
+    for (int i = 0; i < rounds; i++) {
+        memset(&p, 0, sizeof p);
+        p.x = stm_tvar_new(0);
+        ck_assert_ptr_nonnull(p.x);
+        ck_assert_int_eq(stm_clock_virtual(STM_SEC(1000)), 0);
+        p.d = stm_now() + STM_SEC(3600);
+        pthread_t t = tu_run_thread(thr_lw, &p);
+        wait_blocked(&p.attempts, 1, &p.tid);
+        ck_assert_int_eq(stm_atomically(body_set1, p.x), 0);
+        ck_assert_int_eq(stm_clock_real(), 0);
+        bool woke = tu_wait_atleast(&p.done, 1, TU_HANDSHAKE_MS);
+        ck_assert_msg(woke, "%s, round %d of %d: the commit's wake-up was lost", backend, i + 1,
+                      rounds);
+        tu_join(t);
+        ck_assert_int_eq(p.rc, 1);
+        stm_tvar_free(p.x);
+    }
+}
+
+START_TEST(test_commit_then_real_condvar)
+{
+    run_commit_then_real("condvar");
+}
+END_TEST
+
+START_TEST(test_commit_then_real_pipe)
+{
+    run_commit_then_real("pipe");
+}
+END_TEST
+
+START_TEST(test_commit_then_real_thread)
+{
+    run_commit_then_real("thread");
+}
+END_TEST
+
 /* ==== 6. wall-clock deadlines keep following the real wall clock ====== */
 
 struct vw {
@@ -977,6 +1060,14 @@ static Suite *vclock_suite(void)
     tcase_add_test(tc, test_rebase_pipe);
     tcase_add_test(tc, test_rebase_thread);
     tcase_add_test(tc, test_keep_real_deadline);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("commit_then_real");
+    tcase_add_checked_fixture(tc, vclock_setup, vclock_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_commit_then_real_condvar);
+    tcase_add_test(tc, test_commit_then_real_pipe);
+    tcase_add_test(tc, test_commit_then_real_thread);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wall");

@@ -1552,6 +1552,31 @@ START_TEST(test_misuse_free_watched_tvar)
 }
 END_TEST
 
+/* inside a transaction the check is made at its commit, as the call
+ * outside one makes it at once */
+static int body_free_arg(stm_tx *tx, void *arg)
+{
+    (void)tx;
+    stm_tvar_free(arg);
+    return 0;
+}
+
+START_TEST(test_misuse_free_watched_tvar_in_tx)
+{
+    stm_tvar *x = tv(1), *y = tv(0);
+    struct mirror m;
+    mirror_init(&m, x, y, 1, 0);
+    mirror_start(&m, 0);
+#ifdef STM_TEST_EMBEDDED
+    expect_abort("stm_tvar_destroy"); /* (tests/testutil.h: destroy + stm_free) */
+#else
+    expect_abort("stm_tvar_free");
+#endif
+    stm_atomically(body_free_arg, x);
+    ck_abort_msg("a transaction that freed a watched TVar committed");
+}
+END_TEST
+
 /* the TVar was read on an earlier run only: freeing it is fine */
 START_TEST(test_free_tvar_no_longer_read)
 {
@@ -1787,6 +1812,7 @@ static Suite *watch_suite(void)
     tcase_add_test_raise_signal(tc, test_misuse_new_outside_tx, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_atomically_watch_inside_tx, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_free_watched_tvar, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_misuse_free_watched_tvar_in_tx, SIGABRT);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("nomem");

@@ -96,3 +96,7 @@ tests_check_watch_wall_emb_CPPFLAGS = $(TEST_CPPFLAGS) -DSTM_TEST_EMBEDDED
 check_PROGRAMS += tests/check_catch_emb
 tests_check_catch_emb_SOURCES = tests/check_catch.c tests/testutil.h tests/misuse.h
 tests_check_catch_emb_CPPFLAGS = $(TEST_CPPFLAGS) -DSTM_TEST_EMBEDDED
+
+check_PROGRAMS += tests/check_cancel_emb
+tests_check_cancel_emb_SOURCES = tests/check_cancel.c tests/testutil.h tests/misuse.h
+tests_check_cancel_emb_CPPFLAGS = $(TEST_CPPFLAGS) -DSTM_TEST_EMBEDDED

@@ -27,11 +27,14 @@ TESTS = $(check_PROGRAMS)
 ##                           tests/install-smoke.c and examples/bank.c with
 ##                           `pkg-config stm` against the staged copy, then
 ##                           make uninstall leaves no file behind
-dist_check_SCRIPTS = tests/check-exports.sh tests/check-install.sh
+##   tests/check-asan-app.sh  tests/asan-app.c built with -fsanitize=address
+##                           against this build's unsanitized libstm.a:
+##                           conflict restarts leave no false reports
+dist_check_SCRIPTS = tests/check-exports.sh tests/check-install.sh tests/check-asan-app.sh
 TESTS += $(dist_check_SCRIPTS)
 TEST_EXTENSIONS = .sh
 SH_LOG_COMPILER = $(SHELL)
-EXTRA_DIST += tests/install-smoke.c
+EXTRA_DIST += tests/install-smoke.c tests/asan-app.c
 
 ## The tests' environment.  CK_*: Check's per-test timeout (seconds; scaled
 ## by CK_TIMEOUT_MULTIPLIER) and verbosity; both may be overridden from the

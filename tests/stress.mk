@@ -24,3 +24,6 @@ tests_check_starvation_SOURCES = tests/check_starvation.c tests/testutil.h
 
 check_PROGRAMS += tests/check_watch_stress
 tests_check_watch_stress_SOURCES = tests/check_watch_stress.c tests/testutil.h
+
+check_PROGRAMS += tests/check_cancel
+tests_check_cancel_SOURCES = tests/check_cancel.c tests/testutil.h
