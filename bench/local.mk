@@ -59,6 +59,22 @@ bench_bank_CFLAGS = $(BENCH_CFLAGS)
 bench_bank_LDFLAGS = $(BENCH_LINKFLAGS)
 bench_bank_LDADD = $(BENCH_LDADD)
 
+BENCHMARKS += bench/queue$(EXEEXT)
+EXTRA_PROGRAMS += bench/queue
+bench_queue_SOURCES = bench/queue.c bench/bench.h
+bench_queue_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_queue_CFLAGS = $(BENCH_CFLAGS)
+bench_queue_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_queue_LDADD = $(BENCH_LDADD)
+
+BENCHMARKS += bench/map$(EXEEXT)
+EXTRA_PROGRAMS += bench/map
+bench_map_SOURCES = bench/map.c bench/bench.h
+bench_map_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_map_CFLAGS = $(BENCH_CFLAGS)
+bench_map_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_map_LDADD = $(BENCH_LDADD)
+
 CLEANFILES += $(BENCHMARKS)
 
 EXTRA_DIST += bench/matrix.sh bench/compare.sh

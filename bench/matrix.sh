@@ -21,6 +21,8 @@ run "$B/micro" -r 5 -n 1000000
 run "$B/wake" -q
 run "$B/watch" -q
 run "$B/bank"
+run "$B/queue"
+run "$B/map"
 
 # intset: each row under libstm and under one global mutex (same code, same
 # nodes); the result line gets vs_mutex= (stm throughput / mutex throughput).

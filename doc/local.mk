@@ -10,6 +10,9 @@ dist_man_MANS = \
 	doc/stm_atomically.3 \
 	doc/stm_tvar_new.3 \
 	doc/stm_tvar_init.3 \
+	doc/stm_queue_new.3 \
+	doc/stm_map_new.3 \
+	doc/stm_chan_new.3 \
 	doc/stm_after_commit.3 \
 	doc/stm_defer.3 \
 	doc/stm_now.3 \
@@ -24,6 +27,12 @@ dist_man_MANS = \
 	doc/stm_atomically_ro.3 \
 	doc/stm_atomically_until.3 \
 	doc/stm_atomically_watch.3 \
+	doc/stm_chan_free.3 \
+	doc/stm_chan_recv.3 \
+	doc/stm_chan_send.3 \
+	doc/stm_chan_subscribe.3 \
+	doc/stm_chan_try_recv.3 \
+	doc/stm_chan_unsubscribe.3 \
 	doc/stm_clock_advance.3 \
 	doc/stm_clock_is_virtual.3 \
 	doc/stm_clock_real.3 \
@@ -33,9 +42,22 @@ dist_man_MANS = \
 	doc/stm_free.3 \
 	doc/STM_MSEC.3 \
 	doc/STM_NEVER.3 \
+	doc/stm_map_del.3 \
+	doc/stm_map_free.3 \
+	doc/stm_map_get.3 \
+	doc/stm_map_iter_init.3 \
+	doc/stm_map_len.3 \
+	doc/stm_map_next.3 \
+	doc/stm_map_put.3 \
 	doc/stm_on_abort.3 \
 	doc/stm_or_else.3 \
 	doc/stm_read.3 \
+	doc/stm_queue_free.3 \
+	doc/stm_queue_len.3 \
+	doc/stm_queue_pop.3 \
+	doc/stm_queue_push.3 \
+	doc/stm_queue_try_pop.3 \
+	doc/stm_queue_try_push.3 \
 	doc/stm_read_ptr.3 \
 	doc/stm_retry.3 \
 	doc/STM_SEC.3 \

@@ -52,3 +52,21 @@ examples_eventloop_SOURCES = examples/eventloop.c
 examples_eventloop_CPPFLAGS = -I$(top_srcdir)/include
 examples_eventloop_LDFLAGS =
 examples_eventloop_LDADD = lib/libstm.la
+
+## The containers' examples (stm_queue, stm_map, stm_chan), built like
+## examples/bank; tests/check-examples.sh runs them and checks their output.
+noinst_PROGRAMS += examples/queue
+examples_queue_SOURCES = examples/queue.c
+examples_queue_CPPFLAGS = -I$(top_srcdir)/include
+examples_queue_LDFLAGS =
+examples_queue_LDADD = lib/libstm.la
+noinst_PROGRAMS += examples/map
+examples_map_SOURCES = examples/map.c
+examples_map_CPPFLAGS = -I$(top_srcdir)/include
+examples_map_LDFLAGS =
+examples_map_LDADD = lib/libstm.la
+noinst_PROGRAMS += examples/chan
+examples_chan_SOURCES = examples/chan.c
+examples_chan_CPPFLAGS = -I$(top_srcdir)/include
+examples_chan_LDFLAGS =
+examples_chan_LDADD = lib/libstm.la

@@ -1031,6 +1031,281 @@ STM_API int stm_clock_real(void);
 STM_API bool stm_clock_is_virtual(void);
 
 /* ======================================================================
+ * TRANSACTIONAL CONTAINERS
+ *
+ * Queues, broadcast channels and hash maps built on embedded TVars (and on
+ * nothing but this header).  Every operation takes the running stm_tx and
+ * is part of that transaction: it commits or is discarded with it, and
+ * composes with stm_retry(), stm_or_else() and stm_atomically_until() like
+ * any read or write.  Two transactions conflict only where they really
+ * touch the same element; each section says exactly what conflicts with
+ * what.  The containers hold intptr_t values; what a value points to is
+ * the program's.
+ *
+ * Common rules: a NULL transaction handle or container (or output
+ * pointer) is misuse (one line on standard error naming the function,
+ * then abort()); the constructors return NULL with errno = ENOMEM when
+ * memory cannot be had; inside a transaction, running out of memory
+ * discards the attempt (stm_atomically() returns -ENOMEM).  The free
+ * functions accept NULL, must be called outside any transaction, and only
+ * once no other thread can use the container.
+ * ====================================================================== */
+
+/* ---- stm_queue: a FIFO queue (like GHC's TQueue / TBQueue) ---- */
+
+typedef struct stm_queue stm_queue;
+
+/**
+ * stm_queue_new - make an empty FIFO queue of intptr_t values.
+ *
+ * `capacity` 0 makes it unbounded; otherwise stm_queue_push() waits while
+ * it holds `capacity` items.  Returns the queue, owned by the caller until
+ * stm_queue_free(), or NULL with errno set to ENOMEM.  Not transactional:
+ * call it outside a transaction (or inside one, but then the queue is not
+ * freed if the attempt is discarded).  About 160 bytes; each item takes
+ * one 32-byte node (malloc).
+ */
+STM_API stm_queue *stm_queue_new(size_t capacity) STM_WUR;
+
+/**
+ * stm_queue_free - free `q` and the items still in it (the values are
+ * dropped: free what they point to first).  NULL is a no-op.  Call it
+ * outside a transaction, once no thread can use `q`.  O(items).
+ */
+STM_API void stm_queue_free(stm_queue *q);
+
+/**
+ * stm_queue_push - append `v` to `q` in transaction `tx`.
+ *
+ * If `q` is bounded and full, calls stm_retry(): the transaction (or the
+ * stm_or_else() branch) waits until a consumer makes room.  Allocates one
+ * node with stm_alloc() (freed again if the attempt is discarded).  O(1).
+ *
+ * Conflicts: pushes conflict with each other (they write the tail).  A
+ * push does not conflict with a pop from a non-empty queue.  On a bounded
+ * queue, a producer reads the consumers' side only when its credit runs
+ * out, about once per `capacity` pushes while consumers keep up (every
+ * push while the queue stays full).
+ */
+STM_API void stm_queue_push(stm_tx *tx, stm_queue *q, intptr_t v);
+
+/**
+ * stm_queue_try_push - stm_queue_push() that returns false instead of
+ * waiting when `q` is full; true when `v` was appended.
+ */
+STM_API bool stm_queue_try_push(stm_tx *tx, stm_queue *q, intptr_t v);
+
+/**
+ * stm_queue_pop - remove and return the oldest item of `q`.
+ *
+ * If `q` is empty, calls stm_retry(): the transaction waits until a push
+ * commits (for a time limit, run it with stm_atomically_until()).  The
+ * node is released with stm_free() when the transaction commits.  O(1).
+ *
+ * Conflicts: pops conflict with each other (they write the head).  A pop
+ * from a non-empty queue does not conflict with a push; a pop that finds
+ * the queue empty is woken by the push that fills it.
+ */
+STM_API intptr_t stm_queue_pop(stm_tx *tx, stm_queue *q);
+
+/**
+ * stm_queue_try_pop - stm_queue_pop() that returns false (and leaves
+ * `*out` alone) instead of waiting when `q` is empty; true with the item
+ * in `*out` otherwise.  `out` must not be NULL (misuse).
+ */
+STM_API bool stm_queue_try_pop(stm_tx *tx, stm_queue *q, intptr_t *out);
+
+/**
+ * stm_queue_len - the number of items in `q`, in `tx`'s snapshot.  O(1).
+ *
+ * Reads both the producers' and the consumers' side, so a transaction
+ * that calls it conflicts with every push and pop that commits meanwhile.
+ */
+STM_API size_t stm_queue_len(stm_tx *tx, stm_queue *q);
+
+/* ---- stm_chan: a broadcast channel (GHC's TChan with dupTChan) ---- */
+
+typedef struct stm_chan stm_chan;
+typedef struct stm_chan_reader stm_chan_reader;
+
+/**
+ * stm_chan_new - make a broadcast channel of intptr_t messages.
+ *
+ * Every reader (stm_chan_subscribe()) receives every message sent after
+ * it subscribed, in the order sent; a message sent while nobody is
+ * subscribed is dropped.  Returns the channel, owned by the caller until
+ * stm_chan_free(), or NULL with errno set to ENOMEM.  Not transactional.
+ */
+STM_API stm_chan *stm_chan_new(void) STM_WUR;
+
+/**
+ * stm_chan_free - free `ch`, its pending messages and every reader still
+ * subscribed (their handles become invalid).  NULL is a no-op.  Call it
+ * outside any transaction, once no thread can use `ch` or its readers.
+ * O(readers + pending messages).
+ */
+STM_API void stm_chan_free(stm_chan *ch);
+
+/**
+ * stm_chan_send - send `v` to every current subscriber of `ch`.
+ *
+ * Never waits (the channel is unbounded: a reader that falls behind holds
+ * the messages it has not received).  Allocates one 48-byte message with
+ * stm_alloc().  O(1).
+ *
+ * Conflicts: sends conflict with each other (they write the tail), and
+ * with subscribe and unsubscribe.  A send does not conflict with a reader
+ * that has messages left to receive; it wakes a reader that waits for the
+ * next message.
+ */
+STM_API void stm_chan_send(stm_tx *tx, stm_chan *ch, intptr_t v);
+
+/**
+ * stm_chan_subscribe - a new reader of `ch`, which receives the messages
+ * sent after `tx` commits (in `tx`'s serialisation order), in order.
+ *
+ * The reader is allocated with stm_alloc() (freed again if the attempt is
+ * discarded) and belongs to the caller until stm_chan_unsubscribe() (or
+ * stm_chan_free()).  O(1).  Conflicts with sends, subscribes and
+ * unsubscribes of `ch` that commit meanwhile.
+ */
+STM_API stm_chan_reader *stm_chan_subscribe(stm_tx *tx, stm_chan *ch) STM_WUR;
+
+/**
+ * stm_chan_recv - the next message for reader `r`.
+ *
+ * If `r` has received everything sent so far, calls stm_retry(): the
+ * transaction waits for the next send (for a time limit, use
+ * stm_atomically_until()).  A message that every reader has received is
+ * released (stm_free()) by the last of them, so memory stays flat as long
+ * as readers keep up.  O(1).
+ *
+ * Conflicts: a reader writes only its own position and the count of
+ * readers still to pass the message it leaves, so two readers conflict
+ * only when they leave the same message at the same time; a reader with
+ * messages left does not conflict with senders.
+ */
+STM_API intptr_t stm_chan_recv(stm_tx *tx, stm_chan_reader *r);
+
+/**
+ * stm_chan_try_recv - stm_chan_recv() that returns false (and leaves
+ * `*out` alone) instead of waiting; true with the message in `*out`
+ * otherwise.  `out` must not be NULL (misuse).
+ */
+STM_API bool stm_chan_try_recv(stm_tx *tx, stm_chan_reader *r, intptr_t *out);
+
+/**
+ * stm_chan_unsubscribe - end reader `r` when `tx` commits; the messages
+ * it had not received are released as if it had.  `r` must not be used
+ * afterwards (its memory goes with stm_free()).  NULL is a no-op.
+ * O(messages `r` had not received + readers of the channel); conflicts
+ * with every reader receiving one of those messages meanwhile, and with
+ * sends, subscribes and unsubscribes.
+ */
+STM_API void stm_chan_unsubscribe(stm_tx *tx, stm_chan_reader *r);
+
+/* ---- stm_map: a hash map (like stm-containers' Map, ScalaSTM's TMap) ---- */
+
+typedef struct stm_map stm_map;
+
+/**
+ * How an stm_map compares keys that are not plain integers (string keys,
+ * say): `hash` returns the same value for keys that are `equal`.  Both
+ * must be pure functions, safe to call from any thread at any time (they
+ * run inside transactions, possibly on data a discarded attempt read).
+ */
+struct stm_map_ops {
+    uint64_t (*hash)(intptr_t key);
+    bool (*equal)(intptr_t a, intptr_t b);
+};
+
+/**
+ * stm_map_new - make an empty hash map from intptr_t keys to intptr_t
+ * values.
+ *
+ * With `ops` NULL, keys are compared as integers (and hashed with a
+ * good 64-bit mixer); otherwise `ops` says how (the structure is copied;
+ * both functions must be non-NULL).  Returns the map, owned by the caller
+ * until stm_map_free(), or NULL with errno set to ENOMEM, or to EINVAL
+ * when `ops` lacks a function.  Keys and values are the program's: the
+ * map stores them and frees neither.  About 1.3 KiB empty; each key takes
+ * a 48-byte node, and the table 16 bytes per bucket (about a bucket per
+ * key at most: the table doubles past two keys per bucket).
+ */
+STM_API stm_map *stm_map_new(const struct stm_map_ops *ops) STM_WUR;
+
+/**
+ * stm_map_free - free `m`, its tables and every node (not what keys and
+ * values point to).  NULL is a no-op.  Call it outside any transaction,
+ * once no thread can use `m`.  O(keys + buckets).
+ */
+STM_API void stm_map_free(stm_map *m);
+
+/**
+ * stm_map_get - look `key` up in `m`: true with its value in `*value`
+ * (`value` may be NULL to test presence only), or false if it is absent
+ * (`*value` left alone).  Writes nothing, so it may be used in
+ * stm_atomically_ro() bodies.  O(1) on average.
+ */
+STM_API bool stm_map_get(stm_tx *tx, stm_map *m, intptr_t key, intptr_t *value);
+
+/**
+ * stm_map_put - set `key` to `value` in `m`; returns true if the key was
+ * new, false if an existing value was replaced.  A new key takes one node
+ * from stm_alloc() (freed again if the attempt is discarded).  O(1) on
+ * average.
+ */
+STM_API bool stm_map_put(stm_tx *tx, stm_map *m, intptr_t key, intptr_t value);
+
+/**
+ * stm_map_del - remove `key` from `m`; returns true if it was there.  Its
+ * node is released with stm_free() when the transaction commits.  O(1) on
+ * average.
+ */
+STM_API bool stm_map_del(stm_tx *tx, stm_map *m, intptr_t key);
+
+/**
+ * stm_map_len - the number of keys in `m`, in `tx`'s snapshot.
+ *
+ * The size is kept in 16 striped counters (one per thread, threads beyond
+ * 16 share), so writers never meet on it; this function reads them all,
+ * and so conflicts with every insert and delete that commits meanwhile.
+ * O(1) (16 reads).
+ */
+STM_API size_t stm_map_len(stm_tx *tx, stm_map *m);
+
+/** An iteration over an stm_map; the fields are private.  Set it up with
+ * stm_map_iter_init(), inside the transaction body that uses it. */
+typedef struct stm_map_iter {
+    uintptr_t stm__private[3];
+} stm_map_iter;
+
+/**
+ * stm_map_iter_init - start an iteration: the next stm_map_next() returns
+ * the first key.  `it` must not be NULL (misuse).
+ */
+STM_API void stm_map_iter_init(stm_map_iter *it);
+
+/**
+ * stm_map_next - the next key of `m` (and its value) in the iteration
+ * `it`: true with the key in `*key` and the value in `*value` (either
+ * pointer may be NULL), or false when every key has been returned.
+ *
+ * The order is unspecified.  Within one transaction the iteration sees
+ * the transaction's snapshot: each key exactly once.  Use `it` in one
+ * transaction only (initialise it inside the body, which may run again),
+ * and do not put or delete keys of `m` between its first and last call
+ * (the result is then unspecified, though memory-safe).  A full
+ * iteration reads every bucket, and the value of every key it returns
+ * (when `value` is not NULL), so it conflicts with every insert and delete
+ * (and such value update) that commits meanwhile: keep iterations for
+ * audits and snapshots, not hot paths.  O(keys + buckets) for the whole
+ * iteration.
+ */
+STM_API bool stm_map_next(stm_tx *tx, stm_map *m, stm_map_iter *it, intptr_t *key,
+                          intptr_t *value);
+
+/* ======================================================================
  * STATISTICS, DIAGNOSTICS, SHUTDOWN
  * ====================================================================== */
 

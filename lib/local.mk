@@ -10,6 +10,9 @@ lib_libstm_la_SOURCES = \
 	lib/thread.c \
 	lib/tvar.c \
 	lib/tvar_ext.c \
+	lib/queue.c \
+	lib/map.c \
+	lib/chan.c \
 	lib/tx.c \
 	lib/retry.c \
 	lib/orelse.c \

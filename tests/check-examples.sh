@@ -1,5 +1,6 @@
 #!/bin/sh
-# tests/check-examples.sh - the watcher demos do what they say they do.
+# tests/check-examples.sh - the watcher demos and the containers' examples
+# do what they say they do.
 # Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
 #
 # Run by `make check` (dist_check_SCRIPTS in tests/examples.mk) from the
@@ -22,6 +23,11 @@
 # examples/eventloop:
 #   6. exits 0; reports 0, 1, ..., 20 in that order, each once, each on
 #      the main thread, and says OK.
+# examples/queue, examples/map, examples/chan (the containers):
+#   7. each exits 0 and prints its OK line (each checks its own outcome:
+#      every job taken once and in per-producer order; word counts exact
+#      and every concurrent audit consistent; every reader's events in
+#      order with none missing).
 #
 # Exit 99 (hard error) if a program is missing.
 
@@ -120,6 +126,16 @@ if test -s "$tmp/eventloop.err"; then
     fail "eventloop: the reports are wrong:"
     sed 's/^/    /' "$tmp/eventloop.err"
 fi
+
+# ---- the containers' examples ---------------------------------------------
+run queue
+grep -q 'each taken once, in order: OK$' "$tmp/queue.out" || fail "queue: no OK line"
+
+run map
+grep -q 'counts exact and every audit consistent: OK$' "$tmp/map.out" || fail "map: no OK line"
+
+run chan
+grep -q 'in order, none missing: OK$' "$tmp/chan.out" || fail "chan: no OK line"
 
 if test "$status" -eq 0; then
     echo "check-examples: PASS"

@@ -1,5 +1,7 @@
 ## tests/examples.mk - the watcher demos, examples/reconnect and
-## examples/eventloop.  Included from tests/local.mk; paths are relative
+## examples/eventloop, and the containers' examples (examples/queue,
+## examples/map, examples/chan, each checking its own outcome and printing
+## an OK line).  Included from tests/local.mk; paths are relative
 ## to the top of the tree.
 ##
 ## The programs are noinst_PROGRAMS in examples/local.mk (plain `make`

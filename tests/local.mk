@@ -70,5 +70,6 @@ include $(srcdir)/tests/unit.mk
 include $(srcdir)/tests/stress.mk
 include $(srcdir)/tests/time.mk
 include $(srcdir)/tests/embedded.mk
+include $(srcdir)/tests/containers.mk
 include $(srcdir)/tests/tutorial.mk
 include $(srcdir)/tests/examples.mk
