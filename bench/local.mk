@@ -2,7 +2,8 @@
 ## paths are relative to the top of the tree).
 ##
 ## Benchmarks are EXTRA_PROGRAMS: neither `make` nor `make check` builds them;
-## `make bench` builds and runs every program in BENCHMARKS.  To add one:
+## `make bench` builds every program in BENCHMARKS and runs bench/matrix.sh,
+## which runs them with short settings (add a new program there too).  To add one:
 ##
 ##   BENCHMARKS += bench/foo$(EXEEXT)
 ##   EXTRA_PROGRAMS += bench/foo
@@ -42,6 +43,22 @@ bench_watch_CFLAGS = $(BENCH_CFLAGS)
 bench_watch_LDFLAGS = $(BENCH_LINKFLAGS)
 bench_watch_LDADD = $(BENCH_LDADD)
 
+BENCHMARKS += bench/intset$(EXEEXT)
+EXTRA_PROGRAMS += bench/intset
+bench_intset_SOURCES = bench/intset.c
+bench_intset_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_intset_CFLAGS = $(BENCH_CFLAGS)
+bench_intset_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_intset_LDADD = $(BENCH_LDADD)
+
+BENCHMARKS += bench/bank$(EXEEXT)
+EXTRA_PROGRAMS += bench/bank
+bench_bank_SOURCES = bench/bank.c bench/bench.h
+bench_bank_CPPFLAGS = $(BENCH_CPPFLAGS)
+bench_bank_CFLAGS = $(BENCH_CFLAGS)
+bench_bank_LDFLAGS = $(BENCH_LINKFLAGS)
+bench_bank_LDADD = $(BENCH_LDADD)
+
 BENCHMARKS += bench/queue$(EXEEXT)
 EXTRA_PROGRAMS += bench/queue
 bench_queue_SOURCES = bench/queue.c bench/bench.h
@@ -60,11 +77,12 @@ bench_map_LDADD = $(BENCH_LDADD)
 
 CLEANFILES += $(BENCHMARKS)
 
+EXTRA_DIST += bench/matrix.sh bench/compare.sh
+
+# The short standard matrix (bench/matrix.sh, about a minute): every
+# program in BENCHMARKS with quick settings.
 bench: $(BENCHMARKS)
-	@for b in $(BENCHMARKS); do \
-	  echo "=== $$b"; \
-	  ./$$b || exit 1; \
-	done
+	$(SHELL) $(top_srcdir)/bench/matrix.sh bench
 
 .PHONY: bench
 

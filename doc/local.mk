@@ -97,3 +97,4 @@ dist_man_MANS = \
 EXTRA_DIST += doc/virtual-clock.md
 EXTRA_DIST += doc/tutorial.md
 EXTRA_DIST += doc/event-loops.md
+EXTRA_DIST += doc/benchmarks.md
