@@ -416,9 +416,12 @@ STM_API int stm_atomically(stm_fn *fn, void *arg) STM_NONNULL(1);
  * validate.  Opacity holds as in any transaction.  Without a read set the
  * snapshot cannot be extended: a read that finds `var` changed since the
  * snapshot (or locked by a committing writer for longer than a short spin)
- * restarts the attempt with a fresh snapshot (counted in aborts_conflict).
- * After three such restarts in a row the body runs as a normal
- * transaction (stm_atomically()), which extends its snapshot instead.
+ * restarts the attempt (counted in aborts_conflict).  The body then runs
+ * again as a normal transaction (stm_atomically()), which extends its
+ * snapshot instead, and so do this thread's next 64 stm_atomically_ro()
+ * calls: a thread whose reads meet concurrent commits records what it
+ * reads for a while (one restart, then at most 64 calls at the cost of
+ * stm_atomically()) rather than restarting again and again.
  *
  * In a read-only attempt the body may call stm_read(), stm_abort(),
  * stm_tx_now(), stm_tx_start(), stm_elapsed(), stm_tx_wall_now(), stm_elapsed_wall(),

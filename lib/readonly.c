@@ -10,10 +10,12 @@
  * has nothing to validate and nothing to lock.  Without a read set the
  * snapshot cannot be extended (that would mean re-validating the earlier
  * reads), so a read that meets a TVar newer than the snapshot, or one that
- * stays locked, restarts the attempt with a fresh snapshot.  After
- * STM__RO_RESTARTS such restarts in a row the body runs as a normal
- * transaction instead, which can extend, and which has the serial-mode
- * guarantee of progress.
+ * stays locked, restarts the attempt.  The body then runs as a normal
+ * transaction, which can extend, and which has the serial-mode guarantee
+ * of progress; so do the thread's next STM__RO_NORMAL_RUN calls, since a
+ * thread whose reads met one concurrent commit is likely to meet more (a
+ * long lookup in a list that others update: recording the reads costs
+ * less than restarting).
  *
  * While a read-only attempt runs, stm__ro (not stm__active) names the
  * descriptor.  So every operation's one-compare "is tx the running
@@ -42,9 +44,6 @@
 
 #include "stm-internal.h"
 
-/* Read-only conflict restarts in a row after which the body runs as a
- * normal transaction. */
-#define STM__RO_RESTARTS 3
 
 static inline void ro_end(struct stm_tx *tx)
 {
@@ -70,9 +69,16 @@ __attribute__((always_inline)) static inline int ro_run(struct stm_tx *tx, void 
     return r;
 }
 
-/* ro_attempt(), when the begin needs more than its fast path. */
+/* ro_attempt(), when the begin needs more than its fast path, or the
+ * thread's read-only calls run as normal transactions for now. */
 __attribute__((noinline)) static int ro_attempt_slow(struct stm_tx *tx, void *arg, stm_fn *fn)
 {
+    if (tx->ro_normal != 0) {
+        /* (the jump buffer set for this attempt is not used again: the
+         * normal transaction sets its own and ends before returning) */
+        tx->ro_normal--;
+        return stm_atomically(fn, arg);
+    }
     stm__begin_slow(tx);
     return ro_run(tx, arg, fn);
 }
@@ -84,28 +90,28 @@ __attribute__((noinline)) static int ro_attempt(struct stm_tx *tx, void *arg, st
                                                 stm__jmpbuf *jb)
 {
     tx->jb = jb;
-    if (STM__UNLIKELY(tx->extras) || STM__UNLIKELY(!stm__snapshot_try(tx)))
+    if (STM__UNLIKELY(tx->extras | tx->ro_normal) || STM__UNLIKELY(!stm__snapshot_try(tx)))
         return ro_attempt_slow(tx, arg, fn);
     return ro_run(tx, arg, fn);
 }
 
-/* The attempt was left by a jump: end it and decide.  Returns true with
- * *result when stm_atomically_ro() is done, false to run another
- * read-only attempt.  Out of line, so that stm_atomically_ro() (which
- * calls setjmp, and so keeps its variables in memory) stays small. */
-__attribute__((noinline)) static bool ro_jumped(struct stm_tx *tx, stm_fn *fn, void *arg,
-                                                int *result)
+/* The read-only attempt was left by a jump: end it, and finish the call.
+ * Out of line, so that stm_atomically_ro() (which calls setjmp, and so
+ * keeps its variables in memory) stays small. */
+__attribute__((noinline)) static int ro_again(struct stm_tx *tx, stm_fn *fn, void *arg)
 {
     int why = tx->jump, ret;
+    stm__start_note(tx); /* the normal transaction below may ask */
     if (why == STM__JUMP_CONFLICT)
         stm__blame_conflict(tx);
     ro_end(tx);
     switch (why) {
     case STM__JUMP_CONFLICT:
         stm__conflict_restart(tx);
-        if (tx->restarts < STM__RO_RESTARTS)
-            return false;
-        break; /* run it as a normal transaction */
+        /* This thread's reads meet concurrent commits: for a while, read
+         * with a read set, which can extend the snapshot instead */
+        tx->ro_normal = STM__RO_NORMAL_RUN;
+        break;
     case STM__JUMP_FALLBACK:
         stm__discard(tx);
         stm__hooks_run_abort(tx, 0);
@@ -119,34 +125,13 @@ __attribute__((noinline)) static bool ro_jumped(struct stm_tx *tx, stm_fn *fn, v
         ret = -ENOMEM;
         goto give_up;
     }
-    /* Again from the start, as a normal transaction; the restarts so far
-     * count towards its serial mode. */
-    *result = stm_atomically(fn, arg);
-    return true;
+    /* Again from the start, as a normal transaction; a conflict restart
+     * counts towards its serial mode. */
+    return stm_atomically(fn, arg);
 give_up:
     stm__discard(tx);
     stm__hooks_run_abort(tx, 0);
-    *result = stm__leave(tx, ret);
-    return true;
-}
-
-/* The first attempt was left by a jump: deal with it, and run any further
- * attempts from here. */
-__attribute__((noinline)) static int ro_again(struct stm_tx *tx, stm_fn *fn, void *arg)
-{
-    stm__jmpbuf jb;
-    int r;
-    for (;;) {
-        stm__start_note(tx); /* a later attempt (or the fallback) may ask */
-        if (ro_jumped(tx, fn, arg, &r))
-            break;
-        if (STM__SETJMP(jb) == 0) {
-            r = ro_attempt(tx, arg, fn, &jb);
-            stm__self->start_valid = false; /* committed: the call is over */
-            return r;
-        }
-    }
-    return r;
+    return stm__leave(tx, ret);
 }
 
 STM_API int stm_atomically_ro(stm_fn *fn, void *arg)

@@ -553,6 +553,10 @@ struct stm_tx {
     bool serial;
     int abort_code;
     uint32_t restarts; /* consecutive conflict restarts */
+    /* stm_atomically_ro() calls still to run as normal transactions after
+     * a read-only attempt met a conflict (readonly.c) */
+    uint32_t ro_normal;
+#define STM__RO_NORMAL_RUN 64 /* how many, after each such conflict */
     uint64_t rng;
     stm_tvar *conflict_var;
 
