@@ -11,7 +11,8 @@
 #             doc/benchmarks.md; nothing of TinySTM belongs in the repo)
 #   -S DIR    the same programs built with -DTM_STATISTICS: only used for
 #             TinySTM's abort rate at 2 threads (the default build counts
-#             no aborts), one run per cell, not timed
+#             no aborts), one run per round after the timed pair (median
+#             over the rounds, like libstm's), not timed
 #   -d MS     length of one run (2000);  -k  rounds (3)
 #   -b DIR    where bench/intset is (./bench)
 #   -r ROWS   e.g. "ll:256:512 rb:4096:8192" (default: the table's six rows)
@@ -67,7 +68,7 @@ for row in $rows; do
     r=${rest#*:}
     for u in $ups; do
         for n in $threads; do
-            L= TT= P= A=
+            L= TT= P= A= AT=
             round=1
             while [ "$round" -le "$k" ]; do
                 out=$("$B/intset" -t "$t" -i "$i" -r "$r" -u "$u" -n "$n" -d "$ms" -s "$round") || {
@@ -84,6 +85,10 @@ for row in $rows; do
                 L="$L $l"
                 TT="$TT $tt"
                 A="$A $a"
+                if [ "$n" = 2 ] && [ -n "$S" ]; then
+                    # TinySTM's abort rate: its statistics build, same seed
+                    AT="$AT $("$S/intset-$t" -i "$i" -r "$r" -u "$u" -n "$n" -d "$ms" -s "$round" | abort_pct)"
+                fi
                 P="$P $(awk -v a="$l" -v b="$tt" 'BEGIN { printf "%.4f", a / b }')"
                 round=$((round + 1))
             done
@@ -96,7 +101,7 @@ for row in $rows; do
             if [ "$n" = 2 ]; then
                 al=$(echo "$A" | med)
                 if [ -n "$S" ]; then
-                    at=$("$S/intset-$t" -i "$i" -r "$r" -u "$u" -n "$n" -d "$ms" -s 1 | abort_pct)
+                    at=$(echo "$AT" | med)
                 fi
             fi
             all="$all $ratio"
