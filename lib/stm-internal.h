@@ -113,26 +113,42 @@ static inline int64_t stm__sat_add(int64_t a, int64_t b)
 /* ---- deadline heap (timer service, virtual clock) ---------------------- */
 
 struct stm__hnode {
-    int64_t key;  /* deadline */
     uint64_t seq; /* tie-break: push order, over all heaps */
-    uint32_t idx; /* position + 1; 0 when not in a heap */
+    /* position + 1; 0 when not in a heap (changed under the heap owner's
+     * lock; read without it for a quick "not in a heap") */
+    _Atomic uint32_t idx;
     uint32_t tag; /* for the heap's owner (timer.c: which heap) */
 };
+/* an entry: the key (deadline) beside its node (heap.c) */
+struct stm__hent {
+    int64_t key;
+    struct stm__hnode *n;
+};
 struct stm__heap {
-    struct stm__hnode **v;
+    struct stm__hent *v;
     uint32_t n, cap;
 };
-/* (key, seq) order: a before b */
-static inline bool stm__hnode_before(const struct stm__hnode *a, const struct stm__hnode *b)
+/* (key, seq) order: the entry (ka, a) before (kb, b) */
+static inline bool stm__hnode_before(int64_t ka, const struct stm__hnode *a, int64_t kb,
+                                     const struct stm__hnode *b)
 {
-    return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+    return ka < kb || (ka == kb && a->seq < b->seq);
 }
-bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n); /* false: ENOMEM */
+bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n, int64_t key); /* false: ENOMEM */
 void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n);
 void stm__heap_fix(struct stm__heap *h); /* after keys changed in place: O(n) */
 static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
 {
-    return h->n ? h->v[0] : NULL;
+    return h->n ? h->v[0].n : NULL;
+}
+static inline uint32_t stm__hnode_idx(const struct stm__hnode *n)
+{
+    return atomic_load_explicit(&n->idx, memory_order_relaxed);
+}
+/* the key of n, which is in h */
+static inline int64_t stm__heap_key(const struct stm__heap *h, const struct stm__hnode *n)
+{
+    return h->v[stm__hnode_idx(n) - 1].key;
 }
 
 /* ---- the timer service (timer.c) ----------------------------------------
@@ -148,6 +164,15 @@ struct stm__timer {
     struct stm__hnode h; /* first: the heap hands back this address */
     void (*fn)(struct stm__timer *t, uint64_t seq);
 };
+/* A hint: the memory around n (its owner: a watcher is 120 bytes, the
+ * timer 16 bytes in) will be read soon. */
+static inline void stm__prefetch_owner(const struct stm__hnode *n)
+{
+    const char *p = (const char *)n - 16;
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 119);
+}
 int stm__timer_add(struct stm__timer *t, int64_t deadline); /* 0, -ENOMEM, -EAGAIN */
 /* Remove t from its heap and wait while its callback runs (unless the
  * caller is that callback); true if it had not fired. */
@@ -165,9 +190,10 @@ uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall);
 void stm__timer_wall_changed(void);
 void stm__timer_unset(struct stm__timer *t); /* disarm, no wait */
 /* virtual clock: the earliest library-clock timer, if it is due by
- * `target` and comes before `limit` (NULL: no limit) in (key, seq) order;
- * marked as running until stm__timer_done() */
-struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit, int64_t *key,
+ * `target` and comes before (lkey, limit) (limit NULL: no limit) in (key,
+ * seq) order; marked as running until stm__timer_done() */
+struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey,
+                                       const struct stm__hnode *limit, int64_t *key,
                                        uint64_t *seq);
 void stm__timer_done(struct stm__timer *t);
 /* clock switch: every library-clock deadline d becomes to + (d - from) */

@@ -230,9 +230,16 @@ static void run_alone(struct stm_watch *w, uint64_t armed, bool timer)
 {
     if (atomic_load_explicit(&w->dead, memory_order_acquire))
         return;
+    /* what fn will read first, fetched while the transaction starts: the
+     * argument, the TVar it read last time (when one, held in the
+     * watcher) */
+    __builtin_prefetch(w->arg);
+    if (atomic_load_explicit(&w->deps, memory_order_relaxed) == &w->dep0)
+        __builtin_prefetch(atomic_load_explicit(&w->dep0.var, memory_order_relaxed));
     struct firing f = {w, armed, false};
-    /* A run that retries must not block the timer thread: give up at once. */
-    int r = stm_atomically_until(fire_body, &f, stm__now());
+    /* A run that retries must not block the thread that runs it: give up
+     * at once (a deadline that has come on either clock). */
+    int r = stm_atomically_until(fire_body, &f, 0);
     struct stm_tx *tx = stm__self;
     if (tx != NULL) {
         if (timer)
