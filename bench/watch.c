@@ -727,8 +727,8 @@ static void million_real(struct mk *m, long n, long batch, const uint32_t *perm,
     long at_make = atomic_load(&m_at_make), disorder = atomic_load(&m_rdisorder);
     long tx_early = atomic_load(&m_rearly), overlap = atomic_load(&m_overlap);
     long again = atomic_load(&m_again);
-    bool ok = fired == n && early == 0 && tx_early == 0 && disorder == 0 && overlap == 0 &&
-              again == 0;
+    bool ok =
+        fired == n && early == 0 && tx_early == 0 && disorder == 0 && overlap == 0 && again == 0;
     int64_t p99 = k ? pct(late, k, 99) : 0;
     bool met = ok && (!burst || (k == n && p99 <= BURST_P99_TARGET_NS));
     printf("watch million tvars=%s create=batch n=%ld batch=%ld create_per_s=%.0f rss_B=%s "
@@ -821,9 +821,17 @@ static void run_million(const bool *variants, long n, long batch, const char *se
         fflush(stderr);
         pid_t pid = fork();
         if (pid == 0) {
-            char *args[] = {
-                (char *)"watch", (char *)"-M", (char *)variant_names[v],      (char *)"-N", nbuf,
-                (char *)"-b",    bbuf,         (char *)"-S", sbuf, verbose ? (char *)"-v" : NULL, NULL};
+            char *args[] = {(char *)"watch",
+                            (char *)"-M",
+                            (char *)variant_names[v],
+                            (char *)"-N",
+                            nbuf,
+                            (char *)"-b",
+                            bbuf,
+                            (char *)"-S",
+                            sbuf,
+                            verbose ? (char *)"-v" : NULL,
+                            NULL};
             execv(self, args);
             fprintf(stderr, "watch: exec %s: %s\n", self, strerror(errno));
             _exit(127);

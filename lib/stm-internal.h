@@ -192,9 +192,8 @@ void stm__timer_unset(struct stm__timer *t); /* disarm, no wait */
 /* virtual clock: the earliest library-clock timer, if it is due by
  * `target` and comes before (lkey, limit) (limit NULL: no limit) in (key,
  * seq) order; marked as running until stm__timer_done() */
-struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey,
-                                       const struct stm__hnode *limit, int64_t *key,
-                                       uint64_t *seq);
+struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey, const struct stm__hnode *limit,
+                                       int64_t *key, uint64_t *seq);
 void stm__timer_done(struct stm__timer *t);
 /* clock switch: every library-clock deadline d becomes to + (d - from) */
 void stm__timer_rebase(int64_t from, int64_t to);

@@ -400,7 +400,8 @@ uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall)
     uint32_t tag = LIBCLOCK | (wall ? WALL : 0);
     pthread_mutex_lock(&t_lock);
     (void)start_locked(); /* only after stm_shutdown(); reserve started it */
-    if (stm__hnode_idx(&t->h) == 0 || t->h.tag != tag || stm__heap_key(heap_of(t), &t->h) != deadline) {
+    if (stm__hnode_idx(&t->h) == 0 || t->h.tag != tag ||
+        stm__heap_key(heap_of(t), &t->h) != deadline) {
         if (stm__hnode_idx(&t->h) != 0)
             stm__heap_remove(heap_of(t), &t->h);
         t->h.tag = tag;
@@ -427,9 +428,8 @@ void stm__timer_unset(struct stm__timer *t)
     pthread_mutex_unlock(&t_lock);
 }
 
-struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey,
-                                       const struct stm__hnode *limit, int64_t *key,
-                                       uint64_t *seq)
+struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey, const struct stm__hnode *limit,
+                                       int64_t *key, uint64_t *seq)
 {
     pthread_mutex_lock(&t_lock);
     struct stm__hnode *top = stm__heap_top(&t_lib);
