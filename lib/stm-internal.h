@@ -174,6 +174,10 @@ static inline void stm__prefetch_owner(const struct stm__hnode *n)
     __builtin_prefetch(p + 119);
 }
 int stm__timer_add(struct stm__timer *t, int64_t deadline); /* 0, -ENOMEM, -EAGAIN */
+/* Call t's callback as soon as a thread of the pool is free (a real timer
+ * due now, kept by a fork's child); nothing if it is waiting already.
+ * 0, -ENOMEM or -EAGAIN. */
+int stm__timer_soon(struct stm__timer *t);
 /* Remove t from its heap and wait while its callback runs (unless the
  * caller is that callback); true if it had not fired. */
 bool stm__timer_cancel(struct stm__timer *t);
@@ -852,7 +856,8 @@ struct stm_watch {
      * one, an array of its own when more, NULL when none */
     _Atomic(struct stm__wdep *) deps;
     _Atomic uint32_t ndeps;
-    uint16_t flags;         /* STM_WATCH_* */
+    uint8_t flags;          /* STM_WATCH_* */
+    _Atomic uint8_t alone;  /* a run of its own is in progress (watch.c) */
     _Atomic uint8_t dead;   /* stopped (set in the stopping commit) */
     _Atomic uint8_t slot;   /* holds a reserved timer-heap slot */
     _Atomic uint64_t armed; /* the timer's arming (its seq), 0 for none */

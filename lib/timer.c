@@ -56,7 +56,9 @@
 
 #include "stm-internal.h"
 
-enum { REAL = 1, LIBCLOCK = 2, WALL = 4 }; /* hnode.tag: which heap; WALL: see below */
+/* hnode.tag: which heap; WALL: see stm__timer_wall_changed(); KEEP: a
+ * fork's child keeps it (stm__timer_soon) */
+enum { REAL = 1, LIBCLOCK = 2, WALL = 4, KEEP = 8 };
 
 #define POOL_MAX 4
 
@@ -330,6 +332,21 @@ int stm__timer_add(struct stm__timer *t, int64_t deadline)
     return r;
 }
 
+int stm__timer_soon(struct stm__timer *t)
+{
+    pthread_mutex_lock(&t_lock);
+    int r = start_locked();
+    if (r == 0 && stm__hnode_idx(&t->h) == 0) {
+        t->h.tag = REAL | KEEP;
+        if (!stm__heap_push(&t_real, &t->h, stm__mono_ns()))
+            r = -ENOMEM;
+        else
+            pushed_locked(t);
+    }
+    pthread_mutex_unlock(&t_lock);
+    return r;
+}
+
 /* t runs on a thread other than the caller */
 static bool running_elsewhere(struct stm__timer *t)
 {
@@ -528,9 +545,9 @@ void stm__timer_shutdown(void)
 }
 
 /* fork(): see fork.c.  The child has no timer threads: it starts its pool
- * at once if watchers have deadlines armed (the "thread" Waiter's timers
- * belong to threads the child does not have, and are dropped, as are
- * firings the parent's pool had taken). */
+ * at once if watchers have deadlines armed or runs waiting (the "thread"
+ * Waiter's timers belong to threads the child does not have, and are
+ * dropped, as are firings the parent's pool had taken). */
 void stm__timer_fork(int phase)
 {
     if (phase == STM__FORK_PREPARE) {
@@ -548,10 +565,19 @@ void stm__timer_fork(int phase)
             t_w[i].n = 0;
             t_w[i].cur = -1;
         }
-        for (uint32_t i = 0; i < t_real.n; i++)
-            atomic_store_explicit(&t_real.v[i].n->idx, 0, memory_order_relaxed);
-        t_real.n = 0;
-        if (was && t_lib.n > 0)
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < t_real.n; i++) {
+            struct stm__hent e = t_real.v[i];
+            if (e.n->tag & KEEP) {
+                t_real.v[k] = e;
+                atomic_store_explicit(&e.n->idx, ++k, memory_order_relaxed);
+            } else {
+                atomic_store_explicit(&e.n->idx, 0, memory_order_relaxed);
+            }
+        }
+        t_real.n = k;
+        stm__heap_fix(&t_real);
+        if (was && t_lib.n + t_real.n > 0)
             (void)start_locked(); /* if it fails, the next timer tries */
     }
     pthread_mutex_unlock(&t_lock);
