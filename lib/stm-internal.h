@@ -135,6 +135,8 @@ static inline bool stm__hnode_before(int64_t ka, const struct stm__hnode *a, int
     return ka < kb || (ka == kb && a->seq < b->seq);
 }
 bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n, int64_t key); /* false: ENOMEM */
+/* put back a node taken out, as it was (its seq kept) */
+bool stm__heap_readd(struct stm__heap *h, struct stm__hnode *n, int64_t key);
 void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n);
 void stm__heap_fix(struct stm__heap *h); /* after keys changed in place: O(n) */
 static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
@@ -857,7 +859,7 @@ struct stm_watch {
     _Atomic(struct stm__wdep *) deps;
     _Atomic uint32_t ndeps;
     uint8_t flags;          /* STM_WATCH_* */
-    _Atomic uint8_t alone;  /* a run of its own is in progress (watch.c) */
+    _Atomic uint8_t alone;  /* a run of its own in progress: 0, or whose (watch.c) */
     _Atomic uint8_t dead;   /* stopped (set in the stopping commit) */
     _Atomic uint8_t slot;   /* holds a reserved timer-heap slot */
     _Atomic uint64_t armed; /* the timer's arming (its seq), 0 for none */
@@ -1033,6 +1035,10 @@ void stm__vclock_fork(int phase);
 void stm__serial_fork(int phase);
 void stm__dispatch_fork(int phase);
 void stm__timer_fork(int phase);
+/* counts the forks this process's line went through (timer.c: the child
+ * adds one): marks left by the parent's threads are told from the
+ * child's own (watch.c, `alone`) */
+extern _Atomic uint8_t stm__fork_gen;
 void stm__reactor_fork(int phase);
 void stm__wallclock_fork(int phase);
 void stm__thread_fork(int phase);

@@ -69,6 +69,7 @@ struct worker {
     pthread_t thread;
     struct stm__timer *b[BATCH];
     uint64_t seq[BATCH]; /* the arming of each firing taken */
+    int64_t key[BATCH];  /* and its deadline (a fork's child puts it back) */
     unsigned n;
     int cur; /* the index whose callback runs, or -1 */
 };
@@ -95,6 +96,7 @@ static struct stm__timer *t_vrunning;
 static pthread_t t_vthread;
 static bool t_started, t_stop, t_conds;
 static _Atomic uint64_t t_newtop; /* counts new earliest timers (for the spin) */
+_Atomic uint8_t stm__fork_gen;
 
 static void ts_of(int64_t ns, struct timespec *ts)
 {
@@ -184,15 +186,16 @@ static bool before_me(const struct worker *me, const struct stm__timer *t, uint6
 static void take_locked(struct worker *me, struct stm__hnode *top, int64_t now)
 {
     unsigned n = 0;
-    int64_t key;
+    int64_t key, key0 = stm__heap_key(heap_of((struct stm__timer *)top), top);
     do {
         struct stm__timer *t = (struct stm__timer *)top;
         stm__heap_remove(heap_of(t), top);
         me->b[n] = t;
         me->seq[n] = top->seq;
+        me->key[n] = key0;
         stm__prefetch_owner(top); /* read by its callback soon */
         n++;
-    } while (n < BATCH && (top = next_locked(&key)) != NULL && key <= now);
+    } while (n < BATCH && (top = next_locked(&key)) != NULL && (key0 = key) <= now);
     me->n = n;
     me->cur = -1;
 }
@@ -555,16 +558,26 @@ void stm__timer_fork(int phase)
         return;
     }
     if (phase == STM__FORK_CHILD) {
+        atomic_fetch_add_explicit(&stm__fork_gen, 1, memory_order_relaxed);
         bool was = t_started;
         t_started = t_stop = t_conds = false;
-        t_nw = 0;
         t_idle_n = 0;
         t_lead = false;
         t_vrunning = NULL;
-        for (unsigned i = 0; i < POOL_MAX; i++) {
-            t_w[i].n = 0;
-            t_w[i].cur = -1;
+        /* firings the parent's threads had taken: back in their heaps, as
+         * they were (one whose run was over in the parent is stale in the
+         * child, and its run does nothing: watch.c) */
+        for (unsigned i = 0; i < t_nw; i++) {
+            struct worker *o = &t_w[i];
+            for (unsigned j = 0; j < o->n; j++) {
+                struct stm__timer *t = o->b[j];
+                if (t != NULL && stm__hnode_idx(&t->h) == 0)
+                    (void)stm__heap_readd(heap_of(t), &t->h, o->key[j]);
+            }
+            o->n = 0;
+            o->cur = -1;
         }
+        t_nw = 0;
         uint32_t k = 0;
         for (uint32_t i = 0; i < t_real.n; i++) {
             struct stm__hent e = t_real.v[i];

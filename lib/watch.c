@@ -235,13 +235,15 @@ static void run_alone(struct stm_watch *w, uint64_t armed, bool timer)
      * an fd, a retry: on any thread of the timer pool or the fd thread).
      * A run that finds another in progress waits for it, unless the
      * watcher is stopped meanwhile (that run may be the stop, waiting in
-     * stm__timer_cancel() for this one). */
+     * stm__timer_cancel() for this one).  The mark names the process (a
+     * fork's child does not wait for a run of its parent's threads). */
+    uint8_t mine = (uint8_t)(atomic_load_explicit(&stm__fork_gen, memory_order_relaxed) % 255 + 1);
     for (unsigned spins = 0;; spins++) {
         if (atomic_load_explicit(&w->dead, memory_order_acquire))
             return;
-        uint8_t idle = 0;
-        if (atomic_compare_exchange_weak_explicit(&w->alone, &idle, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
+        uint8_t cur = atomic_load_explicit(&w->alone, memory_order_relaxed);
+        if (cur != mine && atomic_compare_exchange_weak_explicit(
+                               &w->alone, &cur, mine, memory_order_acquire, memory_order_relaxed))
             break;
         if (spins < 64) {
             sched_yield();
