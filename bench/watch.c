@@ -806,7 +806,7 @@ static void run_million(const bool *variants, long n, long batch, const char *se
            "heap_B: malloc bytes in use per watcher (mallinfo2); heap_left_B: after all are "
            "stopped\n");
     printf("# targets (benchmarks.md): < %.0f bytes each (tvars=own, rss_B of create=single; "
-           "stm.h: STM_WATCH_BYTES=%d, +8..16 timer-heap slot, +32 * n + 16 for n > 1 TVars read: "
+           "stm.h: STM_WATCH_BYTES=%d, +16..32 timer-heap slot, +32 * n + 16 for n > 1 TVars read: "
            "doc_B); created >= 1 M/s; all fire, in order (fired=n out_of_order=0 early=0)\n",
            MEM_TARGET_BYTES, STM_WATCH_BYTES);
     fflush(stdout);
