@@ -273,6 +273,7 @@ struct busy {
     int fd;         /* a pipe's read end, written to all the time */
     atomic_int in_run;
     atomic_long deadline_runs, fd_runs, stop_at;
+    atomic_int stop_done; /* the run that stopped it has committed and ended */
     int64_t last; /* the deadline of its last deadline run */
     stm_watch *w;
 };
@@ -291,6 +292,12 @@ static int unwatch_self(stm_tx *tx, void *arg)
 {
     stm_unwatch(tx, arg);
     return 0;
+}
+
+static void stop_committed(void *arg)
+{
+    struct busy *b = arg;
+    atomic_store(&b->stop_done, 1);
 }
 
 static void busy_cb(stm_tx *tx, intptr_t v, void *arg)
@@ -314,9 +321,11 @@ static void busy_cb(stm_tx *tx, intptr_t v, void *arg)
         (void)r;
         atomic_fetch_add(&b->fd_runs, 1);
     }
-    long stop = atomic_load(&b->stop_at);
-    if (stop && atomic_load(&b->deadline_runs) >= stop)
+    long stop = atomic_load(&b->stop_at); /* (set once b->w is) */
+    if (stop && atomic_load(&b->deadline_runs) >= stop) {
         stm_unwatch(tx, b->w); /* stops itself */
+        stm_after_commit(tx, stop_committed, b);
+    }
     tu_spin_ns(20 * 1000);
     atomic_store(&b->in_run, 0);
 }
@@ -353,15 +362,15 @@ static void run_busy(long stop_at)
     ck_assert_ptr_nonnull(b.next);
     b.fd = p[0];
     b.last = INT64_MIN;
-    atomic_store(&b.stop_at, stop_at);
     struct writer wr = {.fd = p[1]};
     b.w = stm_atomically_watch(busy_fn, busy_cb, &b, 0);
     ck_assert_ptr_nonnull(b.w);
+    atomic_store(&b.stop_at, stop_at);
     pthread_t t = tu_run_thread(write_loop, &wr);
     long want = TU_SCALE(300, 50);
     if (stop_at) {
-        ck_assert(tu_wait_atleast_long(&b.deadline_runs, stop_at, 6 * TU_HANDSHAKE_MS));
-        tu_sleep_ms(20);
+        ck_assert(tu_wait_atleast(&b.stop_done, 1, 6 * TU_HANDSHAKE_MS));
+        ck_assert_int_ge(atomic_load(&b.deadline_runs), stop_at);
         long at = atomic_load(&b.deadline_runs);
         tu_sleep_ms(20);
         ck_assert_int_eq(atomic_load(&b.deadline_runs), at); /* it stopped */
