@@ -274,7 +274,7 @@ struct busy {
     atomic_int in_run;
     atomic_long deadline_runs, fd_runs, stop_at;
     atomic_int stop_done; /* the run that stopped it has committed and ended */
-    int64_t last; /* the deadline of its last deadline run */
+    int64_t last;         /* the deadline of its last deadline run */
     stm_watch *w;
 };
 
