@@ -11,7 +11,7 @@
  * whether the non-blocking connect has completed (CONNECTING), or whether
  * data or a hang-up has arrived on the connection (UP).  Whatever it asked
  * and got "not yet" for, the library runs the watcher again when it comes:
- * a deadline on its timer thread, a socket on its fd thread (one epoll
+ * a deadline or a socket on a thread of its timer pool (one epoll
  * for the process), a TVar in the commit that writes it.  The callback
  * turns the answer into the next state and queues the system calls with
  * stm_defer() - all of them non-blocking: socket() + connect() with

@@ -980,12 +980,25 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * STM_WATCH_ROUNDS rounds the commit fails with -ELOOP.  Which watcher of
  * one round runs first is unspecified.
  *
- * Runs started by a deadline happen on the library's timer thread (or, on
- * the virtual clock, on the thread calling stm_clock_advance(), in
- * deadline order, each seeing its deadline as stm_tx_now()).  Such a run
- * sees stm_tx_now() >= the deadline, never less.  Runs started by an fd
- * that `fn` asked about (stm_fd_ready()) happen on the library's fd
- * thread.  If such a run of its own -- deadline, fd or retry -- is vetoed
+ * Runs of a watcher's own -- started by its deadline, by an fd that `fn`
+ * asked about (stm_fd_ready()), or by the retry of a failed run (below)
+ * -- happen on the library's timer pool: up to one thread per online CPU,
+ * at most 4 (STM_TIMER_THREADS=n in the environment, 1 to 4, sets the
+ * most), started one at a time as runs come due faster than the threads
+ * there are take them, and stopped by stm_shutdown().  The pool takes the
+ * runs that come due in deadline order (ties: in the order the deadlines
+ * were armed), and each thread starts the runs it took in that order;
+ * runs of different watchers on different threads overlap, and end and
+ * commit in any order (so a run of a later deadline may start before one
+ * of an earlier deadline when both had come, taken by two threads at
+ * once).  The runs of its own of one watcher never overlap, whatever
+ * started them: a run that finds another run of it in progress waits for
+ * it to end; its deadline runs are made in the order of their deadlines.
+ * (Runs inside other transactions' commits are those transactions'.)
+ * Each deadline run sees stm_tx_now() >= its deadline, never less.  On
+ * the virtual clock, deadline runs happen instead on the thread calling
+ * stm_clock_advance(), one at a time in deadline order, each seeing its
+ * deadline as stm_tx_now().  If such a run of its own is vetoed
  * (stm_abort), gives up (stm_retry: it never blocks the thread that runs
  * it) or fails (-ENOMEM, -ELOOP), its writes are discarded, the watcher
  * stays as its previous run left it, stm_stats.watch_failures counts it,
@@ -1006,8 +1019,8 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * outside a transaction, or when it is reclaimed.
  *
  * Memory: an active watcher takes STM_WATCH_BYTES bytes of heap (its timer
- * entry and its registration on one TVar included; the timer heap adds 8
- * to 16 bytes per armed deadline); one that read n > 1 TVars keeps its
+ * entry and its registration on one TVar included; the timer heap adds 16
+ * to 32 bytes per armed deadline); one that read n > 1 TVars keeps its
  * registrations in an array of its own, 32 * n + 16 bytes of heap besides
  * (both figures count the allocator's 16-byte chunk header, as glibc's
  * malloc has it).  Evaluating a watcher
@@ -1045,8 +1058,9 @@ typedef void stm_watch_error_fn(stm_watch *w, int err, int64_t retry_at, void *a
  * by an fd (stm_fd_ready()) or by the retry of an earlier failure.
  *
  * `fn(w, err, retry_at, arg)` is called after each such failure, on the
- * thread that made the run (the timer thread, the fd thread, or the
- * thread in stm_clock_advance()), outside any transaction, once the
+ * thread that made the run (a thread of the timer pool, the fd thread
+ * when the pool could not take an fd's run, or the thread in
+ * stm_clock_advance()), outside any transaction, once the
  * retry is scheduled.  `err` is the code of the veto (stm_abort() in
  * `fn` or `cb`), -EAGAIN for a stm_retry(), -ENOMEM or -ELOOP; `retry_at`
  * is when the watcher will be run again on the library's clock (as
@@ -1077,8 +1091,8 @@ STM_API void stm_set_watch_error_handler(stm_watch_error_fn *fn, void *arg);
  * `flags` is 0 or STM_WATCH_CHANGES_ONLY.  The first evaluation happens
  * in `tx`'s commit, after its body; anything it fails with (a veto, -ENOMEM,
  * -ELOOP) fails `tx`.  -ENOMEM also when a watcher records a deadline and
- * the library's timer thread, which serves watcher deadlines, cannot be
- * started (pthread_create() failed): the same call succeeds once threads
+ * the library's timer pool, which serves watcher deadlines, cannot start
+ * its first thread (pthread_create() failed): the same call succeeds once threads
  * can be had again.  Returns the watcher, valid until it is stopped; if
  * `tx` is discarded the watcher is freed with it and the pointer must not
  * be used.  Never returns NULL: when memory cannot be had the transaction
@@ -1174,8 +1188,8 @@ STM_API int stm_dispatch(void);
  *              drained completely after each wake-up.  One descriptor per
  *              waiting thread; if none can be had, the wait fails with
  *              -EMFILE (returned by stm_atomically()).
- *   "thread"   waits with no time-out at all; one library timer thread
- *              (started by the first timed wait, with its timer slack set
+ *   "thread"   waits with no time-out at all; the library's timer pool
+ *              (its first thread started by the first timed wait, with its timer slack set
  *              to 1 ns) notifies waiters at their deadlines.  If that
  *              thread cannot be started, a timed wait times itself (and
  *              the next one tries again): no error.
@@ -1259,7 +1273,7 @@ STM_API const char *stm_waiter_name(void);
  * machine (see bench/wake).  With a spin window, a timed wait sleeps only
  * until the window before its deadline and then polls its waiter (with any
  * backend) until the deadline comes, so that latency falls before the
- * deadline instead of after it.  The library's timer thread does the same
+ * deadline instead of after it.  The library's timer pool does the same
  * before each deadline it serves (watchers' deadline runs, the "thread"
  * backend).
  *
@@ -1650,8 +1664,8 @@ STM_API const char *stm_strerror(int err);
  * stm_shutdown - free everything the library holds.
  *
  * Runs the deferred callbacks still queued, stops the library's threads
- * (the dispatcher, the timer thread, the wall-clock watcher, the fd
- * thread of stm_fd_ready()),
+ * (the dispatcher, the timer pool's threads -- each finishes the runs it
+ * has taken --, the wall-clock watcher, the fd thread of stm_fd_ready()),
  * reclaims every deferred block and TVar still pending and frees this
  * thread's descriptor, so that a program can exit valgrind-clean.  Call it
  * when no other thread is using the library, and not inside a transaction
@@ -1662,7 +1676,7 @@ STM_API const char *stm_strerror(int err);
  * Watchers, like TVars, are the program's: stop them with stm_unwatch()
  * first.  One still active keeps running inside the commits that write
  * its TVars, but a deadline it waits for is served only once the timer
- * thread has started again (with the next deadline a watcher arms, or the
+ * pool has started again (with the next deadline a watcher arms, or the
  * next timed wait of the "thread" backend), and an fd it waits for once
  * the fd thread has (with the next fd interest of a watcher, or the next
  * wait on an fd that uses it).
@@ -1682,8 +1696,9 @@ STM_API void stm_shutdown(void);
  * transactions running on other threads (new ones wait at their start),
  * and take the library's locks: the child inherits no lock held and no
  * commit half done.  In the child, the library's own threads (dispatcher,
- * timer, wall-clock monitor) start again when needed (the timer thread at
- * once if watchers have deadlines armed); deferred callbacks the parent
+ * timer pool, wall-clock monitor) start again when needed (the timer pool
+ * at once if watchers have deadlines armed or runs due, including those
+ * the parent's pool had taken and not begun); deferred callbacks the parent
  * had queued are run by the parent only; a stm_dispatch_fd() descriptor
  * keeps its number but is the child's own.  Other threads' waits are gone
  * in the child; their descriptors stay, idle (a little memory, and with

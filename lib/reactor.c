@@ -12,9 +12,12 @@
  * ready already reports at once: no lost wake-up).  The thread takes each
  * event under the lock, notifies the waiters and queues the watchers of
  * the nodes it satisfies (an error or hang-up satisfies all), unlinks
- * them, and re-arms the fd for the nodes left.  Watchers queued run one
- * by one on the thread, each in a transaction of its own, as deadline
- * runs do (watch.c: stm__watch_run_now).
+ * them, and re-arms the fd for the nodes left.  Watchers queued are
+ * handed, in order, to the timer service's pool of threads (timer.c:
+ * stm__timer_soon, a timer in the watcher's side record), which runs each
+ * in a transaction of its own, as deadline runs are (watch.c:
+ * stm__watch_run_now); this thread runs one itself only when the pool
+ * cannot take it (no memory, no thread).
  *
  * A watcher's failed runs of its own (watch_error.c) are retried by a
  * library-clock timer in the same side record.
@@ -40,6 +43,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -58,6 +62,7 @@
  * runs (watch_error.c: the schedule). */
 struct wside {
     struct stm__timer retry; /* first: the timer hands back this address */
+    struct stm__timer soon;  /* a run the fd caused, handed to the timer pool */
     struct wside *hnext;     /* bucket chain */
     struct stm_watch *w;
     struct stm__fdnode *fds; /* via wnext */
@@ -84,6 +89,7 @@ static uint32_t m_nb, m_n;
 static _Atomic uint32_t m_failing; /* records with fails != 0 */
 
 static void retry_fire(struct stm__timer *t, uint64_t seq);
+static void soon_fire(struct stm__timer *t, uint64_t seq);
 
 static struct wside **side_slot(struct stm_watch *w)
 {
@@ -125,6 +131,7 @@ static struct wside *side_get(struct stm_watch *w)
         return NULL;
     s->w = w;
     s->retry.fn = retry_fire;
+    s->soon.fn = soon_fire;
     struct wside **p = &m_b[stm__ptr_hash(w, m_nb - 1)];
     s->hnext = *p;
     *p = s;
@@ -287,6 +294,10 @@ static void run_due(void)
 {
     struct stm_watch *w = r_due[0];
     memmove(r_due, r_due + 1, (size_t)(--r_due_n) * sizeof *r_due);
+    /* the timer pool runs it (this thread only when it cannot) */
+    struct wside *s = side_find(w);
+    if (s != NULL && stm__timer_soon(&s->soon) == 0)
+        return;
     r_running = w;
     pthread_mutex_unlock(&r_lock);
     stm__watch_run_now(w);
@@ -464,6 +475,7 @@ void stm__reactor_forget(struct stm_watch *w)
     if (s) {
         /* (without the lock: a retry run in progress takes it) */
         stm__timer_cancel(&s->retry);
+        stm__timer_cancel(&s->soon);
         if (s->slot)
             stm__timer_unreserve(1);
         free(s);
@@ -485,6 +497,15 @@ static void retry_fire(struct stm__timer *t, uint64_t seq)
     if (err)
         stm__watch_report(w, err, stm__now()); /* an interest it lost */
     stm__watch_run_now(w);
+}
+
+/* A run an fd caused, on a thread of the timer pool. */
+static void soon_fire(struct stm__timer *t, uint64_t seq)
+{
+    (void)seq;
+    /* w is alive: its stop cancels this timer, waiting for this run */
+    struct wside *s = (struct wside *)((char *)t - offsetof(struct wside, soon));
+    stm__watch_run_now(s->w);
 }
 
 /* Arm s's retry on the schedule: when, or STM_NEVER (no memory). */

@@ -113,26 +113,44 @@ static inline int64_t stm__sat_add(int64_t a, int64_t b)
 /* ---- deadline heap (timer service, virtual clock) ---------------------- */
 
 struct stm__hnode {
-    int64_t key;  /* deadline */
     uint64_t seq; /* tie-break: push order, over all heaps */
-    uint32_t idx; /* position + 1; 0 when not in a heap */
+    /* position + 1; 0 when not in a heap (changed under the heap owner's
+     * lock; read without it for a quick "not in a heap") */
+    _Atomic uint32_t idx;
     uint32_t tag; /* for the heap's owner (timer.c: which heap) */
 };
+/* an entry: the key (deadline) beside its node (heap.c) */
+struct stm__hent {
+    int64_t key;
+    struct stm__hnode *n;
+};
 struct stm__heap {
-    struct stm__hnode **v;
+    struct stm__hent *v;
     uint32_t n, cap;
 };
-/* (key, seq) order: a before b */
-static inline bool stm__hnode_before(const struct stm__hnode *a, const struct stm__hnode *b)
+/* (key, seq) order: the entry (ka, a) before (kb, b) */
+static inline bool stm__hnode_before(int64_t ka, const struct stm__hnode *a, int64_t kb,
+                                     const struct stm__hnode *b)
 {
-    return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+    return ka < kb || (ka == kb && a->seq < b->seq);
 }
-bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n); /* false: ENOMEM */
+bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n, int64_t key); /* false: ENOMEM */
+/* put back a node taken out, as it was (its seq kept) */
+bool stm__heap_readd(struct stm__heap *h, struct stm__hnode *n, int64_t key);
 void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n);
 void stm__heap_fix(struct stm__heap *h); /* after keys changed in place: O(n) */
 static inline struct stm__hnode *stm__heap_top(const struct stm__heap *h)
 {
-    return h->n ? h->v[0] : NULL;
+    return h->n ? h->v[0].n : NULL;
+}
+static inline uint32_t stm__hnode_idx(const struct stm__hnode *n)
+{
+    return atomic_load_explicit(&n->idx, memory_order_relaxed);
+}
+/* the key of n, which is in h */
+static inline int64_t stm__heap_key(const struct stm__heap *h, const struct stm__hnode *n)
+{
+    return h->v[stm__hnode_idx(n) - 1].key;
 }
 
 /* ---- the timer service (timer.c) ----------------------------------------
@@ -148,7 +166,20 @@ struct stm__timer {
     struct stm__hnode h; /* first: the heap hands back this address */
     void (*fn)(struct stm__timer *t, uint64_t seq);
 };
+/* A hint: the memory around n (its owner: a watcher is 120 bytes, the
+ * timer 16 bytes in) will be read soon. */
+static inline void stm__prefetch_owner(const struct stm__hnode *n)
+{
+    const char *p = (const char *)n - 16;
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 119);
+}
 int stm__timer_add(struct stm__timer *t, int64_t deadline); /* 0, -ENOMEM, -EAGAIN */
+/* Call t's callback as soon as a thread of the pool is free (a real timer
+ * due now, kept by a fork's child); nothing if it is waiting already.
+ * 0, -ENOMEM or -EAGAIN. */
+int stm__timer_soon(struct stm__timer *t);
 /* Remove t from its heap and wait while its callback runs (unless the
  * caller is that callback); true if it had not fired. */
 bool stm__timer_cancel(struct stm__timer *t);
@@ -165,10 +196,10 @@ uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall);
 void stm__timer_wall_changed(void);
 void stm__timer_unset(struct stm__timer *t); /* disarm, no wait */
 /* virtual clock: the earliest library-clock timer, if it is due by
- * `target` and comes before `limit` (NULL: no limit) in (key, seq) order;
- * marked as running until stm__timer_done() */
-struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit, int64_t *key,
-                                       uint64_t *seq);
+ * `target` and comes before (lkey, limit) (limit NULL: no limit) in (key,
+ * seq) order; marked as running until stm__timer_done() */
+struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey, const struct stm__hnode *limit,
+                                       int64_t *key, uint64_t *seq);
 void stm__timer_done(struct stm__timer *t);
 /* clock switch: every library-clock deadline d becomes to + (d - from) */
 void stm__timer_rebase(int64_t from, int64_t to);
@@ -831,7 +862,8 @@ struct stm_watch {
      * one, an array of its own when more, NULL when none */
     _Atomic(struct stm__wdep *) deps;
     _Atomic uint32_t ndeps;
-    uint16_t flags;         /* STM_WATCH_* */
+    uint8_t flags;          /* STM_WATCH_* */
+    _Atomic uint8_t alone;  /* a run of its own in progress: 0, or whose (watch.c) */
     _Atomic uint8_t dead;   /* stopped (set in the stopping commit) */
     _Atomic uint8_t slot;   /* holds a reserved timer-heap slot */
     _Atomic uint64_t armed; /* the timer's arming (its seq), 0 for none */
@@ -1007,6 +1039,10 @@ void stm__vclock_fork(int phase);
 void stm__serial_fork(int phase);
 void stm__dispatch_fork(int phase);
 void stm__timer_fork(int phase);
+/* counts the forks this process's line went through (timer.c: the child
+ * adds one): marks left by the parent's threads are told from the
+ * child's own (watch.c, `alone`) */
+extern _Atomic uint8_t stm__fork_gen;
 void stm__reactor_fork(int phase);
 void stm__wallclock_fork(int phase);
 void stm__thread_fork(int phase);

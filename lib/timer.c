@@ -1,22 +1,43 @@
 /*
- * timer.c - the timer service: one thread that calls functions at their
- * deadlines.
+ * timer.c - the timer service: a small pool of threads that call
+ * functions at their deadlines.
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  *
- * Timers live in binary heaps (insert and cancel O(log n), ties in the
- * order they were added): one for deadlines on the real CLOCK_MONOTONIC
- * (waits of the "thread" Waiter), one for deadlines on the library's clock
- * (watchers), which is the same clock unless the virtual clock is on.  The
- * thread sleeps on a CLOCK_MONOTONIC condition variable until the earliest
- * deadline, with its timer slack set to 1 ns, and fires everything that
- * is due before it sleeps again.  Callbacks run on the timer thread
- * without the lock held.  stm__timer_cancel() waits while the timer's
- * callback is running, so that once it returns the owner may free the
- * timer.  The thread starts with the first timer and stops at
- * stm_shutdown().
+ * Timers live in 4-ary heaps (heap.c; insert and cancel O(log n), ties in
+ * the order they were added): one for deadlines on the real
+ * CLOCK_MONOTONIC (waits of the "thread" Waiter), one for deadlines on
+ * the library's clock (watchers), which is the same clock unless the
+ * virtual clock is on.
  *
- * On the virtual clock the thread leaves the library-clock heap alone:
+ * The pool.  Up to one thread per online CPU, at most POOL_MAX (the
+ * environment variable STM_TIMER_THREADS, 1 to POOL_MAX, sets the most):
+ * one starts with the first timer, another each time a thread takes its
+ * firings and finds more due that no thread is free to take, and all stop
+ * at stm_shutdown().  They are alike (leader and followers): while no
+ * timer is due, one of them, the leader, sleeps on a CLOCK_MONOTONIC
+ * condition variable until the earliest deadline (timer slack 1 ns, and
+ * the wake-up spin of wakespin.c), and the others wait for work or for
+ * the lead to be free.  A thread that finds timers due takes, under the
+ * lock, the earliest and those due with it, up to BATCH, and calls their
+ * callbacks one by one without the lock held; it wakes a waiting thread
+ * if more are due or nobody leads.  So:
+ *
+ *  - timers are taken in (deadline, arming) order, and each thread calls
+ *    the callbacks it took in that order; callbacks on different threads
+ *    run concurrently and end in any order (one of a later deadline may
+ *    start first when both were due, taken by another thread in the
+ *    same moment);
+ *  - one timer's callbacks never overlap: a thread that takes a timer
+ *    whose earlier firing another thread is still running (or has taken
+ *    and not started) waits for that one first;
+ *  - stm__timer_cancel() waits while the timer's callback runs on another
+ *    thread, and revokes a firing that a thread has taken but not started
+ *    (so that a callback that cancels its own timer does not wait for a
+ *    thread that waits for it), so that once it returns the owner may free
+ *    the timer.
+ *
+ * On the virtual clock the pool leaves the library-clock heap alone:
  * stm_clock_advance() takes its entries in deadline order and runs them on
  * its own thread (stm__timer_take_due / stm__timer_done).
  *
@@ -28,25 +49,54 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <sys/prctl.h>
 #endif
 
 #include "stm-internal.h"
 
-enum { REAL = 1, LIBCLOCK = 2, WALL = 4 }; /* hnode.tag: which heap; WALL: see below */
+/* hnode.tag: which heap; WALL: see stm__timer_wall_changed(); KEEP: a
+ * fork's child keeps it (stm__timer_soon) */
+enum { REAL = 1, LIBCLOCK = 2, WALL = 4, KEEP = 8 };
 
+#define POOL_MAX 4
+
+/* A thread of the pool, and the firings it has taken: b[0, n), run in
+ * that order; b[i] NULL once run or revoked. */
+#define BATCH 8
+struct worker {
+    pthread_t thread;
+    struct stm__timer *b[BATCH];
+    uint64_t seq[BATCH]; /* the arming of each firing taken */
+    int64_t key[BATCH];  /* and its deadline (a fork's child puts it back) */
+    unsigned n;
+    int cur; /* the index whose callback runs, or -1 */
+};
+
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+/* (spins a little before it sleeps: the pool's threads take it for short
+ * moments, one after the other) */
+static pthread_mutex_t t_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+#else
 static pthread_mutex_t t_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t t_wake; /* the thread: a new earliest timer, or stop */
-static pthread_cond_t t_done; /* cancellers: a callback finished */
+#endif
+static pthread_cond_t t_wake; /* the leader: a new earliest timer, or stop */
+static pthread_cond_t t_idle; /* followers: work, no leader, or stop */
+static pthread_cond_t t_done; /* a callback finished, or a claim was revoked */
 static struct stm__heap t_real, t_lib;
 static uint32_t t_reserved; /* room promised in t_lib */
-/* callbacks running now: on the timer thread, and on a thread in
- * stm_clock_advance() */
-static struct stm__timer *t_running, *t_vrunning;
-static pthread_t t_thread, t_vthread;
+static struct worker t_w[POOL_MAX];
+static unsigned t_nw;     /* threads started */
+static unsigned t_max;    /* the most there may be */
+static unsigned t_idle_n; /* followers waiting on t_idle */
+static bool t_lead;       /* a thread sleeps until the next deadline */
+/* the callback running on a thread in stm_clock_advance() */
+static struct stm__timer *t_vrunning;
+static pthread_t t_vthread;
 static bool t_started, t_stop, t_conds;
 static _Atomic uint64_t t_newtop; /* counts new earliest timers (for the spin) */
+_Atomic uint8_t stm__fork_gen;
 
 static void ts_of(int64_t ns, struct timespec *ts)
 {
@@ -59,70 +109,179 @@ static struct stm__heap *heap_of(const struct stm__timer *t)
     return (t->h.tag & LIBCLOCK) ? &t_lib : &t_real;
 }
 
-/* The earliest timer the thread serves (library-clock ones only while
- * the clock is real). */
-static struct stm__hnode *next_locked(void)
+/* The earliest timer the pool serves (library-clock ones only while the
+ * clock is real), and its key. */
+static struct stm__hnode *next_locked(int64_t *key)
 {
     struct stm__hnode *r = stm__heap_top(&t_real);
+    int64_t k = r ? t_real.v[0].key : 0;
     if (!atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire)) {
         struct stm__hnode *l = stm__heap_top(&t_lib);
-        if (l && (r == NULL || stm__hnode_before(l, r)))
+        if (l && (r == NULL || stm__hnode_before(t_lib.v[0].key, l, k, r))) {
             r = l;
+            k = t_lib.v[0].key;
+        }
     }
+    *key = k;
     return r;
 }
 
-static void *timer_main(void *unused)
+/* The earliest timer changed, or work came: wake whom it concerns. */
+static void wake_locked(void)
 {
-    (void)unused;
+    atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
+    if (t_lead)
+        pthread_cond_signal(&t_wake);
+    else if (t_idle_n > 0)
+        pthread_cond_signal(&t_idle);
+}
+
+/* The leader's sleep until `key` (STM_NEVER: until woken). */
+static void lead_sleep(int64_t key, int64_t now)
+{
+    if (key >= STM_NEVER) {
+        pthread_cond_wait(&t_wake, &t_lock);
+        return;
+    }
+    /* stm_set_wake_spin() (wakespin.c): sleep until the window before
+     * the deadline, then poll the clock (unless a new earliest timer
+     * comes) */
+    int64_t spin = stm__spin_window();
+    if (spin > 0 && key - now <= spin) {
+        if (stm__spin_start(now, key - now)) {
+            uint64_t gen = atomic_load_explicit(&t_newtop, memory_order_relaxed);
+            pthread_mutex_unlock(&t_lock);
+            while (stm__mono_ns() < key &&
+                   atomic_load_explicit(&t_newtop, memory_order_relaxed) == gen)
+                stm__cpu_relax();
+            pthread_mutex_lock(&t_lock);
+            return;
+        }
+        spin = 0; /* over the budget: sleep to the deadline */
+    }
+    int64_t until = spin > 0 ? key - spin : key;
+    struct timespec ts;
+    ts_of(until, &ts);
+    if (pthread_cond_timedwait(&t_wake, &t_lock, &ts) == ETIMEDOUT)
+        stm__spin_sample(until, stm__mono_ns());
+}
+
+/* Another thread runs t, or took an earlier firing of it (seq: the
+ * arming of the firing the caller took). */
+static bool before_me(const struct worker *me, const struct stm__timer *t, uint64_t seq)
+{
+    for (unsigned i = 0; i < t_nw; i++) {
+        const struct worker *o = &t_w[i];
+        if (o == me)
+            continue;
+        for (unsigned j = 0; j < o->n; j++)
+            if (o->b[j] == t && ((int)j == o->cur || o->seq[j] < seq))
+                return true;
+    }
+    return false;
+}
+
+/* Take the firings due by `now`, up to BATCH, in (deadline, arming)
+ * order (the first is `top`, due). */
+static void take_locked(struct worker *me, struct stm__hnode *top, int64_t now)
+{
+    unsigned n = 0;
+    int64_t key, key0 = stm__heap_key(heap_of((struct stm__timer *)top), top);
+    do {
+        struct stm__timer *t = (struct stm__timer *)top;
+        stm__heap_remove(heap_of(t), top);
+        me->b[n] = t;
+        me->seq[n] = top->seq;
+        me->key[n] = key0;
+        stm__prefetch_owner(top); /* read by its callback soon */
+        n++;
+    } while (n < BATCH && (top = next_locked(&key)) != NULL && (key0 = key) <= now);
+    me->n = n;
+    me->cur = -1;
+}
+
+static void *timer_main(void *arg);
+
+/* One more thread (if it cannot be had, the pool stays as it is). */
+static int grow_locked(void)
+{
+    struct worker *w = &t_w[t_nw];
+    w->n = 0;
+    w->cur = -1;
+    int e = pthread_create(&w->thread, NULL, timer_main, w);
+    if (e == 0)
+        t_nw++;
+    return -e;
+}
+
+static void *timer_main(void *arg)
+{
+    struct worker *me = arg;
 #if defined(__linux__) && defined(PR_SET_TIMERSLACK)
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 #endif
+#if defined(__linux__) && defined(PR_SET_NAME)
+    prctl(PR_SET_NAME, "stm-timer", 0, 0, 0);
+#endif
+    int64_t now = 0; /* the clock, as last read */
     pthread_mutex_lock(&t_lock);
     while (!t_stop) {
-        struct stm__hnode *top = next_locked();
-        if (top == NULL) {
-            pthread_cond_wait(&t_wake, &t_lock);
-            continue;
-        }
-        int64_t now = stm__mono_ns();
-        if (top->key > now) {
-            /* stm_set_wake_spin() (wakespin.c): sleep until the window
-             * before the deadline, then poll the clock (unless a new
-             * earliest timer comes) */
-            int64_t key = top->key;
-            int64_t spin = stm__spin_window();
-            if (spin > 0 && key - now <= spin) {
-                if (stm__spin_start(now, key - now)) {
-                    uint64_t gen = atomic_load_explicit(&t_newtop, memory_order_relaxed);
-                    pthread_mutex_unlock(&t_lock);
-                    while (stm__mono_ns() < key &&
-                           atomic_load_explicit(&t_newtop, memory_order_relaxed) == gen)
-                        stm__cpu_relax();
-                    pthread_mutex_lock(&t_lock);
-                    continue;
-                }
-                spin = 0; /* over the budget: sleep to the deadline */
+        int64_t key;
+        struct stm__hnode *top = next_locked(&key);
+        /* (due by the last reading: no need to read the clock again) */
+        if (top != NULL && key > now)
+            now = stm__mono_ns();
+        if (top == NULL || key > now) {
+            if (t_lead) {
+                t_idle_n++;
+                pthread_cond_wait(&t_idle, &t_lock);
+                t_idle_n--;
+            } else {
+                t_lead = true;
+                lead_sleep(top ? key : STM_NEVER, now);
+                t_lead = false;
             }
-            int64_t until = spin > 0 ? key - spin : key;
-            struct timespec ts;
-            ts_of(until, &ts);
-            if (pthread_cond_timedwait(&t_wake, &t_lock, &ts) == ETIMEDOUT)
-                stm__spin_sample(until, stm__mono_ns());
             continue;
         }
-        struct stm__timer *t = (struct stm__timer *)top;
-        uint64_t seq = top->seq;
-        stm__heap_remove(heap_of(t), top);
-        t_running = t;
-        pthread_mutex_unlock(&t_lock);
-        t->fn(t, seq);
-        pthread_mutex_lock(&t_lock);
-        t_running = NULL;
-        pthread_cond_broadcast(&t_done);
+        take_locked(me, top, now);
+        struct stm__hnode *next = next_locked(&key);
+        if (next != NULL && t_idle_n > 0) {
+            /* more due (or nobody to sleep to the next): another thread */
+            if (!t_lead || key <= now)
+                pthread_cond_signal(&t_idle);
+        } else if (next != NULL && key <= now && t_nw < t_max) {
+            grow_locked(); /* more due than the threads there are take */
+        }
+        for (unsigned j = 0; j < me->n; j++) {
+            struct stm__timer *t = me->b[j];
+            uint64_t seq = me->seq[j];
+            while (me->b[j] == t && t != NULL && before_me(me, t, seq))
+                pthread_cond_wait(&t_done, &t_lock);
+            if (me->b[j] == NULL)
+                continue; /* cancelled meanwhile */
+            me->cur = (int)j;
+            pthread_mutex_unlock(&t_lock);
+            t->fn(t, seq);
+            pthread_mutex_lock(&t_lock);
+            me->b[j] = NULL;
+            me->cur = -1;
+            pthread_cond_broadcast(&t_done);
+        }
+        me->n = 0;
     }
     pthread_mutex_unlock(&t_lock);
     return NULL;
+}
+
+/* The most threads the pool may have: STM_TIMER_THREADS (1 to POOL_MAX),
+ * else one per online CPU, at most POOL_MAX. */
+static unsigned pool_size(void)
+{
+    const char *e = getenv("STM_TIMER_THREADS");
+    if (e != NULL && e[0] >= '1' && e[0] <= '0' + POOL_MAX && e[1] == '\0')
+        return (unsigned)(e[0] - '0');
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > POOL_MAX ? POOL_MAX : (unsigned)n;
 }
 
 static int start_locked(void)
@@ -135,24 +294,30 @@ static int start_locked(void)
         pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
         pthread_cond_init(&t_wake, &a);
         pthread_condattr_destroy(&a);
+        pthread_cond_init(&t_idle, NULL);
         pthread_cond_init(&t_done, NULL);
         t_conds = true;
     }
     t_stop = false;
-    int e = pthread_create(&t_thread, NULL, timer_main, NULL);
+    t_lead = false;
+    t_idle_n = 0;
+    /* one thread to begin with; more when runs come due faster than the
+     * pool takes them */
+    t_max = pool_size();
+    t_nw = 0;
+    int e = grow_locked();
     if (e != 0)
-        return -e;
+        return e;
     t_started = true;
     return 0;
 }
 
-/* t is now in a heap: wake the thread if it is the new earliest. */
+/* t is now in a heap: wake the pool if it is the new earliest. */
 static void pushed_locked(struct stm__timer *t)
 {
-    if (next_locked() == &t->h) {
-        atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
-        pthread_cond_signal(&t_wake);
-    }
+    int64_t key;
+    if (next_locked(&key) == &t->h)
+        wake_locked();
 }
 
 int stm__timer_add(struct stm__timer *t, int64_t deadline)
@@ -160,9 +325,8 @@ int stm__timer_add(struct stm__timer *t, int64_t deadline)
     pthread_mutex_lock(&t_lock);
     int r = start_locked();
     if (r == 0) {
-        t->h.key = deadline;
         t->h.tag = REAL;
-        if (!stm__heap_push(&t_real, &t->h))
+        if (!stm__heap_push(&t_real, &t->h, deadline))
             r = -ENOMEM;
         else
             pushed_locked(t);
@@ -171,20 +335,54 @@ int stm__timer_add(struct stm__timer *t, int64_t deadline)
     return r;
 }
 
+int stm__timer_soon(struct stm__timer *t)
+{
+    pthread_mutex_lock(&t_lock);
+    int r = start_locked();
+    if (r == 0 && stm__hnode_idx(&t->h) == 0) {
+        t->h.tag = REAL | KEEP;
+        if (!stm__heap_push(&t_real, &t->h, stm__mono_ns()))
+            r = -ENOMEM;
+        else
+            pushed_locked(t);
+    }
+    pthread_mutex_unlock(&t_lock);
+    return r;
+}
+
+/* t runs on a thread other than the caller */
 static bool running_elsewhere(struct stm__timer *t)
 {
-    if (t_running == t && !pthread_equal(t_thread, pthread_self()))
-        return true;
-    return t_vrunning == t && !pthread_equal(t_vthread, pthread_self());
+    pthread_t self = pthread_self();
+    for (unsigned i = 0; i < t_nw; i++) {
+        const struct worker *o = &t_w[i];
+        if (o->cur >= 0 && o->b[o->cur] == t && !pthread_equal(o->thread, self))
+            return true;
+    }
+    return t_vrunning == t && !pthread_equal(t_vthread, self);
 }
 
 bool stm__timer_cancel(struct stm__timer *t)
 {
     int cs = stm__cancel_off(); /* waits with t_lock held */
     pthread_mutex_lock(&t_lock);
-    bool pending = t->h.idx != 0;
+    bool pending = stm__hnode_idx(&t->h) != 0;
     if (pending)
         stm__heap_remove(heap_of(t), &t->h);
+    /* a firing taken and not started will not start */
+    bool revoked = false;
+    for (unsigned i = 0; i < t_nw; i++) {
+        struct worker *o = &t_w[i];
+        for (unsigned j = 0; j < o->n; j++)
+            if (o->b[j] == t && (int)j != o->cur) {
+                o->b[j] = NULL;
+                revoked = true;
+            }
+    }
+    if (revoked) {
+        pthread_cond_broadcast(&t_done);
+        pending = true;
+    }
     while (running_elsewhere(t))
         pthread_cond_wait(&t_done, &t_lock);
     pthread_mutex_unlock(&t_lock);
@@ -222,13 +420,13 @@ uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall)
     uint32_t tag = LIBCLOCK | (wall ? WALL : 0);
     pthread_mutex_lock(&t_lock);
     (void)start_locked(); /* only after stm_shutdown(); reserve started it */
-    if (t->h.idx == 0 || t->h.tag != tag || t->h.key != deadline) {
-        if (t->h.idx != 0)
+    if (stm__hnode_idx(&t->h) == 0 || t->h.tag != tag ||
+        stm__heap_key(heap_of(t), &t->h) != deadline) {
+        if (stm__hnode_idx(&t->h) != 0)
             stm__heap_remove(heap_of(t), &t->h);
-        t->h.key = deadline;
         t->h.tag = tag;
         /* cannot fail: the owner holds a reserved slot */
-        bool ok = stm__heap_push(&t_lib, &t->h);
+        bool ok = stm__heap_push(&t_lib, &t->h, deadline);
         (void)ok;
         pushed_locked(t);
     }
@@ -239,21 +437,27 @@ uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall)
 
 void stm__timer_unset(struct stm__timer *t)
 {
+    /* commonly a deadline run's commit, after its timer fired: in no heap
+     * (only its owner puts it in one, and the owner is serialised with
+     * this call; what a pool thread does meanwhile only takes it out) */
+    if (stm__hnode_idx(&t->h) == 0)
+        return;
     pthread_mutex_lock(&t_lock);
-    if (t->h.idx != 0)
+    if (stm__hnode_idx(&t->h) != 0)
         stm__heap_remove(heap_of(t), &t->h);
     pthread_mutex_unlock(&t_lock);
 }
 
-struct stm__timer *stm__timer_take_due(int64_t target, const struct stm__hnode *limit, int64_t *key,
-                                       uint64_t *seq)
+struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey, const struct stm__hnode *limit,
+                                       int64_t *key, uint64_t *seq)
 {
     pthread_mutex_lock(&t_lock);
     struct stm__hnode *top = stm__heap_top(&t_lib);
     struct stm__timer *t = NULL;
-    if (top && top->key <= target && (limit == NULL || stm__hnode_before(top, limit))) {
+    if (top && t_lib.v[0].key <= target &&
+        (limit == NULL || stm__hnode_before(t_lib.v[0].key, top, lkey, limit))) {
         t = (struct stm__timer *)top;
-        *key = top->key;
+        *key = t_lib.v[0].key;
         *seq = top->seq;
         stm__heap_remove(&t_lib, top);
         t_vrunning = t;
@@ -275,9 +479,7 @@ void stm__timer_done(struct stm__timer *t)
 void stm__timer_kick(void)
 {
     pthread_mutex_lock(&t_lock);
-    atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
-    if (t_started)
-        pthread_cond_signal(&t_wake);
+    wake_locked();
     pthread_mutex_unlock(&t_lock);
 }
 
@@ -287,12 +489,10 @@ void stm__timer_rebase(int64_t from, int64_t to)
     /* the same shift for every key keeps the heap ordered (saturation
      * only merges keys into ties, which seq still orders) */
     for (uint32_t i = 0; i < t_lib.n; i++) {
-        struct stm__hnode *n = t_lib.v[i];
-        n->key = n->key >= STM_NEVER ? STM_NEVER : stm__sat_add(to, n->key - from);
+        int64_t k = t_lib.v[i].key;
+        t_lib.v[i].key = k >= STM_NEVER ? STM_NEVER : stm__sat_add(to, k - from);
     }
-    atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
-    if (t_started)
-        pthread_cond_signal(&t_wake);
+    wake_locked();
     pthread_mutex_unlock(&t_lock);
 }
 
@@ -305,16 +505,14 @@ void stm__timer_wall_changed(void)
     int64_t now = stm__now();
     bool any = false;
     for (uint32_t i = 0; i < t_lib.n; i++) {
-        if (t_lib.v[i]->tag & WALL) {
-            t_lib.v[i]->key = now;
+        if (t_lib.v[i].n->tag & WALL) {
+            t_lib.v[i].key = now;
             any = true;
         }
     }
     if (any) {
         stm__heap_fix(&t_lib);
-        atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
-        if (t_started)
-            pthread_cond_signal(&t_wake);
+        wake_locked();
     }
     pthread_mutex_unlock(&t_lock);
 }
@@ -323,15 +521,18 @@ void stm__timer_shutdown(void)
 {
     pthread_mutex_lock(&t_lock);
     bool join = t_started;
+    unsigned n = t_nw;
     if (join) {
         t_stop = true;
-        pthread_cond_signal(&t_wake);
+        pthread_cond_broadcast(&t_wake);
+        pthread_cond_broadcast(&t_idle);
     }
     pthread_mutex_unlock(&t_lock);
-    if (join)
-        pthread_join(t_thread, NULL);
+    for (unsigned i = 0; join && i < n; i++)
+        pthread_join(t_w[i].thread, NULL);
     pthread_mutex_lock(&t_lock);
     t_started = false;
+    t_nw = 0;
     if (t_real.n == 0) {
         free(t_real.v);
         t_real.v = NULL;
@@ -346,9 +547,10 @@ void stm__timer_shutdown(void)
     pthread_mutex_unlock(&t_lock);
 }
 
-/* fork(): see fork.c.  The child has no timer thread: it starts one at
- * once if watchers have deadlines armed (the "thread" Waiter's timers
- * belong to threads the child does not have, and are dropped). */
+/* fork(): see fork.c.  The child has no timer threads: it starts its pool
+ * at once if watchers have deadlines armed or runs waiting (the "thread"
+ * Waiter's timers belong to threads the child does not have, and are
+ * dropped, as are firings the parent's pool had taken). */
 void stm__timer_fork(int phase)
 {
     if (phase == STM__FORK_PREPARE) {
@@ -356,11 +558,39 @@ void stm__timer_fork(int phase)
         return;
     }
     if (phase == STM__FORK_CHILD) {
+        atomic_fetch_add_explicit(&stm__fork_gen, 1, memory_order_relaxed);
         bool was = t_started;
         t_started = t_stop = t_conds = false;
-        t_running = t_vrunning = NULL;
-        t_real.n = 0;
-        if (was && t_lib.n > 0)
+        t_idle_n = 0;
+        t_lead = false;
+        t_vrunning = NULL;
+        /* firings the parent's threads had taken: back in their heaps, as
+         * they were (one whose run was over in the parent is stale in the
+         * child, and its run does nothing: watch.c) */
+        for (unsigned i = 0; i < t_nw; i++) {
+            struct worker *o = &t_w[i];
+            for (unsigned j = 0; j < o->n; j++) {
+                struct stm__timer *t = o->b[j];
+                if (t != NULL && stm__hnode_idx(&t->h) == 0)
+                    (void)stm__heap_readd(heap_of(t), &t->h, o->key[j]);
+            }
+            o->n = 0;
+            o->cur = -1;
+        }
+        t_nw = 0;
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < t_real.n; i++) {
+            struct stm__hent e = t_real.v[i];
+            if (e.n->tag & KEEP) {
+                t_real.v[k] = e;
+                atomic_store_explicit(&e.n->idx, ++k, memory_order_relaxed);
+            } else {
+                atomic_store_explicit(&e.n->idx, 0, memory_order_relaxed);
+            }
+        }
+        t_real.n = k;
+        stm__heap_fix(&t_real);
+        if (was && t_lib.n + t_real.n > 0)
             (void)start_locked(); /* if it fails, the next timer tries */
     }
     pthread_mutex_unlock(&t_lock);

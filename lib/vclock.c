@@ -80,12 +80,13 @@ STM_API void stm_clock_advance(int64_t ns)
         target = STM_NEVER - 1;
     for (;;) {
         struct stm__hnode *top = stm__heap_top(&vc_heap);
-        if (top != NULL && top->key > target)
+        int64_t tkey = top ? stm__heap_key(&vc_heap, top) : 0;
+        if (top != NULL && tkey > target)
             top = NULL;
         /* a watcher's deadline first, if it comes before `top` */
         int64_t key;
         uint64_t seq;
-        struct stm__timer *t = stm__timer_take_due(target, top, &key, &seq);
+        struct stm__timer *t = stm__timer_take_due(target, tkey, top, &key, &seq);
         if (t != NULL) {
             if (key > atomic_load(&stm__g.virtual_now))
                 atomic_store(&stm__g.virtual_now, key);
@@ -99,8 +100,8 @@ STM_API void stm_clock_advance(int64_t ns)
             break;
         struct vwait *vw = (struct vwait *)top;
         stm__heap_remove(&vc_heap, top);
-        if (top->key > atomic_load(&stm__g.virtual_now))
-            atomic_store(&stm__g.virtual_now, top->key);
+        if (tkey > atomic_load(&stm__g.virtual_now))
+            atomic_store(&stm__g.virtual_now, tkey);
         vw->fired = true;
         vc_pending++;
         vw->w->ops->notify(vw->w);
@@ -129,8 +130,9 @@ STM_API int stm_clock_real(void)
         struct stm__hnode *top;
         while ((top = stm__heap_top(&vc_heap)) != NULL) {
             struct vwait *vw = (struct vwait *)top;
+            int64_t key = stm__heap_key(&vc_heap, top);
             stm__heap_remove(&vc_heap, top);
-            vw->rebased = stm__sat_add(rnow, top->key - vnow);
+            vw->rebased = stm__sat_add(rnow, key - vnow);
             vw->w->ops->notify(vw->w);
         }
     }
@@ -180,8 +182,7 @@ int stm__vclock_wait(struct stm_tx *tx, struct stm__waiter *w, int64_t deadline,
         pthread_mutex_unlock(&vc_lock);
         return STM__VWAIT_FIRED;
     }
-    vw.h.key = deadline;
-    if (!stm__heap_push(&vc_heap, &vw.h)) {
+    if (!stm__heap_push(&vc_heap, &vw.h, deadline)) {
         pthread_mutex_unlock(&vc_lock);
         return -ENOMEM;
     }

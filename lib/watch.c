@@ -127,8 +127,9 @@ STM_API stm_watch *stm_watch_new(stm_tx *tx, stm_watch_fn *fn, stm_watch_cb *cb,
     w->arg = arg;
     atomic_init(&w->deps, NULL);
     atomic_init(&w->ndeps, 0);
-    w->flags = (uint16_t)(flags | STM__WATCH_FRESH);
+    w->flags = (uint8_t)(flags | STM__WATCH_FRESH);
     atomic_init(&w->dead, 0);
+    atomic_init(&w->alone, 0);
     atomic_init(&w->slot, 0);
     atomic_init(&w->armed, 0);
     atomic_init(&w->dep0.var, NULL);
@@ -224,15 +225,49 @@ static int fire_body(stm_tx *tx, void *arg)
     return 0;
 }
 
+static void run_alone_locked(struct stm_watch *w, uint64_t armed, bool timer);
+
 /* A run of w of its own, for the timer's arming `armed` (or
  * STM__ARMED_ANY).  The watcher is alive: stopping it waits for this. */
 static void run_alone(struct stm_watch *w, uint64_t armed, bool timer)
 {
-    if (atomic_load_explicit(&w->dead, memory_order_acquire))
-        return;
+    /* One run of its own at a time, whatever started it (its deadline,
+     * an fd, a retry: on any thread of the timer pool or the fd thread).
+     * A run that finds another in progress waits for it, unless the
+     * watcher is stopped meanwhile (that run may be the stop, waiting in
+     * stm__timer_cancel() for this one).  The mark names the process (a
+     * fork's child does not wait for a run of its parent's threads). */
+    uint8_t mine = (uint8_t)(atomic_load_explicit(&stm__fork_gen, memory_order_relaxed) % 255 + 1);
+    for (unsigned spins = 0;; spins++) {
+        if (atomic_load_explicit(&w->dead, memory_order_acquire))
+            return;
+        uint8_t cur = atomic_load_explicit(&w->alone, memory_order_relaxed);
+        if (cur != mine && atomic_compare_exchange_weak_explicit(
+                               &w->alone, &cur, mine, memory_order_acquire, memory_order_relaxed))
+            break;
+        if (spins < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 50 * 1000}; /* a slow callback: no busy wait */
+            nanosleep(&ts, NULL);
+        }
+    }
+    run_alone_locked(w, armed, timer);
+    atomic_store_explicit(&w->alone, 0, memory_order_release);
+}
+
+static void run_alone_locked(struct stm_watch *w, uint64_t armed, bool timer)
+{
+    /* what fn will read first, fetched while the transaction starts: the
+     * argument, the TVar it read last time (when one, held in the
+     * watcher) */
+    __builtin_prefetch(w->arg);
+    if (atomic_load_explicit(&w->deps, memory_order_relaxed) == &w->dep0)
+        __builtin_prefetch(atomic_load_explicit(&w->dep0.var, memory_order_relaxed));
     struct firing f = {w, armed, false};
-    /* A run that retries must not block the timer thread: give up at once. */
-    int r = stm_atomically_until(fire_body, &f, stm__now());
+    /* A run that retries must not block the thread that runs it: give up
+     * at once (a deadline that has come on either clock). */
+    int r = stm_atomically_until(fire_body, &f, 0);
     struct stm_tx *tx = stm__self;
     if (tx != NULL) {
         if (timer)

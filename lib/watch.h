@@ -13,7 +13,7 @@
 #include "stm-internal.h"
 
 /* stm_watch.flags: made by a transaction that has not committed yet */
-#define STM__WATCH_FRESH 0x8000u
+#define STM__WATCH_FRESH 0x80u
 
 /* The last run of a watcher in the committing transaction. */
 struct stm__wrun {

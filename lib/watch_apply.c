@@ -334,7 +334,7 @@ void stm__watch_apply(struct stm_tx *tx, uint64_t wv)
         if (r->plan == RUN_SKIP)
             continue;
         if (w->flags & STM__WATCH_FRESH)
-            w->flags &= (uint16_t)~STM__WATCH_FRESH; /* before anyone can see it */
+            w->flags &= (uint8_t)~STM__WATCH_FRESH; /* before anyone can see it */
         if (r->plan == RUN_CHANGE)
             relink(x, r);
         if (r->deadline >= STM_NEVER) {

@@ -23,3 +23,6 @@ tests_check_fd_SOURCES = tests/check_fd.c tests/testutil.h
 
 check_PROGRAMS += tests/check_watch_error
 tests_check_watch_error_SOURCES = tests/check_watch_error.c tests/testutil.h
+
+check_PROGRAMS += tests/check_watch_pool
+tests_check_watch_pool_SOURCES = tests/check_watch_pool.c tests/testutil.h
