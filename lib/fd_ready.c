@@ -24,6 +24,8 @@ STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events)
     stm__check_tx_ro(tx, "stm_fd_ready");
     if (fd < 0)
         return true; /* as POLLNVAL: the caller finds out */
+    if (tx->fdhint == 1 && stm__fd_hinted(tx, fd, events))
+        return true; /* the ppoll() that woke this attempt said so */
     struct pollfd p = {fd, events, 0};
     int r;
     do

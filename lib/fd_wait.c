@@ -15,6 +15,21 @@
  * sleep ends it at once; a notify before the sleep stays in the eventfd.
  * A program's own Waiter (stm_set_waiter_ops) and the virtual clock keep
  * the reactor, so that their waits stay theirs.
+ *
+ * The wake path is kept as short as a thread's own poll():
+ *  - an attempt that read no TVar and has no wall-clock deadline can be
+ *    notified by nobody: its ppoll() leaves the eventfd out;
+ *  - the eventfd is drained before a wait only if a notify() may have
+ *    written it since the last drain (`dirty`; notify() runs under the
+ *    lock of the list that holds the waiter, which the waiting thread takes
+ *    to leave it, so the flag is seen); a count left over can only end a
+ *    later wait early, a spurious wake-up, never lose one;
+ *  - when ppoll() returned because an fd was ready, the attempt that runs
+ *    right after it takes the revents as its stm_fd_ready() answer for that
+ *    fd (stm__fd_hinted) instead of asking poll() again: the fd was ready
+ *    an instant before, as poll() would have said an instant later.  The
+ *    hint lives for that one attempt only (tx->fdhint, see tx.c's
+ *    stm__reset_extras and stm__finish_commit_slow).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +50,9 @@ struct fd_waiter {
     int efd;
     struct pollfd *pfd; /* [0]: efd; then the attempt's fds */
     uint32_t n, cap;
+    uint32_t from;       /* 1: the eventfd is left out of the ppoll() */
+    bool fdwoke;         /* the last wait ended with an fd ready */
+    atomic_bool dirty;   /* notify() may have written the eventfd */
 };
 
 static void drain(struct fd_waiter *w)
@@ -46,12 +64,17 @@ static void drain(struct fd_waiter *w)
 
 static void fw_prepare(struct stm__waiter *base)
 {
-    drain((struct fd_waiter *)base);
+    struct fd_waiter *w = (struct fd_waiter *)base;
+    if (atomic_load_explicit(&w->dirty, memory_order_relaxed)) {
+        atomic_store_explicit(&w->dirty, false, memory_order_relaxed);
+        drain(w);
+    }
 }
 
 static void fw_notify(struct stm__waiter *base)
 {
     uint64_t one = 1;
+    atomic_store_explicit(&((struct fd_waiter *)base)->dirty, true, memory_order_relaxed);
     ssize_t r = write(((struct fd_waiter *)base)->efd, &one, sizeof one);
     (void)r; /* EAGAIN: the counter is full, a wake-up is pending anyway */
 }
@@ -68,13 +91,14 @@ static bool fw_wait(struct stm__waiter *base, int64_t deadline)
         ts.tv_nsec = (long)(d % INT64_C(1000000000));
         tp = &ts;
     }
-    int r = ppoll(w->pfd, w->n, tp, NULL);
+    int r = ppoll(w->pfd + w->from, w->n - w->from, tp, NULL);
     if (r < 0)
         return errno == EINTR; /* (a signal: a spurious wake-up) */
     if (r == 0)
         return false;
-    if (w->pfd[0].revents)
+    if (w->from == 0 && w->pfd[0].revents)
         drain(w);
+    w->fdwoke = r > (w->from == 0 && w->pfd[0].revents != 0);
     return true; /* notified, or an fd is ready: run again */
 }
 
@@ -125,6 +149,9 @@ bool stm__fd_direct_begin(struct stm_tx *tx)
         w->pfd[i + 1].events = tx->fdn.v[i].events;
     }
     w->n = tx->fdn.n + 1;
+    /* nobody can notify an attempt without TVars or a wall-clock deadline */
+    w->from = tx->rn == 0 && tx->wall_deadline >= STM_NEVER;
+    w->fdwoke = false;
     tx->fdsaved = tx->waiter;
     tx->waiter = &w->base;
     return true;
@@ -132,6 +159,19 @@ bool stm__fd_direct_begin(struct stm_tx *tx)
 
 void stm__fd_direct_end(struct stm_tx *tx)
 {
+    struct fd_waiter *w = (struct fd_waiter *)tx->fdwaiter;
+    /* 2: the next begin (stm__reset_extras) makes it 1 for that attempt */
+    tx->fdhint = w->fdwoke ? 2 : 0;
+    w->fdwoke = false;
     tx->waiter = tx->fdsaved;
     tx->fdsaved = NULL;
+}
+
+bool stm__fd_hinted(struct stm_tx *tx, int fd, short events)
+{
+    struct fd_waiter *w = (struct fd_waiter *)tx->fdwaiter;
+    for (uint32_t i = 1; i < w->n; i++)
+        if (w->pfd[i].fd == fd && (w->pfd[i].revents & (events | POLLERR | POLLHUP | POLLNVAL)))
+            return true;
+    return false;
 }

@@ -276,6 +276,9 @@ void stm__reactor_wait_end(struct stm_tx *tx); /* after the sleep */
  * (false: not possible, use the reactor); end swaps it back. */
 bool stm__fd_direct_begin(struct stm_tx *tx);
 void stm__fd_direct_end(struct stm_tx *tx);
+/* The attempt right after a direct wait that an fd ended (tx->fdhint ==
+ * 1): did that ppoll() report fd ready for events (or an error)? */
+bool stm__fd_hinted(struct stm_tx *tx, int fd, short events);
 /* A commit that ran watchers, committed, epoch still published: register
  * the fds their fns asked about (tx->fdw), then empty it. */
 void stm__reactor_watch(struct stm_tx *tx);
@@ -579,6 +582,7 @@ struct stm_tx {
     STM__VEC(struct stm__fdnode) fdn;
     STM__VEC(struct stm__fdwant) fdw;
     struct stm__waiter *fdwaiter, *fdsaved; /* fd_wait.c */
+    uint32_t fdhint; /* 1: this attempt may answer from the ppoll() that woke it */
 
     struct stm__waiter *waiter;
     struct stm__counters st;

@@ -410,6 +410,80 @@ START_TEST(test_two_waiters_one_fd)
 }
 END_TEST
 
+/* The attempt that a ready fd woke answers from the ppoll() that woke it
+ * (no second poll(): tx->fdhint), and only that attempt: the one after
+ * asks poll() again, and sees that the byte has gone. */
+enum { HINT_MAX = 16 };
+struct hint_arg {
+    int fd;
+    stm_tvar *var;
+    atomic_int attempts;
+    atomic_int tid;
+    uint32_t hint[HINT_MAX];
+    bool ready[HINT_MAX], again2;
+    uint32_t after; /* the thread's hint once the call returned */
+};
+
+static int body_hint(stm_tx *tx, void *arg)
+{
+    struct hint_arg *h = arg;
+    int k = atomic_fetch_add(&h->attempts, 1) + 1;
+    ck_assert_int_lt(k, HINT_MAX);
+    h->hint[k] = ((struct stm_tx *)tx)->fdhint;
+    intptr_t v = stm_read(tx, h->var);
+    h->ready[k] = stm_fd_ready(tx, h->fd, POLLIN);
+    if (k == 2) {
+        char c;
+        ck_assert_int_eq(read(h->fd, &c, 1), 1); /* (a side effect: a test) */
+        h->again2 = stm_fd_ready(tx, h->fd, POLLIN);
+    }
+    if (v != 0)
+        return 0;
+    stm_retry(tx); /* 1: on the fd and the TVar; 2: on the TVar */
+}
+
+static void *thr_hint(void *arg)
+{
+    struct hint_arg *h = arg;
+    atomic_store(&h->tid, tu_gettid());
+    ck_assert_int_eq(stm_atomically(body_hint, h), 0);
+    h->after = stm__self->fdhint;
+    return NULL;
+}
+
+START_TEST(test_wake_hint_one_attempt)
+{
+    int sv[2];
+    pair(sv);
+    struct hint_arg h;
+    memset(&h, 0, sizeof h);
+    h.fd = sv[0];
+    h.var = stm_tvar_new(0);
+    pthread_t t = tu_run_thread(thr_hint, &h);
+    wait_blocked(&h.attempts, 1, &h.tid);
+    put(sv[1], 'x');
+    wait_blocked(&h.attempts, 2, &h.tid);
+    ck_assert_int_eq(stm_tvar_poke(h.var, 1), 0);
+    tu_join(t);
+    int n = ld(&h.attempts);
+    ck_assert_int_ge(n, 3);
+    ck_assert(!h.ready[1]);
+    ck_assert_uint_eq(h.hint[1], 0);
+    ck_assert(h.ready[2]);
+    ck_assert_uint_eq(h.hint[2], 1); /* answered from the wake-up */
+    ck_assert(h.again2);             /* the same answer within the attempt */
+    for (int k = 3; k <= n; k++) {
+        ck_assert_uint_eq(h.hint[k], 0);
+        ck_assert(!h.ready[k]); /* poll() again: the byte was read */
+    }
+    /* a committed call leaves no hint for the thread's next transaction */
+    ck_assert_uint_eq(h.after, 0);
+    close(sv[0]);
+    close(sv[1]);
+    stm_tvar_free(h.var);
+}
+END_TEST
+
 /* ==== loopback TCP: accept, a non-blocking connect, data =================== */
 
 static int tcp_listener(uint16_t *port)
@@ -618,6 +692,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_deadline_first_real);
     tcase_add_test(tc, test_hangup_wakes);
     tcase_add_test(tc, test_two_waiters_one_fd);
+    tcase_add_test(tc, test_wake_hint_one_attempt);
     tcase_add_test(tc, test_tcp_loopback);
     suite_add_tcase(s, tc);
     tc = tcase_create("watch");
