@@ -50,9 +50,9 @@ struct fd_waiter {
     int efd;
     struct pollfd *pfd; /* [0]: efd; then the attempt's fds */
     uint32_t n, cap;
-    uint32_t from;       /* 1: the eventfd is left out of the ppoll() */
-    bool fdwoke;         /* the last wait ended with an fd ready */
-    atomic_bool dirty;   /* notify() may have written the eventfd */
+    uint32_t from;     /* 1: the eventfd is left out of the ppoll() */
+    bool fdwoke;       /* the last wait ended with an fd ready */
+    atomic_bool dirty; /* notify() may have written the eventfd */
 };
 
 static void drain(struct fd_waiter *w)
