@@ -37,12 +37,11 @@ STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events)
     if (!STM__VEC_RESERVE(tx->fdn, tx->fdn.n + 1))
         stm__nomem(tx);
     struct stm__fdnode *n = &tx->fdn.v[tx->fdn.n++];
-    n->next = n->prev = n->wnext = NULL;
+    n->next = n->prev = n->hnext = n->hprev = NULL;
     n->waiter = NULL;
-    n->w = NULL;
     n->fd = fd;
     n->events = events;
-    n->linked = false;
+    n->flags = 0;
     tx->extras = 1;
     struct stm_watch *w = atomic_load_explicit(&tx->watch_cur, memory_order_relaxed);
     if (tx->watch_dep && w != NULL) {
