@@ -483,6 +483,17 @@ void stm__reactor_closed(int fd)
     pthread_mutex_unlock(&r_lock);
 }
 
+uint32_t stm__reactor_nodes(void)
+{
+    pthread_mutex_lock(&r_lock);
+    uint32_t n = r_wnodes;
+    for (uint32_t i = 0; i < r_cap; i++)
+        for (struct stm__fdnode *e = r_tab[i]; e; e = e->next)
+            n += !(e->flags & N_WATCH);
+    pthread_mutex_unlock(&r_lock);
+    return n;
+}
+
 void stm__reactor_shutdown(void)
 {
     pthread_mutex_lock(&r_lock);

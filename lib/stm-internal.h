@@ -298,6 +298,8 @@ void stm__reactor_shutdown(void);
  * queued to run) */
 void stm__reactor_closing(int fd);
 void stm__reactor_closed(int fd);
+/* the watchers' fd nodes, plus the threads' nodes linked (for tests) */
+uint32_t stm__reactor_nodes(void);
 /* A run of w of its own failed: arm its retry at now + delay(failures in
  * a row, this one counted); returns when (STM_NEVER: it could not be
  * armed, for want of memory, or w is stopped).  A run that committed
