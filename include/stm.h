@@ -856,10 +856,10 @@ STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
  * thread waits on it does NOT wake that thread, nor does it run a watcher
  * waiting on it (the kernel tells nobody: poll() in another thread does
  * not notice a close either): close such an fd with stm_fd_close(), which
- * ends those waits, so that they see POLLNVAL.  (If the number of an fd
- * closed with close(2) is later asked about again, for the new file, the
- * waits still on the old one end then, and see the new file.)  Regular
- * files are always ready (poll(2)).
+ * ends those waits, so that they see POLLNVAL.  Waits on an fd closed
+ * with close(2) end later, when any transaction asks about the number
+ * and sees POLLNVAL, or when it is asked about again for a new file (then
+ * they see the new file).  Regular files are always ready (poll(2)).
  *
  * Errors: if the fd cannot be added to epoll for want of memory or of
  * epoll watches (/proc/sys/fs/epoll/max_user_watches), the retry fails
@@ -868,7 +868,8 @@ STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
  * the interest: the attempt is discarded with -ENOMEM.  Works with every
  * Waiter backend (the fd thread calls its notify); on the virtual clock
  * deadlines stay virtual while fds are ready in real time.  Thread-safety
- * as any function taking `tx`; at most one poll() per call, O(1).
+ * as any function taking `tx`; at most one poll() per call, O(1) (an fd
+ * found closed also ends the waits on it: O(those waits)).
  * Memory: a watcher's interest in an fd takes a 64-byte heap block (the
  * allocator's header included) and about 8 to 16 bytes of the fd thread's
  * tables, for as long as the watcher waits on the fd; the kernel's epoll

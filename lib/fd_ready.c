@@ -9,6 +9,11 @@
  * retry of the attempt also waits for the fd (reactor.c), and a watcher's
  * fn that got it is run again when the fd is ready.  Like the reads and
  * deadlines of a discarded stm_or_else() branch, a "no" stays.
+ *
+ * A "closed" (POLLNVAL) also ends the waits that other threads and
+ * watchers may still have on that fd number (fd_close.c): its file is
+ * gone, so they would wait for nothing (close(2) tells the library
+ * nothing).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +36,8 @@ STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events)
     do
         r = poll(&p, 1, 0);
     while (r < 0 && errno == EINTR);
+    if (r > 0 && (p.revents & POLLNVAL))
+        stm__fd_closed(fd); /* closed: so are the waits on it (fd_close.c) */
     if (r != 0)
         return true;                 /* ready, an error or hang-up, or poll() failed */
     events &= (short)STM__FD_EVENTS; /* (0: errors and hang-ups only) */

@@ -211,11 +211,23 @@ static void free_watch_node(struct stm__fdnode *n)
     free(n);
 }
 
+/* fire every node of fd (it is closed): none is left */
+static void fire_all(int fd)
+{
+    for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
+        next = n->next;
+        unlink_node(n);
+        fire(n);
+    }
+}
+
 /* Arm fd for the events its nodes want (if any): 0 or -errno.  If fd is
  * not in the epoll set although nodes were armed for it, the file they
  * were armed for was closed (epoll forgets it) and the number now names
  * another: those nodes are stale and fire (their waiters run again and
- * find out), then fd is armed for the rest. */
+ * find out), then fd is armed for the rest.  If fd is closed (EBADF),
+ * they fire too, and the nodes not armed yet (the caller's) are left to
+ * the caller. */
 static int arm(int fd)
 {
     for (;;) {
@@ -229,8 +241,9 @@ static int arm(int fd)
         ev.events = want | EPOLLONESHOT;
         ev.data.u64 = (uint64_t)fd;
         if (epoll_ctl(r_ep, EPOLL_CTL_MOD, fd, &ev) != 0) {
-            if (errno != ENOENT)
-                return -errno;
+            int e = errno;
+            if (e != ENOENT && e != EBADF)
+                return -e;
             bool stale = false;
             for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
                 next = n->next;
@@ -240,6 +253,8 @@ static int arm(int fd)
                     stale = true;
                 }
             }
+            if (e == EBADF)
+                return -e; /* (the caller's new nodes: the caller's to end) */
             if (stale)
                 continue;
             if (epoll_ctl(r_ep, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -281,16 +296,6 @@ static int start(void)
         return -e;
     r_started = true;
     return 0;
-}
-
-/* fire every node of fd (it is closed): none is left */
-static void fire_all(int fd)
-{
-    for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
-        next = n->next;
-        unlink_node(n);
-        fire(n);
-    }
 }
 
 /* An event on fd: wake or queue what it satisfies, re-arm for the rest. */

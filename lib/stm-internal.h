@@ -298,6 +298,8 @@ void stm__reactor_shutdown(void);
  * queued to run) */
 void stm__reactor_closing(int fd);
 void stm__reactor_closed(int fd);
+/* fd is closed: end every wait on it, direct and in the reactor */
+void stm__fd_closed(int fd);
 /* the watchers' fd nodes, plus the threads' nodes linked (for tests) */
 uint32_t stm__reactor_nodes(void);
 /* A run of w of its own failed: arm its retry at now + delay(failures in

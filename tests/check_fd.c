@@ -881,6 +881,37 @@ START_TEST(test_close_stale_number_reused)
 }
 END_TEST
 
+/* Closed with close(2), unknown to the library: the waits on it go on
+ * (the kernel tells nobody) until a transaction asks about the number and
+ * sees POLLNVAL; that ends them all, a thread's and a watcher's. */
+START_TEST(test_close_plain_then_asked)
+{
+    int sv[2];
+    pair(sv);
+    struct closer c;
+    memset(&c, 0, sizeof c);
+    waiter_init(&c.w, sv[0], POLLIN);
+    pthread_t t = tu_run_thread(thr_wait_done, &c);
+    wait_blocked(&c.w.attempts, 1, &c.w.tid);
+    struct fw f = {.fd = sv[0]};
+    stm_watch *w = stm_atomically_watch(fn_fd, cb_fd, &f, 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(ld(&f.runs), 1);
+    close(sv[0]); /* (not stm_fd_close) */
+    ck_assert(tu_wait_asleep((pid_t)atomic_load(&c.w.tid), TU_HANDSHAKE_MS));
+    ck_assert_int_eq(ld(&c.done), 0);
+    ck_assert_int_eq(ld(&f.runs), 1);
+    ck_assert(ask(sv[0], POLLIN)); /* POLLNVAL */
+    ck_assert_msg(tu_wait_atleast(&c.done, 1, TU_HANDSHAKE_MS), "the thread's wait goes on");
+    ck_assert_msg(tu_wait_atleast(&f.ones, 1, TU_HANDSHAKE_MS), "the watcher's wait goes on");
+    tu_join(t);
+    ck_assert_int_eq(c.w.rc, WHY_FD);
+    ck_assert_uint_eq(stm__reactor_nodes(), 0);
+    ck_assert_int_eq(stm_atomically(body_unwatch, w), 0);
+    close(sv[1]);
+}
+END_TEST
+
 /* Stopping watchers that wait on fds, and closing fds with waits,
  * leaves no node behind (ASan's leak check sees the rest). */
 START_TEST(test_close_no_leak)
@@ -953,6 +984,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_close_watcher_waiting);
     tcase_add_test(tc, test_close_before);
     tcase_add_test(tc, test_close_stale_number_reused);
+    tcase_add_test(tc, test_close_plain_then_asked);
     tcase_add_test(tc, test_close_no_leak);
     suite_add_tcase(s, tc);
     return s;
