@@ -8,8 +8,9 @@
  *          stm_fd_ready() said no (alone, and with a TVar read too, as a
  *          stop flag), against a thread blocked in poll() on the same kind
  *          of fd, in rounds of one block of each, in rotating order (one
- *          hop, measured with CLOCK_MONOTONIC on both sides); the ratio is
- *          taken within each round, its median reported.
+ *          hop, measured with CLOCK_MONOTONIC on both sides, each write
+ *          made once /proc says the waiter is blocked); the ratio is taken
+ *          within each round, its median reported.
  *   idle   N (default 10000) socketpairs, each waited on by a watcher
  *          whose fn asks stm_fd_ready(POLLIN): the heap (RSS) per
  *          connection added by the library, and, over a second at rest,
@@ -51,7 +52,8 @@ struct hop {
     int in, back; /* the worker reads `in`, answers on `back` */
     int mode;     /* WAIT_POLL, WAIT_TX or WAIT_TX_TVAR */
     int n;
-    int64_t *woke; /* when the worker ran again, per iteration */
+    int64_t *woke;   /* when the worker ran again, per iteration */
+    atomic_long tid; /* the worker's thread id, once it runs */
 };
 
 enum { WAIT_POLL, WAIT_TX, WAIT_TX_TVAR, WAIT_MODES };
@@ -76,6 +78,7 @@ static void *hop_worker(void *arg)
 {
     struct hop *h = arg;
     char c;
+    atomic_store(&h->tid, (long)syscall(SYS_gettid));
     for (int i = 0; i < h->n; i++) {
         if (h->mode == WAIT_TX) {
             if (stm_atomically(wait_readable, &h->in) != 0)
@@ -107,6 +110,21 @@ static int cmpd(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* whether thread tid is blocked (state S in /proc) */
+static bool asleep(long tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true; /* (no /proc: rely on the pause) */
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = '\0';
+    char *p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] == 'S';
+}
+
 /* one block of n hops; writes the latencies to lat, returns their median */
 static int64_t block(int mode, int n, int64_t *lat)
 {
@@ -115,14 +133,17 @@ static int64_t block(int mode, int n, int64_t *lat)
         socketpair(AF_UNIX, SOCK_STREAM, 0, b) != 0)
         abort();
     int64_t *sent = malloc(sizeof *sent * (size_t)n), *woke = malloc(sizeof *woke * (size_t)n);
-    struct hop h = {a[1], b[1], mode, n, woke};
+    struct hop h = {a[1], b[1], mode, n, woke, 0};
     pthread_t th;
     if (!sent || !woke || pthread_create(&th, NULL, hop_worker, &h) != 0)
         abort();
     char c = 'x';
     for (int i = 0; i < n; i++) {
-        struct timespec pause = {0, 50 * 1000}; /* let the worker go to sleep */
+        /* let the worker go to sleep: the latency is a blocked waiter's */
+        struct timespec pause = {0, 50 * 1000};
         nanosleep(&pause, NULL);
+        for (int k = 0; k < 1000 && !(atomic_load(&h.tid) && asleep(atomic_load(&h.tid))); k++)
+            nanosleep(&pause, NULL);
         sent[i] = now_ns();
         if (write(a[0], &c, 1) != 1 || read(b[0], &c, 1) != 1)
             abort();
