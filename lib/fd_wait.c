@@ -202,9 +202,11 @@ void stm__fd_direct_end(struct stm_tx *tx)
 
 bool stm__fd_hinted(struct stm_tx *tx, int fd, short events)
 {
+    /* (not POLLNVAL: stm_fd_ready's own poll() then ends the other waits
+     * on the closed fd) */
     struct fd_waiter *w = (struct fd_waiter *)tx->fdwaiter;
     for (uint32_t i = 1; i < w->n; i++)
-        if (w->pfd[i].fd == fd && (w->pfd[i].revents & (events | POLLERR | POLLHUP | POLLNVAL)))
+        if (w->pfd[i].fd == fd && (w->pfd[i].revents & (events | POLLERR | POLLHUP)))
             return true;
     return false;
 }
