@@ -17,6 +17,7 @@ dist_man_MANS = \
 	doc/stm_defer.3 \
 	doc/stm_now.3 \
 	doc/stm_elapsed.3 \
+	doc/stm_fd_close.3 \
 	doc/stm_fd_ready.3 \
 	doc/stm_set_waiter.3 \
 	doc/stm_clock_virtual.3 \

@@ -840,24 +840,29 @@ STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
  * hang-up, and the body runs again.  A retry waiting on an fd alone does
  * not fail with -EDEADLK.  In a watcher's `fn`, false also makes the
  * library run the watcher again, in a transaction of its own on the
- * library's fd thread (as a deadline run, see WATCHERS), once `fd` is
- * ready; a watcher that no longer asks about an fd may still be run once
+ * library's timer pool (the fd thread hands it over; see WATCHERS, "Runs
+ * of a watcher's own"), once `fd` is ready; a watcher that no longer asks about an fd may still be run once
  * more when it becomes ready.  A watcher whose `cb` consumes what made the
  * fd ready (reads the data) should also write a TVar that `fn` reads, so
  * that `fn` runs again in the same commit and asks again.
  *
  * The answer is not a snapshot: two calls in one attempt may differ, and
- * nothing is validated at commit.  Reading or writing the fd belongs
- * outside the transaction (or in stm_after_commit()/stm_defer()), since a
- * body may run more than once.
+ * nothing is validated at commit.  (The attempt that runs right after a
+ * wait that the fd's readiness ended may answer from the poll that ended
+ * it, with no second system call; only that attempt does.)  Reading or
+ * writing the fd belongs outside the transaction (or in
+ * stm_after_commit()/stm_defer()), since a body may run more than once.
  *
  * Closed fds: an fd closed before the call is POLLNVAL (true); one closed
  * between the call and the wait makes the retry run the body again at
- * once (which then sees POLLNVAL).  Closing an fd while a thread waits on
- * it does NOT wake that thread (epoll drops closed files silently, as
- * poll() in another thread does not notice a close either): close an fd
- * only once no transaction waits on it, or write a TVar its waiters read.
- * Regular files are always ready (poll(2)).
+ * once (which then sees POLLNVAL).  Closing an fd with close(2) while a
+ * thread waits on it does NOT wake that thread, nor does it run a watcher
+ * waiting on it (the kernel tells nobody: poll() in another thread does
+ * not notice a close either): close such an fd with stm_fd_close(), which
+ * ends those waits, so that they see POLLNVAL.  Waits on an fd closed
+ * with close(2) end later, when any transaction asks about the number
+ * and sees POLLNVAL, or when it is asked about again for a new file (then
+ * they see the new file).  Regular files are always ready (poll(2)).
  *
  * Errors: if the fd cannot be added to epoll for want of memory or of
  * epoll watches (/proc/sys/fs/epoll/max_user_watches), the retry fails
@@ -866,8 +871,38 @@ STM_API bool stm_elapsed_wall(stm_tx *tx, int64_t wall_deadline);
  * the interest: the attempt is discarded with -ENOMEM.  Works with every
  * Waiter backend (the fd thread calls its notify); on the virtual clock
  * deadlines stay virtual while fds are ready in real time.  Thread-safety
- * as any function taking `tx`; one poll() per call, O(1).
+ * as any function taking `tx`; at most one poll() per call, O(1) (an fd
+ * found closed also ends the waits on it: O(those waits)).
+ * Memory: a watcher's interest in an fd takes a 64-byte heap block (the
+ * allocator's header included) and about 8 to 16 bytes of the fd thread's
+ * tables, for as long as the watcher waits on the fd; the kernel's epoll
+ * entry comes on top.  A thread's interests live in its descriptor.
  */
+STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events);
+
+/**
+ * stm_fd_close - close `fd` as close(2) does, and end every wait on it.
+ *
+ * Use it instead of close(2) for an fd that a transaction may be waiting
+ * on in stm_retry(), or a watcher's `fn` asked about with stm_fd_ready():
+ * after the close, each such retry runs its body again and each such
+ * watcher is run again (on the timer pool), where stm_fd_ready() on the
+ * closed fd says true (POLLNVAL), at once and with every Waiter backend.
+ * The fd is first taken out of the library's epoll set (so that a
+ * duplicate that keeps the file open reports nothing for this number).
+ *
+ * Returns what close(2) returns: 0, or -1 with errno set (EBADF, EINTR,
+ * EIO; on Linux the fd is closed even then, and the waits end all the
+ * same).  A number that a concurrent open(2), socket(2), accept(2)... has
+ * already reused by the time the waiters look again is a new file to
+ * them: closing an fd that other threads still use is a race in any
+ * program.  Not transactional: like close(2) it acts at once, in every
+ * attempt that calls it; close from outside the transaction or from a
+ * stm_defer() or stm_after_commit() callback.  Thread-safe; O(threads
+ * waiting directly + the fd's interests), one lock of the fd thread and
+ * one of the waiting threads' list held briefly.
+ */
+STM_API int stm_fd_close(int fd);
 STM_API bool stm_fd_ready(stm_tx *tx, int fd, short events);
 
 /* ======================================================================

@@ -35,8 +35,10 @@ lib_libstm_la_SOURCES = \
 	lib/elapsed.c \
 	lib/dispatch.c \
 	lib/reactor.c \
+	lib/watch_retry.c \
 	lib/fd_ready.c \
 	lib/fd_wait.c \
+	lib/fd_close.c \
 	lib/readonly.c \
 	lib/watch.c \
 	lib/watch_phase.c \

@@ -12,38 +12,40 @@
  * ready already reports at once: no lost wake-up).  The thread takes each
  * event under the lock, notifies the waiters and queues the watchers of
  * the nodes it satisfies (an error or hang-up satisfies all), unlinks
- * them, and re-arms the fd for the nodes left.  Watchers queued are
- * handed, in order, to the timer service's pool of threads (timer.c:
- * stm__timer_soon, a timer in the watcher's side record), which runs each
- * in a transaction of its own, as deadline runs are (watch.c:
- * stm__watch_run_now); this thread runs one itself only when the pool
- * cannot take it (no memory, no thread).
- *
- * A watcher's failed runs of its own (watch_error.c) are retried by a
- * library-clock timer in the same side record.
+ * them, and re-arms the fd for the nodes left.  Watchers queued are run
+ * by the timer service's pool of threads (timer.c), each in a transaction
+ * of its own, as deadline runs are (watch.c: stm__watch_run_now): the
+ * thread hands the queue to up to DRAINERS timers of the pool
+ * (stm__timer_soon), whose callbacks take watchers from it until it is
+ * empty, so that many fds ready at once are served by every thread of
+ * the pool; it runs them itself only when the pool cannot take them (no
+ * memory, no thread).
  *
  * A watcher's interests belong to the reactor, at most one node per
- * watcher and fd, kept in the watcher's side record (a small table keyed
- * by the watcher, so that a watcher that never waits on an fd pays
- * nothing); a commit whose watcher runs asked about fds adds them
- * (stm__reactor_watch), a run caused by the fd consumes them, and the
- * watcher's stop drops them (stm__reactor_forget).  A node whose watcher
- * no longer asks stays until the fd is ready once more (one extra run of
- * fn, which then asks for nothing) or the watcher stops.
+ * watcher and fd, each a small heap block that is also chained, by its
+ * watcher, in a table of the reactor's (so that a watcher that never
+ * waits on an fd pays nothing, and one that does pays one block per fd:
+ * the retries of failed runs are kept apart, in watch_retry.c); a commit
+ * whose watcher runs asked about fds adds them (stm__reactor_watch), an
+ * event moves the node to the run queue, the run frees it, and the
+ * watcher's stop drops them all (stm__reactor_forget).  A node whose
+ * watcher no longer asks stays until the fd is ready once more (one extra
+ * run of fn, which then asks for nothing) or the watcher stops.
  *
  * Closed fds.  epoll forgets an fd when its file is closed, without an
- * event, so a wait in progress on an fd that another thread closes is not
- * ended by the close (as with poll() in another thread); an fd closed
- * before the wait begins cannot be armed (EBADF), and the retry then runs
- * the body again at once, whose stm_fd_ready() sees POLLNVAL.  An fd
- * number that is closed and reused is armed afresh (EPOLL_CTL_MOD fails
- * with ENOENT, then ADD).  A stale event, for a file that a dup kept
- * open, only wakes a waiter spuriously.
+ * event, so a wait in progress on an fd that another thread closes with
+ * close(2) is not ended by the close (as with poll() in another thread);
+ * stm_fd_close() (fd_close.c) ends them (stm__reactor_closed).  An fd
+ * closed before the wait begins cannot be armed (EBADF), and the retry
+ * then runs the body again at once, whose stm_fd_ready() sees POLLNVAL.
+ * An fd number that is closed and reused is armed afresh (EPOLL_CTL_MOD
+ * fails with ENOENT, then ADD); the nodes that were armed for the closed
+ * file are stale then, and fire (N_ARMED: arm()).  A stale event, for a
+ * file that a dup kept open, only wakes a waiter spuriously.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -58,18 +60,11 @@
 
 #define WAKE_KEY UINT64_MAX /* epoll data of the eventfd that wakes the thread */
 
-/* A watcher's side record: its fd interests, and the retry of its failed
- * runs (watch_error.c: the schedule). */
-struct wside {
-    struct stm__timer retry; /* first: the timer hands back this address */
-    struct stm__timer soon;  /* a run the fd caused, handed to the timer pool */
-    struct wside *hnext;     /* bucket chain */
-    struct stm_watch *w;
-    struct stm__fdnode *fds; /* via wnext */
-    uint32_t fails;          /* failed runs in a row */
-    int pending;             /* an interest that could not be registered: its error */
-    bool slot;               /* holds a reserved timer-heap slot */
-};
+/* stm__fdnode.flags */
+#define N_LINKED 1u /* in its fd's list */
+#define N_QUEUED 2u /* a watcher's, whose fd was ready: in the run queue */
+#define N_ARMED 4u  /* counted in a successful arming of its fd */
+#define N_WATCH 8u  /* a watcher's (in the watchers' table), else a thread's */
 
 static pthread_mutex_t r_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t r_done = PTHREAD_COND_INITIALIZER; /* a watcher run ended */
@@ -78,72 +73,72 @@ static struct stm__fdnode **r_tab; /* fd -> its list */
 static uint32_t r_cap;
 static pthread_t r_thread;
 static bool r_started, r_stop;
-static struct stm_watch *r_running; /* the watcher the thread runs now */
-/* watchers to run, in order; room for one per watcher node, so that
- * queueing never fails */
-static struct stm_watch **r_due;
-static uint32_t r_due_n, r_due_cap, r_wnodes;
-/* side records by watcher */
-static struct wside **m_b;
-static uint32_t m_nb, m_n;
-static _Atomic uint32_t m_failing; /* records with fails != 0 */
+static _Thread_local bool r_self;   /* this thread is the reactor's */
+/* Watchers queued are run by the drainers (timers of the pool whose
+ * callbacks empty the queue), or by this thread when the pool cannot;
+ * r_running[i]: the watcher drainer i runs now, [DRAINERS]: this
+ * thread's.  A watcher's runs never overlap (watch.c), so one watcher is
+ * in at most one slot. */
+#define DRAINERS 4
+static struct stm__timer r_drain[DRAINERS];
+static void drain_fire(struct stm__timer *t, uint64_t seq);
+static struct stm_watch *r_running[DRAINERS + 1];
+static _Thread_local struct stm_watch *r_mine; /* the one this thread runs */
+static uint32_t q_n;                           /* nodes in the run queue */
+/* watcher nodes whose fd was ready, in order: their watchers to run */
+static struct stm__fdnode *q_head, *q_tail;
+/* every watcher node, chained by watcher (hnext, hprev) */
+static struct stm__fdnode **w_b;
+static uint32_t w_nb, r_wnodes;
 
-static void retry_fire(struct stm__timer *t, uint64_t seq);
-static void soon_fire(struct stm__timer *t, uint64_t seq);
-
-static struct wside **side_slot(struct stm_watch *w)
+static inline uint32_t wbucket(const struct stm_watch *w)
 {
-    struct wside **p = &m_b[stm__ptr_hash(w, m_nb - 1)];
-    while (*p && (*p)->w != w)
-        p = &(*p)->hnext;
-    return p;
+    return stm__ptr_hash(w, w_nb - 1);
 }
 
-static struct wside *side_find(struct stm_watch *w)
+static void wtab_add(struct stm__fdnode *n)
 {
-    return m_nb ? *side_slot(w) : NULL;
+    struct stm__fdnode **b = &w_b[wbucket(n->w)];
+    n->hprev = NULL;
+    n->hnext = *b;
+    if (*b)
+        (*b)->hprev = n;
+    *b = n;
+    r_wnodes++;
 }
 
-/* w's record, made if it has none: NULL on ENOMEM */
-static struct wside *side_get(struct stm_watch *w)
+static void wtab_del(struct stm__fdnode *n)
 {
-    struct wside *s = side_find(w);
-    if (s)
-        return s;
-    if (m_n + 1 > m_nb) {
-        uint32_t nb = m_nb ? 2 * m_nb : 64;
-        struct wside **b = stm__calloc(nb, sizeof *b);
-        if (b == NULL)
-            return NULL;
-        for (uint32_t i = 0; i < m_nb; i++)
-            for (struct wside *e = m_b[i], *next; e; e = next) {
-                next = e->hnext;
-                uint32_t k = stm__ptr_hash(e->w, nb - 1);
-                e->hnext = b[k];
-                b[k] = e;
-            }
-        free(m_b);
-        m_b = b;
-        m_nb = nb;
-    }
-    s = stm__calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    s->w = w;
-    s->retry.fn = retry_fire;
-    s->soon.fn = soon_fire;
-    struct wside **p = &m_b[stm__ptr_hash(w, m_nb - 1)];
-    s->hnext = *p;
-    *p = s;
-    m_n++;
-    return s;
+    if (n->hnext)
+        n->hnext->hprev = n->hprev;
+    if (n->hprev)
+        n->hprev->hnext = n->hnext;
+    else
+        w_b[wbucket(n->w)] = n->hnext;
+    r_wnodes--;
 }
 
-static void side_remove(struct wside *s)
+/* room in the table for one more node (at most two per bucket) */
+static bool wtab_reserve(void)
 {
-    struct wside **p = side_slot(s->w);
-    *p = s->hnext;
-    m_n--;
+    if (r_wnodes + 1 <= 2 * w_nb)
+        return true;
+    uint32_t nb = w_nb ? 2 * w_nb : 64;
+    struct stm__fdnode **b = stm__calloc(nb, sizeof *b);
+    if (b == NULL)
+        return false;
+    struct stm__fdnode **old = w_b;
+    uint32_t onb = w_nb;
+    w_b = b;
+    w_nb = nb;
+    r_wnodes = 0;
+    for (uint32_t i = 0; i < onb; i++)
+        for (struct stm__fdnode *n = old[i], *next; n; n = next) {
+            next = n->hnext;
+            wtab_add(n);
+        }
+    free(old);
+    return true;
 }
 
 static bool tab_reserve(int fd)
@@ -169,7 +164,7 @@ static void link_node(struct stm__fdnode *n)
     if (n->next)
         n->next->prev = n;
     r_tab[n->fd] = n;
-    n->linked = true;
+    n->flags = (uint8_t)((n->flags | N_LINKED) & ~N_ARMED);
 }
 
 static void unlink_node(struct stm__fdnode *n)
@@ -181,26 +176,111 @@ static void unlink_node(struct stm__fdnode *n)
     else
         r_tab[n->fd] = n->next;
     n->next = n->prev = NULL;
-    n->linked = false;
+    n->flags &= (uint8_t) ~(N_LINKED | N_ARMED);
 }
 
-/* Arm fd for the events its nodes want (if any): 0 or -errno. */
+static void kick(void)
+{
+    uint64_t one = 1;
+    ssize_t n = write(r_ev, &one, sizeof one);
+    (void)n; /* EAGAIN: the counter is full, a wake-up is pending anyway */
+}
+
+static void dequeue(struct stm__fdnode *n)
+{
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q_tail = n->prev;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q_head = n->next;
+    n->next = n->prev = NULL;
+    n->flags &= (uint8_t)~N_QUEUED;
+    q_n--;
+}
+
+/* n is unlinked: wake its thread, or queue its watcher to run */
+static void fire(struct stm__fdnode *n)
+{
+    if (!(n->flags & N_WATCH)) {
+        n->waiter->ops->notify(n->waiter);
+        return;
+    }
+    n->next = NULL;
+    n->prev = q_tail;
+    if (q_tail)
+        q_tail->next = n;
+    else
+        q_head = n;
+    q_tail = n;
+    n->flags |= N_QUEUED;
+    q_n++;
+    if (!r_self && r_ev >= 0)
+        kick();
+}
+
+/* a watcher's node, neither linked nor queued */
+static void free_watch_node(struct stm__fdnode *n)
+{
+    wtab_del(n);
+    free(n);
+}
+
+/* fire every node of fd (it is closed): none is left */
+static void fire_all(int fd)
+{
+    for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
+        next = n->next;
+        unlink_node(n);
+        fire(n);
+    }
+}
+
+/* Arm fd for the events its nodes want (if any): 0 or -errno.  If fd is
+ * not in the epoll set although nodes were armed for it, the file they
+ * were armed for was closed (epoll forgets it) and the number now names
+ * another: those nodes are stale and fire (their waiters run again and
+ * find out), then fd is armed for the rest.  If fd is closed (EBADF),
+ * they fire too, and the nodes not armed yet (the caller's) are left to
+ * the caller. */
 static int arm(int fd)
 {
-    if (r_tab[fd] == NULL)
+    for (;;) {
+        if (r_tab[fd] == NULL)
+            return 0;
+        uint32_t want = 0; /* (0 still reports errors and hang-ups) */
+        for (struct stm__fdnode *n = r_tab[fd]; n; n = n->next)
+            want |= (uint16_t)n->events;
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.events = want | EPOLLONESHOT;
+        ev.data.u64 = (uint64_t)fd;
+        if (epoll_ctl(r_ep, EPOLL_CTL_MOD, fd, &ev) != 0) {
+            int e = errno;
+            if (e != ENOENT && e != EBADF)
+                return -e;
+            bool stale = false;
+            for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
+                next = n->next;
+                if (n->flags & N_ARMED) {
+                    unlink_node(n);
+                    fire(n);
+                    stale = true;
+                }
+            }
+            if (e == EBADF)
+                return -e; /* (the caller's new nodes: the caller's to end) */
+            if (stale)
+                continue;
+            if (epoll_ctl(r_ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+                return -errno;
+        }
+        for (struct stm__fdnode *n = r_tab[fd]; n; n = n->next)
+            n->flags |= N_ARMED;
         return 0;
-    uint32_t want = 0; /* (0 still reports errors and hang-ups) */
-    for (struct stm__fdnode *n = r_tab[fd]; n; n = n->next)
-        want |= (uint16_t)n->events;
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = want | EPOLLONESHOT;
-    ev.data.u64 = (uint64_t)fd;
-    if (epoll_ctl(r_ep, EPOLL_CTL_MOD, fd, &ev) == 0)
-        return 0;
-    if (errno == ENOENT && epoll_ctl(r_ep, EPOLL_CTL_ADD, fd, &ev) == 0)
-        return 0;
-    return -errno;
+    }
 }
 
 static void *reactor_main(void *unused);
@@ -227,6 +307,9 @@ static int start(void)
             return -e;
         }
     }
+    if (r_drain[0].fn == NULL) /* (set once, before any is handed over) */
+        for (unsigned i = 0; i < DRAINERS; i++)
+            r_drain[i].fn = drain_fire;
     r_stop = false;
     int e = pthread_create(&r_thread, NULL, reactor_main, NULL);
     if (e != 0)
@@ -235,75 +318,73 @@ static int start(void)
     return 0;
 }
 
-static void kick(void)
-{
-    uint64_t one = 1;
-    ssize_t n = write(r_ev, &one, sizeof one);
-    (void)n; /* EAGAIN: the counter is full, a wake-up is pending anyway */
-}
-
-static void queue_run(struct stm_watch *w)
-{
-    r_due[r_due_n++] = w; /* (room: one per watcher node) */
-}
-
-/* n is a watcher's node, unlinked: free it */
-static void free_watch_node(struct stm__fdnode *n)
-{
-    struct wside *s = side_find(n->w);
-    if (s) {
-        struct stm__fdnode **p = &s->fds;
-        while (*p && *p != n)
-            p = &(*p)->wnext;
-        if (*p)
-            *p = n->wnext;
-    }
-    r_wnodes--;
-    free(n);
-}
-
-/* ... and queue its watcher to run */
-static void drop_watch_node(struct stm__fdnode *n)
-{
-    queue_run(n->w);
-    free_watch_node(n);
-}
-
 /* An event on fd: wake or queue what it satisfies, re-arm for the rest. */
 static void fd_event(int fd, uint32_t got)
 {
     bool all = (got & (EPOLLERR | EPOLLHUP)) != 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
-            next = n->next;
-            if (!all && !(got & (uint16_t)n->events))
-                continue;
-            unlink_node(n);
-            if (n->waiter)
-                n->waiter->ops->notify(n->waiter);
-            else
-                drop_watch_node(n);
-        }
-        if (r_tab[fd] == NULL || arm(fd) == 0)
-            return;
-        all = true; /* cannot be re-armed: let them all find out */
+    for (struct stm__fdnode *n = r_tab[fd], *next; n; n = next) {
+        next = n->next;
+        if (!all && !(got & (uint16_t)n->events))
+            continue;
+        unlink_node(n);
+        fire(n);
     }
+    if (r_tab[fd] != NULL && arm(fd) != 0)
+        fire_all(fd); /* cannot be re-armed: let them all find out */
 }
 
-static void run_due(void)
+/* Run the first queued watcher in slot `slot` (under r_lock, which is let
+ * go during the run). */
+static void run_due(unsigned slot)
 {
-    struct stm_watch *w = r_due[0];
-    memmove(r_due, r_due + 1, (size_t)(--r_due_n) * sizeof *r_due);
-    /* the timer pool runs it (this thread only when it cannot) */
-    struct wside *s = side_find(w);
-    if (s != NULL && stm__timer_soon(&s->soon) == 0)
-        return;
-    r_running = w;
+    struct stm__fdnode *n = q_head;
+    dequeue(n);
+    struct stm_watch *w = n->w;
+    free_watch_node(n);
+    r_running[slot] = w;
+    r_mine = w;
     pthread_mutex_unlock(&r_lock);
     stm__watch_run_now(w);
     pthread_mutex_lock(&r_lock);
-    r_running = NULL;
+    r_mine = NULL;
+    r_running[slot] = NULL;
     pthread_cond_broadcast(&r_done);
+}
+
+/* Drainer i, on a thread of the pool: run queued watchers until none is
+ * left. */
+static void drain_fire(struct stm__timer *t, uint64_t seq)
+{
+    (void)seq;
+    unsigned slot = (unsigned)(t - r_drain);
+    pthread_mutex_lock(&r_lock);
+    while (q_head != NULL && !r_stop)
+        run_due(slot);
+    pthread_mutex_unlock(&r_lock);
+}
+
+/* Under r_lock, with watchers queued: have the pool run them, one drainer
+ * per queued watcher up to DRAINERS (a drainer already waiting or running
+ * takes what comes).  false: the pool could take none. */
+static bool hand_off(void)
+{
+    uint32_t want = q_n < DRAINERS ? q_n : DRAINERS;
+    uint32_t took = 0;
+    for (uint32_t i = 0; i < want; i++)
+        if (stm__timer_soon(&r_drain[i]) == 0)
+            took++;
+    return took != 0;
+}
+
+/* w is being run for the reactor by a thread other than the caller */
+static bool running_elsewhere(struct stm_watch *w)
+{
+    if (r_mine == w)
+        return false; /* the caller's own run (it stops w) */
+    for (unsigned i = 0; i <= DRAINERS; i++)
+        if (r_running[i] == w)
+            return true;
+    return false;
 }
 
 static void *reactor_main(void *unused)
@@ -312,11 +393,14 @@ static void *reactor_main(void *unused)
 #if defined(__linux__) && defined(PR_SET_NAME)
     prctl(PR_SET_NAME, "stm-reactor", 0, 0, 0);
 #endif
+    r_self = true;
     struct epoll_event ev[64];
     pthread_mutex_lock(&r_lock);
     while (!r_stop) {
-        if (r_due_n) {
-            run_due();
+        /* (a drainer empties the queue; it is handed over again when
+         * more comes, which is what spreads a burst over the pool) */
+        if (q_head && !hand_off()) {
+            run_due(DRAINERS);
             continue;
         }
         pthread_mutex_unlock(&r_lock);
@@ -350,7 +434,7 @@ int stm__reactor_wait_begin(struct stm_tx *tx)
     for (uint32_t i = 0; i < tx->fdn.n && r == 1; i++) {
         struct stm__fdnode *n = &tx->fdn.v[i];
         n->waiter = tx->waiter;
-        n->w = NULL;
+        n->flags = 0;
         if (!tab_reserve(n->fd)) {
             r = -ENOMEM;
             break;
@@ -370,7 +454,7 @@ void stm__reactor_wait_end(struct stm_tx *tx)
 {
     pthread_mutex_lock(&r_lock);
     for (uint32_t i = 0; i < tx->fdn.n; i++)
-        if (tx->fdn.v[i].linked)
+        if (tx->fdn.v[i].flags & N_LINKED)
             unlink_node(&tx->fdn.v[i]);
     pthread_mutex_unlock(&r_lock);
 }
@@ -378,30 +462,24 @@ void stm__reactor_wait_end(struct stm_tx *tx)
 /* Add w's interest in (fd, events): 0, -ENOMEM or -ENOSPC. */
 static int watch_one(struct stm_watch *w, int fd, short events)
 {
-    struct wside *s = side_get(w);
-    if (s == NULL || !tab_reserve(fd))
+    if (!tab_reserve(fd))
         return -ENOMEM;
-    struct stm__fdnode *n = s->fds;
-    while (n && n->fd != fd)
-        n = n->wnext;
+    struct stm__fdnode *n = r_tab[fd];
+    while (n && !((n->flags & N_WATCH) && n->w == w))
+        n = n->next;
     if (n == NULL) {
-        /* room to queue what is queued and every node, this one too */
-        uint32_t need = r_due_n + r_wnodes + 1;
-        if (need > r_due_cap && !stm__grow((void **)&r_due, &r_due_cap, sizeof *r_due, need))
-            return -ENOMEM;
-        n = stm__calloc(1, sizeof *n);
-        if (n == NULL)
+        if (!wtab_reserve() || (n = stm__calloc(1, sizeof *n)) == NULL)
             return -ENOMEM;
         n->w = w;
         n->fd = fd;
-        n->wnext = s->fds;
-        s->fds = n;
-        r_wnodes++;
+        n->flags = N_WATCH;
+        wtab_add(n);
+        link_node(n);
     }
     n->events |= events;
-    if (!n->linked)
-        link_node(n);
     int e = arm(fd);
+    if (!(n->flags & N_LINKED))
+        return 0; /* stale (its file was closed): queued to run */
     if (e == -ENOMEM || e == -ENOSPC) {
         unlink_node(n);
         free_watch_node(n);
@@ -409,26 +487,9 @@ static int watch_one(struct stm_watch *w, int fd, short events)
     }
     if (e < 0) {
         unlink_node(n); /* closed, or a regular file: ready now */
-        drop_watch_node(n);
-        kick();
+        fire(n);
     }
     return 0;
-}
-
-static int64_t arm_retry(struct wside *s);
-
-/* w's interest could not be registered (err): retry its run on the
- * schedule, and report err when the retry comes (not from inside the
- * commit). */
-static void watch_failed(struct stm_tx *tx, struct stm_watch *w, int err)
-{
-    stm__count(&tx->st.watch_failures);
-    struct wside *s = side_get(w);
-    if (s == NULL)
-        return; /* no memory even for that: a change of what it read runs it */
-    if (s->pending == 0)
-        s->pending = err;
-    arm_retry(s);
 }
 
 void stm__reactor_watch(struct stm_tx *tx)
@@ -441,8 +502,12 @@ void stm__reactor_watch(struct stm_tx *tx)
         if (atomic_load_explicit(&f->w->dead, memory_order_seq_cst))
             continue;
         int r = e < 0 ? e : watch_one(f->w, f->fd, f->events);
-        if (r < 0)
-            watch_failed(tx, f->w, r);
+        if (r < 0) {
+            /* retry its run on the schedule, and report r when the retry
+             * comes (not from inside the commit) */
+            stm__count(&tx->st.watch_failures);
+            stm__watch_retry_lost(f->w, r);
+        }
     }
     tx->fdw.n = 0;
     pthread_mutex_unlock(&r_lock);
@@ -451,100 +516,49 @@ void stm__reactor_watch(struct stm_tx *tx)
 void stm__reactor_forget(struct stm_watch *w)
 {
     pthread_mutex_lock(&r_lock);
-    struct wside *s = side_find(w);
-    if (s) {
-        for (struct stm__fdnode *n = s->fds, *next; n; n = next) {
-            next = n->wnext;
-            if (n->linked)
+    if (w_nb) {
+        for (struct stm__fdnode *n = w_b[wbucket(w)], *next; n; n = next) {
+            next = n->hnext;
+            if (n->w != w)
+                continue;
+            if (n->flags & N_LINKED)
                 unlink_node(n);
-            r_wnodes--;
-            free(n);
+            else if (n->flags & N_QUEUED)
+                dequeue(n);
+            free_watch_node(n);
         }
-        side_remove(s);
-        if (s->fails)
-            atomic_fetch_sub(&m_failing, 1);
     }
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < r_due_n; i++)
-        if (r_due[i] != w)
-            r_due[k++] = r_due[i];
-    r_due_n = k;
-    while (r_running == w && !pthread_equal(r_thread, pthread_self()))
+    while (running_elsewhere(w))
         pthread_cond_wait(&r_done, &r_lock);
     pthread_mutex_unlock(&r_lock);
-    if (s) {
-        /* (without the lock: a retry run in progress takes it) */
-        stm__timer_cancel(&s->retry);
-        stm__timer_cancel(&s->soon);
-        if (s->slot)
-            stm__timer_unreserve(1);
-        free(s);
-    }
+    stm__watch_retry_forget(w);
 }
 
-/* ---- retries of failed runs ---------------------------------------------- */
-
-static void retry_fire(struct stm__timer *t, uint64_t seq)
+void stm__reactor_closing(int fd)
 {
-    (void)seq;
-    /* w is alive: its stop cancels this timer, waiting for this run */
-    struct wside *s = (struct wside *)t;
-    struct stm_watch *w = s->w;
     pthread_mutex_lock(&r_lock);
-    int err = s->pending;
-    s->pending = 0;
+    if (r_ep >= 0 && fd >= 0 && fd != r_ep && fd != r_ev)
+        (void)epoll_ctl(r_ep, EPOLL_CTL_DEL, fd, NULL); /* (a dup may keep the file) */
     pthread_mutex_unlock(&r_lock);
-    if (err)
-        stm__watch_report(w, err, stm__now()); /* an interest it lost */
-    stm__watch_run_now(w);
 }
 
-/* A run an fd caused, on a thread of the timer pool. */
-static void soon_fire(struct stm__timer *t, uint64_t seq)
+void stm__reactor_closed(int fd)
 {
-    (void)seq;
-    /* w is alive: its stop cancels this timer, waiting for this run */
-    struct wside *s = (struct wside *)((char *)t - offsetof(struct wside, soon));
-    stm__watch_run_now(s->w);
-}
-
-/* Arm s's retry on the schedule: when, or STM_NEVER (no memory). */
-static int64_t arm_retry(struct wside *s)
-{
-    if (!s->slot && stm__timer_reserve(1) == 0)
-        s->slot = true;
-    if (!s->slot)
-        return STM_NEVER;
-    if (s->fails++ == 0)
-        atomic_fetch_add(&m_failing, 1);
-    int64_t at = stm__sat_add(stm__now(), stm__watch_retry_delay(s->fails));
-    stm__timer_set(&s->retry, at, false);
-    return at;
-}
-
-int64_t stm__watch_retry_arm(struct stm_watch *w)
-{
-    int64_t at = STM_NEVER;
     pthread_mutex_lock(&r_lock);
-    struct wside *s = atomic_load_explicit(&w->dead, memory_order_seq_cst) ? NULL : side_get(w);
-    if (s)
-        at = arm_retry(s);
+    if (fd >= 0 && (uint32_t)fd < r_cap)
+        fire_all(fd);
     pthread_mutex_unlock(&r_lock);
-    return at;
 }
 
-void stm__watch_retry_ok(struct stm_watch *w)
+uint32_t stm__reactor_nodes(void)
 {
-    if (atomic_load_explicit(&m_failing, memory_order_relaxed) == 0)
-        return;
     pthread_mutex_lock(&r_lock);
-    struct wside *s = side_find(w);
-    if (s && s->fails && s->pending == 0) { /* (pending: this run lost an fd) */
-        s->fails = 0;
-        atomic_fetch_sub(&m_failing, 1);
-        stm__timer_unset(&s->retry); /* (a pending retry is not needed) */
-    }
+    uint32_t n = r_wnodes;
+    for (uint32_t i = 0; i < r_cap; i++)
+        for (struct stm__fdnode *e = r_tab[i]; e; e = e->next)
+            n += !(e->flags & N_WATCH);
     pthread_mutex_unlock(&r_lock);
+    return n;
 }
 
 void stm__reactor_shutdown(void)
@@ -558,9 +572,13 @@ void stm__reactor_shutdown(void)
     pthread_mutex_unlock(&r_lock);
     if (join)
         pthread_join(r_thread, NULL);
+    /* drainers stop at r_stop; what they leave queued runs once the
+     * reactor starts again */
+    for (unsigned i = 0; i < DRAINERS; i++)
+        stm__timer_cancel(&r_drain[i]);
     pthread_mutex_lock(&r_lock);
     r_started = false;
-    if (m_n == 0 && r_wnodes == 0) {
+    if (r_wnodes == 0) {
         /* nothing left to serve: give everything back */
         bool empty = true;
         for (uint32_t i = 0; i < r_cap && empty; i++)
@@ -569,12 +587,9 @@ void stm__reactor_shutdown(void)
             free(r_tab);
             r_tab = NULL;
             r_cap = 0;
-            free(r_due);
-            r_due = NULL;
-            r_due_cap = 0;
-            free(m_b);
-            m_b = NULL;
-            m_nb = 0;
+            free(w_b);
+            w_b = NULL;
+            w_nb = 0;
             if (r_ep >= 0) {
                 close(r_ev);
                 close(r_ep);
@@ -583,14 +598,7 @@ void stm__reactor_shutdown(void)
         }
     }
     pthread_mutex_unlock(&r_lock);
-}
-
-void stm__watch_runs_ok(struct stm__watchtx *x)
-{
-    if (atomic_load_explicit(&m_failing, memory_order_relaxed) == 0)
-        return;
-    for (uint32_t k = 0; k < x->runs.n; k++)
-        stm__watch_retry_ok(x->runs.v[k].w);
+    stm__watch_retry_shutdown();
 }
 
 /* fork(): see fork.c.  The child must not use the parent's epoll set (the
@@ -600,8 +608,12 @@ void stm__reactor_fork(int phase)
 {
     if (phase == STM__FORK_PREPARE) {
         pthread_mutex_lock(&r_lock);
+        stm__watch_retry_fork(phase);
+        stm__fd_direct_fork(phase);
         return;
     }
+    stm__fd_direct_fork(phase);
+    stm__watch_retry_fork(phase);
     if (phase == STM__FORK_CHILD) {
         if (r_ep >= 0) {
             close(r_ev);
@@ -609,10 +621,15 @@ void stm__reactor_fork(int phase)
             r_ev = r_ep = -1;
         }
         r_started = r_stop = false;
-        r_running = NULL;
+        for (unsigned i = 0; i <= DRAINERS; i++)
+            r_running[i] = NULL;
         bool any = false;
-        for (uint32_t i = 0; i < r_cap && !any; i++)
-            any = r_tab[i] != NULL;
+        for (uint32_t i = 0; i < r_cap; i++)
+            for (struct stm__fdnode *n = r_tab[i]; n; n = n->next) {
+                n->flags &= (uint8_t)~N_ARMED; /* (a new set: none is stale) */
+                any = true;
+            }
+        any = any || q_head != NULL;
         if (any && start() == 0) /* (if it fails, the next interest tries) */
             for (uint32_t i = 0; i < r_cap; i++)
                 (void)arm((int)i);

@@ -277,18 +277,21 @@ static inline void stm__waiter_destroy(struct stm__waiter *w)
  * a retrying thread's (its waiter is notified when the fd is ready, the
  * node is then unlinked; the thread's descriptor owns it), or a watcher's
  * (the watcher is run again; the reactor owns it, at most one per watcher
- * and fd).  The fd is registered EPOLLONESHOT with the union of its
- * nodes' events, re-armed after each event while nodes remain: an idle fd
- * costs no CPU, and nothing is armed for an fd nobody waits on any more
- * but, at most, one last arming that finds no node. */
+ * and fd, chained by watcher in a table of the reactor's).  The fd is
+ * registered EPOLLONESHOT with the union of its nodes' events, re-armed
+ * after each event while nodes remain: an idle fd costs no CPU, and
+ * nothing is armed for an fd nobody waits on any more but, at most, one
+ * last arming that finds no node. */
 struct stm__fdnode {
-    struct stm__fdnode *next, *prev; /* the fd's list */
-    struct stm__fdnode *wnext;       /* a watcher's: its other fds */
-    struct stm__waiter *waiter;      /* a retrying thread's, or NULL */
-    struct stm_watch *w;             /* a watcher's, or NULL */
+    struct stm__fdnode *next, *prev;   /* the fd's list (or the run queue) */
+    struct stm__fdnode *hnext, *hprev; /* a watcher's: the reactor's table */
+    union {
+        struct stm__waiter *waiter; /* a retrying thread's */
+        struct stm_watch *w;        /* a watcher's */
+    };
     int fd;
     short events;
-    bool linked;
+    uint8_t flags; /* reactor.c: N_* */
 };
 /* a watcher's fn asked about fd and it was not ready */
 struct stm__fdwant {
@@ -307,6 +310,12 @@ void stm__reactor_wait_end(struct stm_tx *tx); /* after the sleep */
  * (false: not possible, use the reactor); end swaps it back. */
 bool stm__fd_direct_begin(struct stm_tx *tx);
 void stm__fd_direct_end(struct stm_tx *tx);
+/* The attempt right after a direct wait that an fd ended (tx->fdhint ==
+ * 1): did that ppoll() report fd ready for events (or an error)? */
+bool stm__fd_hinted(struct stm_tx *tx, int fd, short events);
+/* stm_fd_close: notify the threads whose direct wait includes fd */
+void stm__fd_direct_closed(int fd);
+void stm__fd_direct_fork(int phase);
 /* A commit that ran watchers, committed, epoch still published: register
  * the fds their fns asked about (tx->fdw), then empty it. */
 void stm__reactor_watch(struct stm_tx *tx);
@@ -315,12 +324,27 @@ void stm__reactor_watch(struct stm_tx *tx);
  * that run). */
 void stm__reactor_forget(struct stm_watch *w);
 void stm__reactor_shutdown(void);
+/* stm_fd_close (fd_close.c): before fd is closed, take it out of the
+ * epoll set; after, end every wait on it (threads run again, watchers are
+ * queued to run) */
+void stm__reactor_closing(int fd);
+void stm__reactor_closed(int fd);
+/* fd is closed: end every wait on it, direct and in the reactor */
+void stm__fd_closed(int fd);
+/* the watchers' fd nodes, plus the threads' nodes linked (for tests) */
+uint32_t stm__reactor_nodes(void);
 /* A run of w of its own failed: arm its retry at now + delay(failures in
  * a row, this one counted); returns when (STM_NEVER: it could not be
  * armed, for want of memory, or w is stopped).  A run that committed
  * resets the count and drops a pending retry (stm__watch_retry_ok). */
 int64_t stm__watch_retry_arm(struct stm_watch *w);
 void stm__watch_retry_ok(struct stm_watch *w);
+/* (watch_retry.c) w's fd interest could not be registered (err, < 0):
+ * retry its run on the schedule and report err when the retry comes */
+void stm__watch_retry_lost(struct stm_watch *w, int err);
+void stm__watch_retry_forget(struct stm_watch *w); /* w stopped: drop its record */
+void stm__watch_retry_shutdown(void);
+void stm__watch_retry_fork(int phase);
 struct stm__watchtx;
 /* a commit ran these watchers successfully: stm__watch_retry_ok() each
  * (cheap when no watcher is failing) */
@@ -614,6 +638,7 @@ struct stm_tx {
     STM__VEC(struct stm__fdnode) fdn;
     STM__VEC(struct stm__fdwant) fdw;
     struct stm__waiter *fdwaiter, *fdsaved; /* fd_wait.c */
+    uint32_t fdhint; /* 1: this attempt may answer from the ppoll() that woke it */
 
     struct stm__waiter *waiter;
     struct stm__counters st;

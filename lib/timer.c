@@ -182,20 +182,24 @@ static bool before_me(const struct worker *me, const struct stm__timer *t, uint6
 }
 
 /* Take the firings due by `now`, up to BATCH, in (deadline, arming)
- * order (the first is `top`, due). */
+ * order (the first is `top`, due).  A stm__timer_soon() firing ends the
+ * batch: such a callback may run long (the fd thread's hand-offs drain a
+ * queue), and what is due after it is better taken by another thread. */
 static void take_locked(struct worker *me, struct stm__hnode *top, int64_t now)
 {
     unsigned n = 0;
+    bool alone;
     int64_t key, key0 = stm__heap_key(heap_of((struct stm__timer *)top), top);
     do {
         struct stm__timer *t = (struct stm__timer *)top;
+        alone = (t->h.tag & KEEP) != 0;
         stm__heap_remove(heap_of(t), top);
         me->b[n] = t;
         me->seq[n] = top->seq;
         me->key[n] = key0;
         stm__prefetch_owner(top); /* read by its callback soon */
         n++;
-    } while (n < BATCH && (top = next_locked(&key)) != NULL && (key0 = key) <= now);
+    } while (!alone && n < BATCH && (top = next_locked(&key)) != NULL && (key0 = key) <= now);
     me->n = n;
     me->cur = -1;
 }

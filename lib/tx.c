@@ -390,6 +390,8 @@ __attribute__((noinline)) void stm__reset_extras(struct stm_tx *tx)
         stm__watch_reset(tx);
     /* after a conflict, stay on this path until a commit resets restarts */
     tx->extras = tx->restarts != 0;
+    if (tx->fdhint && --tx->fdhint)
+        tx->extras = 1; /* the attempt after a direct fd wait (fd_wait.c) */
     if (tx->restarts >= STM_SERIAL_AFTER && !tx->serial)
         stm__serial_enter(tx);
 }
@@ -570,6 +572,7 @@ __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64
                                       "was pending: call stm_resume)");
     tx->restarts = 0;
     tx->start_valid = false; /* the call is over */
+    tx->fdhint = 0;
     tx->allocs.n = 0;
     tx->onabort.n = 0;
     if (tx->defers.n) /* a read-only commit */

@@ -7,7 +7,7 @@
  * A run of a watcher in a transaction of its own (a deadline came, an fd
  * it waited for is ready, or a retry of an earlier failure is due) has no
  * caller to return its failure to.  It is retried by a timer on the
- * library's clock (reactor.c keeps it in the watcher's side record) after
+ * library's clock (watch_retry.c keeps it in a record of its own) after
  * STM_WATCH_RETRY_FIRST, doubling with each failure in a row up to
  * STM_WATCH_RETRY_MAX, and then reported to the program's handler.
  */

@@ -410,6 +410,80 @@ START_TEST(test_two_waiters_one_fd)
 }
 END_TEST
 
+/* The attempt that a ready fd woke answers from the ppoll() that woke it
+ * (no second poll(): tx->fdhint), and only that attempt: the one after
+ * asks poll() again, and sees that the byte has gone. */
+enum { HINT_MAX = 16 };
+struct hint_arg {
+    int fd;
+    stm_tvar *var;
+    atomic_int attempts;
+    atomic_int tid;
+    uint32_t hint[HINT_MAX];
+    bool ready[HINT_MAX], again2;
+    uint32_t after; /* the thread's hint once the call returned */
+};
+
+static int body_hint(stm_tx *tx, void *arg)
+{
+    struct hint_arg *h = arg;
+    int k = atomic_fetch_add(&h->attempts, 1) + 1;
+    ck_assert_int_lt(k, HINT_MAX);
+    h->hint[k] = ((struct stm_tx *)tx)->fdhint;
+    intptr_t v = stm_read(tx, h->var);
+    h->ready[k] = stm_fd_ready(tx, h->fd, POLLIN);
+    if (k == 2) {
+        char c;
+        ck_assert_int_eq(read(h->fd, &c, 1), 1); /* (a side effect: a test) */
+        h->again2 = stm_fd_ready(tx, h->fd, POLLIN);
+    }
+    if (v != 0)
+        return 0;
+    stm_retry(tx); /* 1: on the fd and the TVar; 2: on the TVar */
+}
+
+static void *thr_hint(void *arg)
+{
+    struct hint_arg *h = arg;
+    atomic_store(&h->tid, tu_gettid());
+    ck_assert_int_eq(stm_atomically(body_hint, h), 0);
+    h->after = stm__self->fdhint;
+    return NULL;
+}
+
+START_TEST(test_wake_hint_one_attempt)
+{
+    int sv[2];
+    pair(sv);
+    struct hint_arg h;
+    memset(&h, 0, sizeof h);
+    h.fd = sv[0];
+    h.var = stm_tvar_new(0);
+    pthread_t t = tu_run_thread(thr_hint, &h);
+    wait_blocked(&h.attempts, 1, &h.tid);
+    put(sv[1], 'x');
+    wait_blocked(&h.attempts, 2, &h.tid);
+    ck_assert_int_eq(stm_tvar_poke(h.var, 1), 0);
+    tu_join(t);
+    int n = ld(&h.attempts);
+    ck_assert_int_ge(n, 3);
+    ck_assert(!h.ready[1]);
+    ck_assert_uint_eq(h.hint[1], 0);
+    ck_assert(h.ready[2]);
+    ck_assert_uint_eq(h.hint[2], 1); /* answered from the wake-up */
+    ck_assert(h.again2);             /* the same answer within the attempt */
+    for (int k = 3; k <= n; k++) {
+        ck_assert_uint_eq(h.hint[k], 0);
+        ck_assert(!h.ready[k]); /* poll() again: the byte was read */
+    }
+    /* a committed call leaves no hint for the thread's next transaction */
+    ck_assert_uint_eq(h.after, 0);
+    close(sv[0]);
+    close(sv[1]);
+    stm_tvar_free(h.var);
+}
+END_TEST
+
 /* ==== loopback TCP: accept, a non-blocking connect, data =================== */
 
 static int tcp_listener(uint16_t *port)
@@ -600,6 +674,278 @@ START_TEST(test_many_watchers)
 }
 END_TEST
 
+/* ==== closed fds ======================================================== */
+
+/* A waiter on sv[0] whose peer stays open (so no hang-up comes): only
+ * stm_fd_close(sv[0]) can end its wait. */
+struct closer {
+    struct waiter w;
+    atomic_int done;
+};
+
+static void *thr_wait_done(void *arg)
+{
+    struct closer *c = arg;
+    thr_wait(&c->w);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static void run_close_while_waiting(void)
+{
+    int sv[2];
+    pair(sv);
+    struct closer c;
+    memset(&c, 0, sizeof c);
+    waiter_init(&c.w, sv[0], POLLIN);
+    pthread_t t = tu_run_thread(thr_wait_done, &c);
+    wait_blocked(&c.w.attempts, 1, &c.w.tid);
+    ck_assert_int_eq(stm_fd_close(sv[0]), 0);
+    ck_assert_msg(tu_wait_atleast(&c.done, 1, TU_HANDSHAKE_MS), "the close did not end the wait");
+    tu_join(t);
+    ck_assert_int_eq(c.w.rc, WHY_FD); /* stm_fd_ready: true (POLLNVAL) */
+    ck_assert_int_ge(ld(&c.w.attempts), 2);
+    char ch;
+    ck_assert_int_eq(read(sv[0], &ch, 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_uint_eq(stm__reactor_nodes(), 0); /* nothing left behind */
+    close(sv[1]);
+}
+
+START_TEST(test_close_waiting_condvar)
+{
+    ck_assert_int_eq(stm_set_waiter("condvar"), 0);
+    run_close_while_waiting();
+}
+END_TEST
+
+START_TEST(test_close_waiting_pipe)
+{
+    ck_assert_int_eq(stm_set_waiter("pipe"), 0);
+    run_close_while_waiting();
+    ck_assert_int_eq(stm_set_waiter("condvar"), 0);
+}
+END_TEST
+
+START_TEST(test_close_waiting_thread)
+{
+    ck_assert_int_eq(stm_set_waiter("thread"), 0);
+    run_close_while_waiting();
+    ck_assert_int_eq(stm_set_waiter("condvar"), 0);
+}
+END_TEST
+
+START_TEST(test_close_waiting_user_ops)
+{
+    static const struct stm_waiter_ops ops = {
+        .name = "mine",
+        .create = my_create,
+        .destroy = my_destroy,
+        .wait = my_wait,
+        .notify = my_notify,
+    };
+    ck_assert_int_eq(stm_set_waiter_ops(&ops), 0); /* (waits through the reactor) */
+    run_close_while_waiting();
+    ck_assert_int_eq(stm_set_waiter("condvar"), 0);
+}
+END_TEST
+
+START_TEST(test_close_waiting_virtual)
+{
+    ck_assert_int_eq(stm_clock_virtual(STM_SEC(1)), 0); /* (the reactor too) */
+    run_close_while_waiting();
+    ck_assert_int_eq(stm_clock_real(), 0);
+}
+END_TEST
+
+/* Two threads in one wait each on the same fd, one of them with another
+ * fd too: the close ends both; a third thread's wait on another fd goes on. */
+START_TEST(test_close_ends_only_its_waits)
+{
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    struct closer c1, c2, other;
+    memset(&c1, 0, sizeof c1);
+    memset(&c2, 0, sizeof c2);
+    memset(&other, 0, sizeof other);
+    waiter_init(&c1.w, a[0], POLLIN);
+    waiter_init(&c2.w, a[0], POLLIN);
+    waiter_init(&other.w, b[0], POLLIN);
+    pthread_t t1 = tu_run_thread(thr_wait_done, &c1);
+    pthread_t t2 = tu_run_thread(thr_wait_done, &c2);
+    pthread_t t3 = tu_run_thread(thr_wait_done, &other);
+    wait_blocked(&c1.w.attempts, 1, &c1.w.tid);
+    wait_blocked(&c2.w.attempts, 1, &c2.w.tid);
+    wait_blocked(&other.w.attempts, 1, &other.w.tid);
+    ck_assert_int_eq(stm_fd_close(a[0]), 0);
+    ck_assert(tu_wait_atleast(&c1.done, 1, TU_HANDSHAKE_MS));
+    ck_assert(tu_wait_atleast(&c2.done, 1, TU_HANDSHAKE_MS));
+    tu_join(t1);
+    tu_join(t2);
+    ck_assert_int_eq(c1.w.rc, WHY_FD);
+    ck_assert_int_eq(c2.w.rc, WHY_FD);
+    ck_assert(tu_wait_asleep((pid_t)atomic_load(&other.w.tid), TU_HANDSHAKE_MS));
+    ck_assert_int_eq(ld(&other.done), 0);
+    put(b[1], 'x');
+    tu_join(t3);
+    ck_assert_int_eq(other.w.rc, WHY_FD);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    /* and errors are close()'s */
+    errno = 0;
+    ck_assert_int_eq(stm_fd_close(a[0]), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_int_eq(stm_fd_close(-1), -1);
+    ck_assert_int_eq(errno, EBADF);
+}
+END_TEST
+
+/* A watcher waiting on an fd: stm_fd_close runs it again, and its fn
+ * sees the fd ready (POLLNVAL); its node is gone. */
+START_TEST(test_close_watcher_waiting)
+{
+    int sv[2];
+    pair(sv);
+    struct fw f = {.fd = sv[0]};
+    stm_watch *w = stm_atomically_watch(fn_fd, cb_fd, &f, 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(ld(&f.ones), 0);
+    ck_assert_uint_eq(stm__reactor_nodes(), 1);
+    ck_assert_int_eq(stm_fd_close(sv[0]), 0);
+    ck_assert_msg(tu_wait_atleast(&f.ones, 1, TU_HANDSHAKE_MS), "the close did not run it");
+    ck_assert_int_eq(ld(&f.runs), 2);
+    ck_assert_uint_eq(stm__reactor_nodes(), 0); /* it asked for nothing more */
+    ck_assert_int_eq(stm_atomically(body_unwatch, w), 0);
+    close(sv[1]);
+}
+END_TEST
+
+/* Closed before: a watcher's fn sees POLLNVAL at once and registers
+ * nothing; so does a transaction. */
+START_TEST(test_close_before)
+{
+    int sv[2];
+    pair(sv);
+    ck_assert_int_eq(stm_fd_close(sv[0]), 0);
+    struct fw f = {.fd = sv[0]};
+    stm_watch *w = stm_atomically_watch(fn_fd, cb_fd, &f, 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(ld(&f.ones), 1);
+    ck_assert_uint_eq(stm__reactor_nodes(), 0);
+    struct waiter wt;
+    waiter_init(&wt, sv[0], POLLIN);
+    ck_assert_int_eq(stm_atomically(body_wait, &wt), WHY_FD);
+    ck_assert_int_eq(ld(&wt.attempts), 1);
+    ck_assert_int_eq(stm_atomically(body_unwatch, w), 0);
+    close(sv[1]);
+}
+END_TEST
+
+/* Closed with close(2), unknown to the library: when the number is asked
+ * about again for a new file, the watcher waiting for the old file is run
+ * (it does not wait for ever on a file that is gone). */
+START_TEST(test_close_stale_number_reused)
+{
+    int sv[2];
+    pair(sv);
+    struct fw old = {.fd = sv[0]};
+    stm_watch *w_old = stm_atomically_watch(fn_fd, cb_fd, &old, 0);
+    ck_assert_ptr_nonnull(w_old);
+    ck_assert_int_eq(ld(&old.runs), 1);
+    int num = sv[0];
+    close(sv[0]); /* (not stm_fd_close) */
+    int nv[2];
+    pair(nv); /* the lowest numbers: num again */
+    int fresh = nv[0] == num ? nv[0] : nv[1] == num ? nv[1] : -1;
+    if (fresh < 0) { /* (another thread took it: nothing to test) */
+        ck_assert_int_eq(stm_atomically(body_unwatch, w_old), 0);
+        close(nv[0]);
+        close(nv[1]);
+        close(sv[1]);
+        return;
+    }
+    ck_assert_int_eq(ld(&old.runs), 1); /* the close told nobody */
+    struct fw neu = {.fd = fresh};
+    stm_watch *w_new = stm_atomically_watch(fn_fd, cb_fd, &neu, 0);
+    ck_assert_ptr_nonnull(w_new);
+    ck_assert_msg(tu_wait_atleast(&old.runs, 2, TU_HANDSHAKE_MS),
+                  "the stale interest was not ended");
+    ck_assert_int_eq(stm_atomically(body_unwatch, w_old), 0);
+    ck_assert_int_eq(stm_atomically(body_unwatch, w_new), 0);
+    ck_assert_uint_eq(stm__reactor_nodes(), 0);
+    close(nv[0]);
+    close(nv[1]);
+    close(sv[1]);
+}
+END_TEST
+
+/* Closed with close(2), unknown to the library: the waits on it go on
+ * (the kernel tells nobody) until a transaction asks about the number and
+ * sees POLLNVAL; that ends them all, a thread's and a watcher's. */
+START_TEST(test_close_plain_then_asked)
+{
+    int sv[2];
+    pair(sv);
+    struct closer c;
+    memset(&c, 0, sizeof c);
+    waiter_init(&c.w, sv[0], POLLIN);
+    pthread_t t = tu_run_thread(thr_wait_done, &c);
+    wait_blocked(&c.w.attempts, 1, &c.w.tid);
+    struct fw f = {.fd = sv[0]};
+    stm_watch *w = stm_atomically_watch(fn_fd, cb_fd, &f, 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(ld(&f.runs), 1);
+    close(sv[0]); /* (not stm_fd_close) */
+    ck_assert(tu_wait_asleep((pid_t)atomic_load(&c.w.tid), TU_HANDSHAKE_MS));
+    ck_assert_int_eq(ld(&c.done), 0);
+    ck_assert_int_eq(ld(&f.runs), 1);
+    ck_assert(ask(sv[0], POLLIN)); /* POLLNVAL */
+    ck_assert_msg(tu_wait_atleast(&c.done, 1, TU_HANDSHAKE_MS), "the thread's wait goes on");
+    ck_assert_msg(tu_wait_atleast(&f.ones, 1, TU_HANDSHAKE_MS), "the watcher's wait goes on");
+    tu_join(t);
+    ck_assert_int_eq(c.w.rc, WHY_FD);
+    ck_assert_uint_eq(stm__reactor_nodes(), 0);
+    ck_assert_int_eq(stm_atomically(body_unwatch, w), 0);
+    close(sv[1]);
+}
+END_TEST
+
+/* Stopping watchers that wait on fds, and closing fds with waits,
+ * leaves no node behind (ASan's leak check sees the rest). */
+START_TEST(test_close_no_leak)
+{
+    enum { N = 64 };
+    int(*sv)[2] = calloc(N, sizeof *sv);
+    struct fw *f = calloc(N, sizeof *f);
+    stm_watch **w = calloc(N, sizeof *w);
+    for (int i = 0; i < N; i++) {
+        pair(sv[i]);
+        f[i].fd = sv[i][0];
+        w[i] = stm_atomically_watch(fn_fd, cb_fd, &f[i], 0);
+        ck_assert_ptr_nonnull(w[i]);
+    }
+    ck_assert_uint_eq(stm__reactor_nodes(), N);
+    for (int i = 0; i < N; i += 2) /* half closed while they wait */
+        ck_assert_int_eq(stm_fd_close(sv[i][0]), 0);
+    for (int i = 0; i < N; i += 2)
+        ck_assert(tu_wait_atleast(&f[i].ones, 1, TU_HANDSHAKE_MS));
+    ck_assert_uint_eq(stm__reactor_nodes(), N / 2);
+    for (int i = 0; i < N; i++) { /* half stopped while they wait */
+        ck_assert_int_eq(stm_atomically(body_unwatch, w[i]), 0);
+        if (i % 2)
+            ck_assert_int_eq(stm_fd_close(sv[i][0]), 0);
+        close(sv[i][1]);
+    }
+    ck_assert_uint_eq(stm__reactor_nodes(), 0);
+    free(sv);
+    free(f);
+    free(w);
+    stm_shutdown();
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("fd");
@@ -618,6 +964,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_deadline_first_real);
     tcase_add_test(tc, test_hangup_wakes);
     tcase_add_test(tc, test_two_waiters_one_fd);
+    tcase_add_test(tc, test_wake_hint_one_attempt);
     tcase_add_test(tc, test_tcp_loopback);
     suite_add_tcase(s, tc);
     tc = tcase_create("watch");
@@ -625,6 +972,20 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_watcher_runs_on_ready);
     tcase_add_test(tc, test_watcher_repeats_and_stops);
     tcase_add_test(tc, test_many_watchers);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("closed");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_close_waiting_condvar);
+    tcase_add_test(tc, test_close_waiting_pipe);
+    tcase_add_test(tc, test_close_waiting_thread);
+    tcase_add_test(tc, test_close_waiting_user_ops);
+    tcase_add_test(tc, test_close_waiting_virtual);
+    tcase_add_test(tc, test_close_ends_only_its_waits);
+    tcase_add_test(tc, test_close_watcher_waiting);
+    tcase_add_test(tc, test_close_before);
+    tcase_add_test(tc, test_close_stale_number_reused);
+    tcase_add_test(tc, test_close_plain_then_asked);
+    tcase_add_test(tc, test_close_no_leak);
     suite_add_tcase(s, tc);
     return s;
 }

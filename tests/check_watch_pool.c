@@ -2,7 +2,8 @@
  * check_watch_pool.c - the timer service's pool of threads: many
  * deadline runs due at once on the real clock, the order and exclusion
  * guarantees of stm.h ("Runs of a watcher's own"), stm_unwatch() while
- * the pool runs the watcher, stm_shutdown() with runs queued, and fork().
+ * the pool runs the watcher, stm_shutdown() with runs queued, fork(), and
+ * many fds ready at once (their runs handed to the pool).
  *
  * Copyright (c) 2026 The libstm authors.  MIT licensed; see COPYING.
  *
@@ -491,6 +492,84 @@ START_TEST(test_fork_while_pool_runs)
 }
 END_TEST
 
+/* ---- fd runs: many fds ready at once ------------------------------------- */
+
+struct fdw {
+    int p[2];
+    stm_watch *w;
+    atomic_int runs;      /* callbacks that found the fd ready */
+    atomic_int in_run;    /* inside its callback */
+    atomic_long thread;   /* the thread of its last such run */
+    atomic_int on_reactor; /* runs on the fd thread itself */
+};
+
+static intptr_t fdw_fn(stm_tx *tx, void *arg)
+{
+    struct fdw *f = arg;
+    return stm_fd_ready(tx, f->p[0], POLLIN) ? 1 : 0;
+}
+
+static void fdw_cb(stm_tx *tx, intptr_t v, void *arg)
+{
+    (void)tx;
+    struct fdw *f = arg;
+    if (v != 1)
+        return;
+    if (atomic_exchange(&f->in_run, 1) != 0)
+        atomic_fetch_add(&overlaps, 1);
+    char name[32] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (strcmp(name, "stm-reactor") == 0)
+        atomic_fetch_add(&f->on_reactor, 1);
+    atomic_store(&f->thread, thread_id());
+    char c;
+    while (read(f->p[0], &c, 1) == 1) /* (a test: not undone on abort) */
+        ;
+    tu_spin_ns(200 * 1000);
+    atomic_fetch_add(&f->runs, 1);
+    atomic_store(&f->in_run, 0);
+}
+
+/* Many fds become ready at once, each waited on by a watcher whose
+ * callback takes a while: the fd thread hands the runs to the pool, which
+ * spreads them over more than one thread; none runs on the fd thread. */
+START_TEST(test_fd_runs_spread)
+{
+    reset_counts();
+    enum { N = 64 };
+    struct fdw *f = calloc(N, sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(pipe2(f[i].p, O_NONBLOCK), 0);
+        f[i].w = stm_atomically_watch(fdw_fn, fdw_cb, &f[i], 0);
+        ck_assert_ptr_nonnull(f[i].w);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(write(f[i].p[1], "x", 1), 1);
+    long seen[8] = {0};
+    int distinct = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert(tu_wait_atleast(&f[i].runs, 1, 6 * TU_HANDSHAKE_MS));
+        ck_assert_int_eq(atomic_load(&f[i].on_reactor), 0);
+        long t = atomic_load(&f[i].thread);
+        int k;
+        for (k = 0; k < distinct && seen[k] != t; k++)
+            ;
+        if (k == distinct && distinct < 8)
+            seen[distinct++] = t;
+    }
+    ck_assert_msg(distinct >= 2, "%d thread(s) ran %d slow fd runs ready at once", distinct, N);
+    ck_assert_int_eq(atomic_load(&overlaps), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(stm_atomically(unwatch_self, f[i].w), 0);
+        close(f[i].p[0]);
+        close(f[i].p[1]);
+    }
+    free(f);
+    stm_shutdown();
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("watch_pool");
@@ -503,6 +582,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_deadline_and_fd_runs_never_overlap);
     tcase_add_test(tc, test_run_stops_itself);
     tcase_add_test(tc, test_fork_while_pool_runs);
+    tcase_add_test(tc, test_fd_runs_spread);
     suite_add_tcase(s, tc);
     return s;
 }
