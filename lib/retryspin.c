@@ -87,8 +87,13 @@ bool stm__retry_spin(struct stm_tx *tx, int64_t deadline)
     }
     int64_t t0 = stm__mono_ns(), now = t0;
     int64_t end = stm__sat_add(t0, window);
-    if (deadline < end)
+    bool cut = deadline < end; /* the deadline ends the spin, not the window */
+    if (cut)
         end = deadline;
+    if (end <= t0) {
+        r->skipped++;
+        return false;
+    }
     bool changed = false;
     while (now < end) {
         for (unsigned i = 0; i < POLLS_PER_CLOCK && !changed; i++) {
@@ -103,8 +108,8 @@ bool stm__retry_spin(struct stm_tx *tx, int64_t deadline)
         r->paid++;
     else
         r->gave_up++;
-    if (k == STM__RSPIN_SETS)
-        return changed; /* a fixed window */
+    if (k == STM__RSPIN_SETS || (cut && !changed))
+        return changed; /* a fixed window, or no verdict on this one */
     if (changed) {
         int64_t want = 4 * (now - t0);
         if (want > WINDOW_MAX)
