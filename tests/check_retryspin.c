@@ -118,6 +118,7 @@ START_TEST(test_off)
     ck_assert_uint_eq(w->counts.gave_up, 0);
     ck_assert_uint_ge(w->counts.skipped, ROUNDS);
     free(w);
+    stm_set_wake_spin(STM_WAKE_SPIN_AUTO);
 }
 END_TEST
 
@@ -170,6 +171,7 @@ START_TEST(test_change_seen_while_spinning)
     for (int i = 0; i < ROUNDS; i++)
         stm_tvar_free(w->vars[i]);
     free(w);
+    stm_set_wake_spin(STM_WAKE_SPIN_AUTO);
 }
 END_TEST
 
@@ -192,6 +194,7 @@ START_TEST(test_deadline_past_no_spin)
     ck_assert_uint_eq(stm__self->rspin.gave_up, 0);
     ck_assert_uint_eq(stm__self->rspin.paid, 0);
     stm_tvar_free(x);
+    stm_set_wake_spin(STM_WAKE_SPIN_AUTO);
 }
 END_TEST
 
