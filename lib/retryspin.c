@@ -18,8 +18,8 @@
  *
  * The window adapts per TVar set (keyed by the first TVar the attempt
  * read; a few sets per thread, replaced round-robin on a miss):
- *  - a spin that saw the change keeps the window, or widens it to four
- *    times the wait it saw (at most WINDOW_MAX);
+ *  - a spin that saw the change doubles the window, or widens it to four
+ *    times the wait it saw if that is more (at most WINDOW_MAX);
  *  - a spin that gave up halves it; below WINDOW_MIN spinning is off for
  *    the set: the next retries sleep at once, and only every `backoff`-th
  *    probes with WINDOW_MIN again (backoff doubles with each probe that
@@ -111,13 +111,12 @@ bool stm__retry_spin(struct stm_tx *tx, int64_t deadline)
     if (k == STM__RSPIN_SETS || (cut && !changed))
         return changed; /* a fixed window, or no verdict on this one */
     if (changed) {
-        int64_t want = 4 * (now - t0);
-        if (want > WINDOW_MAX)
-            want = WINDOW_MAX;
-        if (r->set[k].window == 0)
-            r->set[k].window = WINDOW_MIN;
-        if (want > r->set[k].window)
-            r->set[k].window = (int32_t)want;
+        int64_t want = 2 * (int64_t)r->set[k].window;
+        if (want < 4 * (now - t0))
+            want = 4 * (now - t0);
+        if (want < WINDOW_MIN)
+            want = WINDOW_MIN;
+        r->set[k].window = (int32_t)(want < WINDOW_MAX ? want : WINDOW_MAX);
         r->set[k].backoff = BACKOFF_FIRST;
     } else if (r->set[k].window == 0) { /* a probe that failed */
         r->set[k].skip = r->set[k].backoff;

@@ -198,6 +198,56 @@ START_TEST(test_deadline_past_no_spin)
 }
 END_TEST
 
+/* A waiter that leaves clears the TVar's waiter flag when its node was the
+ * last (before, the flag stayed until the next writer cleared it, which
+ * cost that writer the stripe's lock). */
+static void *thr_wait_one(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->tid, (int)tu_gettid());
+    ck_assert_int_eq(stm_atomically(body_wait_ge, w), 0);
+    return NULL;
+}
+
+START_TEST(test_leaving_waiter_clears_flag)
+{
+    ck_assert_int_eq(stm_set_wake_spin(0), 0); /* so that it registers */
+    struct waiter *w = calloc(1, sizeof *w);
+    ck_assert_ptr_nonnull(w);
+    w->x = stm_tvar_new(0);
+    pthread_t t = tu_run_thread(thr_wait_one, w);
+    ck_assert(tu_wait_atleast(&w->tid, 1, TU_HANDSHAKE_MS));
+    ck_assert(tu_wait_asleep((pid_t)atomic_load(&w->tid), TU_HANDSHAKE_MS));
+    ck_assert(atomic_load(&w->x->lock) & STM__WT); /* registered */
+    set(w->x, 1);
+    tu_join(t);
+    ck_assert_msg(!(atomic_load(&w->x->lock) & STM__WT), "the flag outlived the last waiter");
+
+    /* two waiters on x (each waits for x >= 2): one write wakes both, and
+     * the flag goes with the last of them to leave */
+    struct waiter *w2 = calloc(1, sizeof *w2);
+    ck_assert_ptr_nonnull(w2);
+    w2->x = w->x;
+    atomic_store(&w->done, 1);
+    atomic_store(&w2->done, 1);
+    atomic_store(&w->tid, 0);
+    t = tu_run_thread(thr_wait_one, w);
+    pthread_t t2 = tu_run_thread(thr_wait_one, w2);
+    ck_assert(tu_wait_atleast(&w->tid, 1, TU_HANDSHAKE_MS));
+    ck_assert(tu_wait_atleast(&w2->tid, 1, TU_HANDSHAKE_MS));
+    ck_assert(tu_wait_asleep((pid_t)atomic_load(&w->tid), TU_HANDSHAKE_MS));
+    ck_assert(tu_wait_asleep((pid_t)atomic_load(&w2->tid), TU_HANDSHAKE_MS));
+    set(w->x, 2);
+    tu_join(t);
+    tu_join(t2);
+    ck_assert(!(atomic_load(&w->x->lock) & STM__WT));
+    stm_tvar_free(w->x);
+    free(w);
+    free(w2);
+    stm_set_wake_spin(STM_WAKE_SPIN_AUTO);
+}
+END_TEST
+
 static Suite *retryspin_suite(void)
 {
     Suite *s = suite_create("retryspin");
@@ -207,6 +257,7 @@ static Suite *retryspin_suite(void)
     tcase_add_test(tc, test_off);
     tcase_add_test(tc, test_change_seen_while_spinning);
     tcase_add_test(tc, test_deadline_past_no_spin);
+    tcase_add_test(tc, test_leaving_waiter_clears_flag);
     suite_add_tcase(s, tc);
     return s;
 }
