@@ -39,11 +39,16 @@
 
 #define STRIPES 256
 
+/* Adaptive mutexes (spin a little before sleeping): a woken waiter takes
+ * its stripes to leave while the committer that woke it may still hold
+ * one, for the moment its notify takes; with plain mutexes the waiter went
+ * back to sleep on the stripe (bench/queue: about one extra sleep per
+ * retry on a loaded machine). */
 static struct {
     _Alignas(STM__CACHELINE) pthread_mutex_t m;
     struct stm__waitnode *head;
 } stripes[STRIPES] = {
-#define S {PTHREAD_MUTEX_INITIALIZER, NULL}
+#define S {STM__MUTEX_ADAPTIVE_INITIALIZER, NULL}
 #define S4 S, S, S, S
 #define S16 S4, S4, S4, S4
 #define S64 S16, S16, S16, S16
@@ -286,6 +291,10 @@ void stm__retry_fork(int phase)
 {
     if (phase != STM__FORK_CHILD)
         return;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, STM__MUTEX_ADAPTIVE);
     for (uint32_t s = 0; s < STRIPES; s++)
-        pthread_mutex_init(&stripes[s].m, NULL);
+        pthread_mutex_init(&stripes[s].m, &a);
+    pthread_mutexattr_destroy(&a);
 }

@@ -233,6 +233,16 @@ void stm__waiter_init_env(void);
 int64_t stm__spin_window(void);
 bool stm__spin_start(int64_t now, int64_t ns);
 void stm__spin_sample(int64_t asked, int64_t woke);
+/* A mutex type that spins a little before it sleeps, where there is one
+ * (glibc's adaptive mutexes; needs _GNU_SOURCE); else the default. */
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#define STM__MUTEX_ADAPTIVE PTHREAD_MUTEX_ADAPTIVE_NP
+#define STM__MUTEX_ADAPTIVE_INITIALIZER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#else
+#define STM__MUTEX_ADAPTIVE PTHREAD_MUTEX_DEFAULT
+#define STM__MUTEX_ADAPTIVE_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+#endif
+
 /* stm_set_wake_spin()'s setting: STM_WAKE_SPIN_AUTO, 0, or a window */
 int64_t stm__spin_mode(void);
 
