@@ -31,7 +31,8 @@
  * used as it is (no adapting), STM_WAKE_SPIN_AUTO adapts.  Not under the
  * virtual clock, in serial mode (the spinner would hold up every other
  * transaction), or when the attempt waits on fds or the wall clock (no TVar
- * tells of those).
+ * tells of those); a spin stops early when another thread wants to run a
+ * serial transaction (which waits for this one to leave its epoch).
  */
 #include "stm-internal.h"
 
@@ -103,6 +104,11 @@ bool stm__retry_spin(struct stm_tx *tx, int64_t deadline)
         now = stm__mono_ns();
         if (changed)
             break;
+        /* a serial transaction waits for this one to leave its epoch */
+        if (atomic_load_explicit(&stm__g.serial, memory_order_relaxed)) {
+            cut = true;
+            break;
+        }
     }
     if (changed)
         r->paid++;
@@ -110,6 +116,7 @@ bool stm__retry_spin(struct stm_tx *tx, int64_t deadline)
         r->gave_up++;
     if (k == STM__RSPIN_SETS || (cut && !changed))
         return changed; /* a fixed window, or no verdict on this one */
+    /* (cut: ended by the deadline or by a serial transaction) */
     if (changed) {
         int64_t want = 2 * (int64_t)r->set[k].window;
         if (want < 4 * (now - t0))
