@@ -41,7 +41,7 @@
 #define WINDOW_MIN 500 /* ns */
 #define BACKOFF_FIRST 8
 #define BACKOFF_MAX 1024
-#define POLLS_PER_CLOCK 8 /* lock-word looks between clock reads */
+#define PAUSE_MAX 8 /* cpu_relax()es between looks, at most (~0.25 us here) */
 
 static unsigned set_of(struct stm__rspin *r, const void *key)
 {
@@ -96,14 +96,17 @@ bool stm__retry_spin(struct stm_tx *tx, int64_t deadline)
         return false;
     }
     bool changed = false;
+    unsigned pause = 1;
     while (now < end) {
-        for (unsigned i = 0; i < POLLS_PER_CLOCK && !changed; i++) {
-            changed = stm__retry_changed(tx);
-            stm__cpu_relax();
-        }
-        now = stm__mono_ns();
-        if (changed)
+        if ((changed = stm__retry_changed(tx)))
             break;
+        /* look less and less often (up to PAUSE_MAX): each look takes the
+         * cache line of what it watches from the writer about to change it */
+        for (unsigned j = 0; j < pause; j++)
+            stm__cpu_relax();
+        if (pause < PAUSE_MAX)
+            pause *= 2;
+        now = stm__mono_ns();
         /* a serial transaction waits for this one to leave its epoch */
         if (atomic_load_explicit(&stm__g.serial, memory_order_relaxed)) {
             cut = true;
