@@ -17,13 +17,23 @@
  * fraction of attempts that ended in a conflict (conflicts / (commits +
  * conflicts)).
  *
- * Usage: queue [-n OPS] [-r ROUNDS] [-k CAP]
+ * The STM line also gives the retries per item handed off (a pop on an
+ * empty queue or a push on a full one; most see the change while spinning
+ * before the sleep, see stm_retry), and both lines the voluntary context
+ * switches of the worker threads per item (getrusage RUSAGE_THREAD: every
+ * time one went to sleep, in a condvar, a futex or a contended mutex).
+ * -m stm or -m mutex runs only that case (for strace -c or perf).
+ *
+ * Usage: queue [-n OPS] [-r ROUNDS] [-k CAP] [-m stm|mutex]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -32,6 +42,7 @@
 static long ops = 400000;
 static int rounds = 7;
 static long cap = 64;
+static int only = -1; /* -m: 1 stm only, 0 mutex only */
 
 /* ---- the mutex + condvar queue ---- */
 
@@ -111,12 +122,24 @@ struct run {
     struct mq mq;
     long per_producer, per_consumer;
     pthread_barrier_t start;
+    _Atomic long switches; /* the workers' voluntary context switches */
 };
+
+static long vol_switches(void)
+{
+#ifdef RUSAGE_THREAD
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0)
+        return ru.ru_nvcsw;
+#endif
+    return 0;
+}
 
 static void *producer(void *arg)
 {
     struct run *r = arg;
     pthread_barrier_wait(&r->start);
+    long sw = vol_switches();
     for (long i = 0; i < r->per_producer; i++) {
         if (r->use_stm) {
             intptr_t a[2] = {(intptr_t)r->sq, i};
@@ -125,6 +148,7 @@ static void *producer(void *arg)
             mq_push(&r->mq, i);
         }
     }
+    atomic_fetch_add(&r->switches, vol_switches() - sw);
     return NULL;
 }
 
@@ -133,6 +157,7 @@ static void *consumer(void *arg)
     struct run *r = arg;
     intptr_t sum = 0;
     pthread_barrier_wait(&r->start);
+    long sw = vol_switches();
     for (long i = 0; i < r->per_consumer; i++) {
         if (r->use_stm) {
             intptr_t a[2] = {(intptr_t)r->sq, 0};
@@ -142,21 +167,29 @@ static void *consumer(void *arg)
             sum += mq_pop(&r->mq);
         }
     }
+    atomic_fetch_add(&r->switches, vol_switches() - sw);
     BENCH_KEEP(sum);
     return NULL;
 }
 
-static uint64_t conflicts_now(uint64_t *commits)
+struct tally {
+    uint64_t conf, commits, retries, switches;
+};
+
+static void tally_now(struct tally *t)
 {
     struct stm_stats st;
     stm_stats_get(&st);
-    *commits = st.commits;
-    return st.aborts_conflict + st.aborts_validate;
+    t->commits = st.commits;
+    t->conf = st.aborts_conflict + st.aborts_validate;
+    t->retries = st.retries;
 }
 
-/* ns per item; adds the STM conflicts and commits of the run. */
-static double run_once(bool use_stm, int np, int nc, uint64_t *conf, uint64_t *commits)
+/* ns per item; adds the STM counts of the run to *sum. */
+static double run_once(bool use_stm, int np, int nc, struct tally *sum)
 {
+    if (only >= 0 && only != use_stm)
+        return 0;
     struct run r = {.use_stm = use_stm};
     r.per_producer = ops / np;
     r.per_consumer = r.per_producer * np / nc;
@@ -175,17 +208,20 @@ static double run_once(bool use_stm, int np, int nc, uint64_t *conf, uint64_t *c
         pthread_create(&t[i], NULL, consumer, &r);
     for (int i = 0; i < np; i++)
         pthread_create(&t[nc + i], NULL, producer, &r);
-    uint64_t c0, k0 = conflicts_now(&c0), c1;
+    struct tally a, b;
+    tally_now(&a);
     pthread_barrier_wait(&r.start);
     int64_t t0 = bench_now_ns();
     for (int i = 0; i < np + nc; i++)
         pthread_join(t[i], NULL);
     int64_t t1 = bench_now_ns();
-    uint64_t k1 = conflicts_now(&c1);
+    tally_now(&b);
     pthread_barrier_destroy(&r.start);
+    sum->switches += (uint64_t)atomic_load(&r.switches);
     if (use_stm) {
-        *conf += k1 - k0;
-        *commits += c1 - c0;
+        sum->conf += b.conf - a.conf;
+        sum->commits += b.commits - a.commits;
+        sum->retries += b.retries - a.retries;
         stm_queue_free(r.sq);
     } else {
         mq_destroy(&r.mq);
@@ -196,7 +232,7 @@ static double run_once(bool use_stm, int np, int nc, uint64_t *conf, uint64_t *c
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:k:h")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:k:m:h")) != -1) {
         switch (opt) {
         case 'n':
             ops = bench_parse_count("-n", optarg);
@@ -207,8 +243,15 @@ int main(int argc, char **argv)
         case 'k':
             cap = bench_parse_count("-k", optarg);
             break;
+        case 'm':
+            only = strcmp(optarg, "stm") == 0 ? 1 : strcmp(optarg, "mutex") == 0 ? 0 : -2;
+            if (only == -2) {
+                fprintf(stderr, "queue: -m takes stm or mutex\n");
+                return 2;
+            }
+            break;
         default:
-            fprintf(stderr, "usage: %s [-n OPS] [-r ROUNDS] [-k CAP]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n OPS] [-r ROUNDS] [-k CAP] [-m stm|mutex]\n", argv[0]);
             return opt == 'h' ? 0 : 2;
         }
     }
@@ -224,26 +267,30 @@ int main(int argc, char **argv)
             perror("malloc");
             return 1;
         }
-        uint64_t conf = 0, commits = 0;
+        struct tally t = {0}, tm = {0};
         for (int i = 0; i < rounds; i++) {
             if (i % 2 == 0) {
-                vs[i] = run_once(true, np, nc, &conf, &commits);
-                vm[i] = run_once(false, np, nc, &conf, &commits);
+                vs[i] = run_once(true, np, nc, &t);
+                vm[i] = run_once(false, np, nc, &tm);
             } else {
-                vm[i] = run_once(false, np, nc, &conf, &commits);
-                vs[i] = run_once(true, np, nc, &conf, &commits);
+                vm[i] = run_once(false, np, nc, &tm);
+                vs[i] = run_once(true, np, nc, &t);
             }
         }
         double ms = bench_median(vs, (size_t)rounds), mm = bench_median(vm, (size_t)rounds);
         char name[32];
         snprintf(name, sizeof name, "stm_%dp%dc", np, nc);
-        bench_line("queue", name, ms, bench_min(vs, (size_t)rounds), "mutex", mm / ms, 0, rounds,
-                   ops);
-        printf("queue %s conflict_fraction=%.4f (conflicts=%llu commits=%llu)\n", name,
-               commits + conf ? (double)conf / (double)(commits + conf) : 0.0,
-               (unsigned long long)conf, (unsigned long long)commits);
+        bench_line("queue", name, ms, bench_min(vs, (size_t)rounds), "mutex",
+                   ms > 0 && mm > 0 ? mm / ms : 0, 0, rounds, ops);
+        double items = (double)(ops / np * np) * rounds;
+        printf("queue %s conflict_fraction=%.4f (conflicts=%llu commits=%llu) retries/item=%.4f "
+               "switches/item=%.4f\n",
+               name, t.commits + t.conf ? (double)t.conf / (double)(t.commits + t.conf) : 0.0,
+               (unsigned long long)t.conf, (unsigned long long)t.commits, (double)t.retries / items,
+               (double)t.switches / items);
         snprintf(name, sizeof name, "mutex_%dp%dc", np, nc);
         bench_line("queue", name, mm, bench_min(vm, (size_t)rounds), "mutex", 1.0, 0, rounds, ops);
+        printf("queue %s switches/item=%.4f\n", name, (double)tm.switches / items);
         free(vs);
         free(vm);
     }

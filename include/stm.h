@@ -502,6 +502,19 @@ static inline void stm_write_ptr(stm_tx *tx, stm_tvar *var, void *ptr)
  * waiting on the TVars it wrote, and pays one load per written TVar when
  * nobody waits.
  *
+ * Before it sleeps, the thread watches what the attempt read for a short,
+ * adaptive while (a few microseconds, at most 20) and runs the body again
+ * at once if a commit changes it meanwhile; nothing is registered during
+ * the spin, so that committer wakes nobody, and the registration and sleep
+ * that follow are the usual ones, so no wake-up is lost.  The window adapts
+ * per set of TVars waited on (keyed by the first TVar read): a spin that
+ * sees the change doubles it, one that does not halves it, and
+ * below half a microsecond spinning stops for that set, which is probed
+ * again only every 8 to 1024 retries.  stm_set_wake_spin() turns it off
+ * (0) or fixes the window.  No spin under the virtual clock, in serial
+ * mode, or with fd or wall-clock waits; never past the attempt's deadline.
+ * stm_stats_get() counts a change seen while spinning as a wake-up.
+ *
  * The sleep is a cancellation point (see Cancellation under CONVENTIONS):
  * a thread cancelled in it unregisters, runs the attempt's stm_on_abort()
  * hooks and exits; a thread that disabled cancellation sleeps on.
@@ -1323,6 +1336,10 @@ STM_API const char *stm_waiter_name(void);
  *  - 1 to 10 ms: a fixed window, without a budget: each timed wait burns
  *    up to `ns` of CPU.
  *
+ * The same setting governs the spin of stm_retry() before it sleeps (see
+ * there): AUTO adapts it per set of TVars (at most 20 us), 0 turns it off,
+ * a fixed window is used as it is for every retry.
+ *
  * Returns 0, or -EINVAL for any other value.  Process-wide; applies to
  * waits that start afterwards.  Under the virtual clock nothing waits by
  * real time, so it has no effect there.  Thread-safe.
@@ -1414,15 +1431,18 @@ typedef struct stm_queue stm_queue;
  * it holds `capacity` items.  Returns the queue, owned by the caller until
  * stm_queue_free(), or NULL with errno set to ENOMEM.  Not transactional:
  * call it outside a transaction (or inside one, but then the queue is not
- * freed if the attempt is discarded).  About 160 bytes; each item takes
- * one 32-byte node (malloc).
+ * freed if the attempt is discarded).  A bounded queue of capacity up to
+ * 1024 is a ring of `capacity` 32-byte slots allocated here (its pushes
+ * and pops allocate nothing); other queues take a chunk of 32 slots (about
+ * 1 KiB) per 32 items, at least one, plus about 200 bytes.
  */
 STM_API stm_queue *stm_queue_new(size_t capacity) STM_WUR;
 
 /**
  * stm_queue_free - free `q` and the items still in it (the values are
  * dropped: free what they point to first).  NULL is a no-op.  Call it
- * outside a transaction, once no thread can use `q`.  O(items).
+ * outside a transaction, once no thread can use `q`.  O(capacity) for a
+ * ring, O(items) otherwise.
  */
 STM_API void stm_queue_free(stm_queue *q);
 
@@ -1430,8 +1450,9 @@ STM_API void stm_queue_free(stm_queue *q);
  * stm_queue_push - append `v` to `q` in transaction `tx`.
  *
  * If `q` is bounded and full, calls stm_retry(): the transaction (or the
- * stm_or_else() branch) waits until a consumer makes room.  Allocates one
- * node with stm_alloc() (freed again if the attempt is discarded).  O(1).
+ * stm_or_else() branch) waits until a consumer makes room.  A push that
+ * starts a chunk (queues that are not a ring, once per 32 items) allocates
+ * it with stm_alloc() (freed again if the attempt is discarded).  O(1).
  *
  * Conflicts: pushes conflict with each other (they write the tail).  A
  * push does not conflict with a pop from a non-empty queue.  On a bounded
@@ -1451,8 +1472,9 @@ STM_API bool stm_queue_try_push(stm_tx *tx, stm_queue *q, intptr_t v);
  * stm_queue_pop - remove and return the oldest item of `q`.
  *
  * If `q` is empty, calls stm_retry(): the transaction waits until a push
- * commits (for a time limit, run it with stm_atomically_until()).  The
- * node is released with stm_free() when the transaction commits.  O(1).
+ * commits (for a time limit, run it with stm_atomically_until()).  A pop
+ * that leaves a chunk (once per 32 items) destroys its TVars and releases
+ * it with stm_free() when the transaction commits.  O(1).
  *
  * Conflicts: pops conflict with each other (they write the head).  A pop
  * from a non-empty queue does not conflict with a push; a pop that finds
@@ -1668,7 +1690,9 @@ struct stm_stats {
     uint64_t aborts;           /* attempts discarded, all reasons (also a
                                   stm_atomically_ro() attempt that fell back) */
     uint64_t retries;          /* stm_retry() calls that blocked or restarted */
-    uint64_t wakeups;          /* threads woken from stm_retry() by a commit */
+    uint64_t wakeups;          /* threads woken from stm_retry() by a commit
+                                  (or that saw it while spinning before the
+                                  sleep) */
     uint64_t watch_runs;       /* watcher functions run (discarded attempts too) */
     uint64_t timer_fires;      /* timed waits that ended at their deadline */
     uint64_t aborts_conflict;  /* of aborts: a read found a TVar changed or locked */

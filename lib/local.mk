@@ -28,6 +28,7 @@ lib_libstm_la_SOURCES = \
 	lib/waiter_pipe.c \
 	lib/waiter_thread.c \
 	lib/wakespin.c \
+	lib/retryspin.c \
 	lib/heap.c \
 	lib/timer.c \
 	lib/vclock.c \

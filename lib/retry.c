@@ -23,7 +23,9 @@
  * the version the waiter compares has moved, and it does not sleep).  A
  * writer that clears the flag does so under the stripe lock, having seen
  * no node: a node added after that sets the flag again, on a version that
- * is already new.
+ * is already new.  A waiter that leaves clears it the same way (under the
+ * stripe lock, having unlinked the TVar's last node, on an unlocked word),
+ * so that a TVar waited on once does not cost its next writer a lock.
  *
  * Why lists per stripe, not per TVar: registration happens only on the
  * slow path (the thread is about to sleep), and a list per TVar would need
@@ -37,11 +39,16 @@
 
 #define STRIPES 256
 
+/* Adaptive mutexes (spin a little before sleeping): a woken waiter takes
+ * its stripes to leave while the committer that woke it may still hold
+ * one, for the moment its notify takes; with plain mutexes the waiter went
+ * back to sleep on the stripe (bench/queue: about one extra sleep per
+ * retry on a loaded machine). */
 static struct {
     _Alignas(STM__CACHELINE) pthread_mutex_t m;
     struct stm__waitnode *head;
 } stripes[STRIPES] = {
-#define S {PTHREAD_MUTEX_INITIALIZER, NULL}
+#define S {STM__MUTEX_ADAPTIVE_INITIALIZER, NULL}
 #define S4 S, S, S, S
 #define S16 S4, S4, S4, S4
 #define S64 S16, S16, S16, S16
@@ -136,13 +143,33 @@ bool stm__retry_changed(struct stm_tx *tx)
     return false;
 }
 
+/* The last node of var is gone (stripe s's lock held): clear STM__WT, as
+ * a writer that found no node would, so that var's next writer does not
+ * pay for the stripe's lock.  Only on an unlocked word: a writer holding
+ * var clears it itself.  A waiter that adds a node later sets the flag
+ * again (on a version it then compares), as after a writer's clearing. */
+static void flag_clear_if_last(uint32_t s, stm_tvar *var)
+{
+    for (struct stm__waitnode *n = stripes[s].head; n; n = n->next)
+        if (n->var == var)
+            return;
+    uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
+    if ((l & STM__WT) && !STM__LOCKED(l))
+        atomic_compare_exchange_strong_explicit(&var->lock, &l, l & ~STM__WT,
+                                                memory_order_seq_cst, memory_order_relaxed);
+}
+
 void stm__retry_unregister(struct stm_tx *tx)
 {
     for (uint32_t i = 0; i < tx->nodes.n; i++) {
         struct stm__waitnode *n = &tx->nodes.v[i];
         pthread_mutex_lock(&stripes[n->stripe].m);
-        if (n->var) /* else the TVar's destruction detached it */
+        if (n->var) { /* else the TVar's destruction detached it */
+            stm_tvar *var = n->var;
             node_unlink(n);
+            /* (var is valid: its destruction detaches under this lock) */
+            flag_clear_if_last(n->stripe, var);
+        }
         pthread_mutex_unlock(&stripes[n->stripe].m);
     }
     tx->nodes.n = 0;
@@ -264,6 +291,10 @@ void stm__retry_fork(int phase)
 {
     if (phase != STM__FORK_CHILD)
         return;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, STM__MUTEX_ADAPTIVE);
     for (uint32_t s = 0; s < STRIPES; s++)
-        pthread_mutex_init(&stripes[s].m, NULL);
+        pthread_mutex_init(&stripes[s].m, &a);
+    pthread_mutexattr_destroy(&a);
 }

@@ -264,6 +264,38 @@ void stm__waiter_init_env(void);
 int64_t stm__spin_window(void);
 bool stm__spin_start(int64_t now, int64_t ns);
 void stm__spin_sample(int64_t asked, int64_t woke);
+/* A mutex type that spins a little before it sleeps, where there is one
+ * (glibc's adaptive mutexes; needs _GNU_SOURCE); else the default. */
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#define STM__MUTEX_ADAPTIVE PTHREAD_MUTEX_ADAPTIVE_NP
+#define STM__MUTEX_ADAPTIVE_INITIALIZER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#else
+#define STM__MUTEX_ADAPTIVE PTHREAD_MUTEX_DEFAULT
+#define STM__MUTEX_ADAPTIVE_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+#endif
+
+/* stm_set_wake_spin()'s setting: STM_WAKE_SPIN_AUTO, 0, or a window */
+int64_t stm__spin_mode(void);
+
+/* retryspin.c: before stm_retry() sleeps it watches what the attempt read
+ * for a short, adaptive while.  Per thread, a few TVar sets (keyed by the
+ * first TVar read) each keep the window that pays for them. */
+#define STM__RSPIN_SETS 4
+struct stm__rspin {
+    struct {
+        const void *key;  /* the set's first TVar, NULL: unused */
+        int32_t window;   /* ns; 0: off for this set */
+        uint16_t skip;    /* off: retries left before the next probe */
+        uint16_t backoff; /* off: the next skip */
+    } set[STM__RSPIN_SETS];
+    /* counts (this thread's; read by tests): spins that saw a change,
+     * spins that gave up and slept, retries that did not spin */
+    uint64_t paid, gave_up, skipped;
+};
+/* Spin while nothing tx read has changed, within the window (and before
+ * `deadline`, on the monotonic clock): true if something changed (run the
+ * body again; nothing was registered).  Called inside the epoch. */
+bool stm__retry_spin(struct stm_tx *tx, int64_t deadline);
 void stm__waiter_shutdown(void);
 static inline void stm__waiter_destroy(struct stm__waiter *w)
 {
@@ -656,6 +688,8 @@ struct stm_tx {
     int pend;
     uint32_t pend_wn;
     bool pend_ro;
+
+    struct stm__rspin rspin; /* retryspin.c */
 };
 
 /* An stm_protect() call: the jump target it put in place of outer_jb,

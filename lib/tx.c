@@ -602,10 +602,14 @@ static int retry_block(struct stm_tx *tx, int64_t until)
     tx->after.n = 0;
     tx->frees.n = 0;
     stm__defers_discard(tx, 0);
+    /* a change that comes within a moment needs no sleep (retryspin.c) */
+    bool spun = stm__retry_spin(tx, deadline);
     /* stm_fd_ready() said no: sleep in ppoll() on the fds, or have the
      * reactor wake the waiter */
-    bool direct = tx->fdn.n && stm__fd_direct_begin(tx);
-    int r = direct ? stm__retry_register_on(tx) : stm__retry_register(tx);
+    bool direct = !spun && tx->fdn.n && stm__fd_direct_begin(tx);
+    int r = spun ? 0 : direct ? stm__retry_register_on(tx) : stm__retry_register(tx);
+    if (spun)
+        stm__count(&tx->st.wakeups);
     if (r > 0 && tx->fdn.n && !direct)
         r = stm__reactor_wait_begin(tx);
     end_attempt(tx);

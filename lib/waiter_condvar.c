@@ -22,7 +22,13 @@ int stm__cv_init(struct stm__cv_waiter *w, const struct stm__waiter_ops *self)
     pthread_condattr_destroy(&a);
     if (e != 0)
         return e;
-    pthread_mutex_init(&w->m, NULL);
+    /* adaptive: the notifier and the woken thread hold it only for a
+     * moment each, often at the same time (a wake-up) */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, STM__MUTEX_ADAPTIVE);
+    pthread_mutex_init(&w->m, &ma);
+    pthread_mutexattr_destroy(&ma);
     w->base.ops = self;
     w->signaled = false;
     return 0;

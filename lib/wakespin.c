@@ -110,6 +110,11 @@ struct stm__spin stm__spin_state(void)
     return s;
 }
 
+int64_t stm__spin_mode(void)
+{
+    return atomic_load_explicit(&mode, memory_order_relaxed);
+}
+
 STM_API int stm_set_wake_spin(int64_t ns)
 {
     if (ns != STM_WAKE_SPIN_AUTO && (ns < 0 || ns > STM_MSEC(10)))

@@ -426,7 +426,9 @@ END_TEST
  * inside the body, then retries: the registration for the wake-up may need
  * memory, and then finds x changed and runs the body again (no sleep).
  * The helper's descriptor is made before the fault is armed, and the body
- * is parked (waiting for the helper) while the helper pokes.
+ * is parked (waiting for the helper) while the helper pokes.  The spin
+ * before the sleep is off (stm_set_wake_spin(0)): it would see the change
+ * first and never register.
  */
 struct rr {
     stm_tvar *x;
@@ -478,6 +480,7 @@ START_TEST(test_nomem_retry_registration)
 {
     struct rr r;
     memset(&r, 0, sizeof r);
+    ck_assert_int_eq(stm_set_wake_spin(0), 0);
     r.x = stm_tvar_new(0);
     r.dummy = stm_tvar_new(0);
     ck_assert_ptr_nonnull(r.x);
@@ -516,6 +519,7 @@ START_TEST(test_nomem_retry_registration)
     ck_assert_int_ge(nomem, 1);
     stm_tvar_free(r.x);
     stm_tvar_free(r.dummy);
+    stm_set_wake_spin(STM_WAKE_SPIN_AUTO);
 }
 END_TEST
 

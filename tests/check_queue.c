@@ -250,6 +250,141 @@ START_TEST(test_catch_undoes_part)
 }
 END_TEST
 
+/* The slots: a bounded queue of capacity up to 1024 is a ring of that
+ * many slots, others are chunks of 32.  Runs of pushes and pops of every
+ * length around those sizes go round the ring many times and across many
+ * chunk ends, in order, with the bound exact at every step. */
+static void runs_case(size_t capacity)
+{
+    stm_queue *q = stm_queue_new(capacity);
+    ck_assert_ptr_nonnull(q);
+    static const int runs[] = {1, 2, 3, 31, 32, 33, 5, 64, 65, 7, 96, 1};
+    intptr_t next_in = 0, next_out = 0;
+    struct qop o = {.q = q};
+    for (int round = 0; round < 12; round++) {
+        for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+            int n = runs[(k + (size_t)round) % (sizeof runs / sizeof runs[0])];
+            for (int i = 0; i < n; i++) {
+                o.v = next_in;
+                ck_assert_int_eq(stm_atomically(body_try_push, &o), 0);
+                bool room = capacity == 0 || (size_t)(next_in - next_out) < capacity;
+                ck_assert_msg(o.ok == room, "capacity %zu, %ld items: push %s", capacity,
+                              (long)(next_in - next_out), o.ok ? "taken" : "refused");
+                if (o.ok)
+                    next_in++;
+            }
+            ck_assert_int_eq(len(q), (int)(next_in - next_out));
+            /* pop all but a few, so that items stay across a boundary */
+            while (next_in - next_out > (intptr_t)(k % 3))
+                ck_assert_int_eq(pop(q), next_out++);
+        }
+    }
+    while (next_out < next_in)
+        ck_assert_int_eq(pop(q), next_out++);
+    ck_assert_int_eq(stm_atomically(body_try_pop, &o), 0);
+    ck_assert(!o.ok);
+    stm_queue_free(q);
+}
+
+START_TEST(test_ring_wraps)
+{
+    runs_case(1);
+    runs_case(3);
+    runs_case(32);
+    runs_case(33);
+    runs_case(1024); /* the largest ring */
+}
+END_TEST
+
+START_TEST(test_chunk_ends)
+{
+    runs_case(0);
+    runs_case(1025); /* bounded, beyond a ring: chunks and the credit */
+    runs_case(2000);
+}
+END_TEST
+
+/* A bounded queue larger than a ring fills up exactly at its capacity. */
+START_TEST(test_large_bounded_full)
+{
+    stm_queue *q = stm_queue_new(1500);
+    struct qop o = {.q = q};
+    for (int i = 0; i < 1500; i++) {
+        o.v = i;
+        ck_assert_int_eq(stm_atomically(body_try_push, &o), 0);
+        ck_assert(o.ok);
+    }
+    ck_assert_int_eq(stm_atomically(body_try_push, &o), 0);
+    ck_assert(!o.ok);
+    ck_assert_int_eq(pop(q), 0);
+    o.v = 1500;
+    ck_assert_int_eq(stm_atomically(body_try_push, &o), 0);
+    ck_assert(o.ok);
+    for (int i = 1; i <= 1500; i++)
+        ck_assert_int_eq(pop(q), i);
+    stm_queue_free(q);
+}
+END_TEST
+
+/* Pushes and pops across chunk ends inside one transaction: the pop of
+ * the first item of a chunk the same transaction made, and the release
+ * of the chunk it leaves. */
+static int body_cross(stm_tx *tx, void *arg)
+{
+    stm_queue *q = arg;
+    for (int i = 0; i < 70; i++)
+        stm_queue_push(tx, q, i);
+    for (int i = 0; i < 66; i++)
+        ck_assert_int_eq(stm_queue_pop(tx, q), i);
+    ck_assert_uint_eq(stm_queue_len(tx, q), 4);
+    return 0;
+}
+
+START_TEST(test_chunks_in_one_transaction)
+{
+    stm_queue *q = stm_queue_new(0);
+    push(q, -1);
+    ck_assert_int_eq(pop(q), -1); /* so that the chunk ends fall mid-run */
+    ck_assert_int_eq(stm_atomically(body_cross, q), 0);
+    for (int i = 66; i < 70; i++)
+        ck_assert_int_eq(pop(q), i);
+    ck_assert_int_eq(len(q), 0);
+    stm_queue_free(q);
+}
+END_TEST
+
+/* stm_catch around a push that makes a chunk and a pop that leaves one:
+ * both undone with the part (the chunk freed, the TVars not destroyed). */
+static int part_cross_abort(stm_tx *tx, void *arg)
+{
+    stm_queue *q = arg;
+    stm_queue_push(tx, q, 1000); /* the first item of a new chunk */
+    ck_assert_int_eq(stm_queue_pop(tx, q), 0);
+    stm_abort(tx, 5);
+}
+
+static int body_catch_cross(stm_tx *tx, void *arg)
+{
+    bool aborted = false;
+    ck_assert_int_eq(stm_catch(tx, part_cross_abort, arg, &aborted), 5);
+    ck_assert(aborted);
+    return 0;
+}
+
+START_TEST(test_catch_chunk_end)
+{
+    stm_queue *q = stm_queue_new(0);
+    for (int i = 0; i < 32; i++)
+        push(q, i);
+    ck_assert_int_eq(stm_atomically(body_catch_cross, q), 0);
+    ck_assert_int_eq(len(q), 32);
+    push(q, 32);
+    for (int i = 0; i <= 32; i++)
+        ck_assert_int_eq(pop(q), i);
+    stm_queue_free(q);
+}
+END_TEST
+
 /* ---- blocking ------------------------------------------------------------ */
 
 static void *thr_pop(void *arg)
@@ -307,6 +442,35 @@ START_TEST(test_push_waits_while_full)
     ck_assert_int_eq(pop(q), 2);
     ck_assert_int_eq(pop(q), 3);
     stm_queue_free(q);
+}
+END_TEST
+
+/* A pop that waits where the next item is the first of a chunk not yet
+ * made, or in a ring slot of the previous lap: woken by the push. */
+static void pop_waits_after(size_t capacity, int before)
+{
+    stm_queue *q = stm_queue_new(capacity);
+    for (int i = 0; i < before; i++) {
+        push(q, i);
+        ck_assert_int_eq(pop(q), i);
+    }
+    struct qop o = {.q = q};
+    pthread_t t = tu_run_thread(thr_pop, &o);
+    wait_blocked(&o);
+    push(q, 4242);
+    ck_assert_ptr_eq(tu_join(t), NULL);
+    ck_assert_int_eq(o.got, 4242);
+    ck_assert_int_eq(len(q), 0);
+    stm_queue_free(q);
+}
+
+START_TEST(test_pop_waits_at_boundaries)
+{
+    pop_waits_after(0, 32);    /* at a chunk end */
+    pop_waits_after(0, 64);    /* at the next */
+    pop_waits_after(4, 4);     /* a ring's second lap */
+    pop_waits_after(4, 7);     /* mid-lap */
+    pop_waits_after(1100, 32); /* bounded, chunks */
 }
 END_TEST
 
@@ -537,19 +701,47 @@ static int interleave(struct inter *s, uint64_t *conf)
     return atomic_load(&s->a_runs);
 }
 
-static void no_conflict_case(size_t capacity, int items, bool a_pushes)
+/* `script` first ('+' a push of 0, '-' a pop), then `items` pushes: where
+ * in the ring or the chunk the two meet. */
+static void no_conflict_seq(size_t capacity, const char *script, int items, bool a_pushes)
 {
     stm_queue *q = stm_queue_new(capacity);
+    for (const char *c = script; *c; c++) {
+        if (*c == '+')
+            push(q, 0);
+        else
+            ck_assert_int_eq(pop(q), 0);
+    }
     for (int i = 0; i < items; i++)
         push(q, i);
+    int before = len(q);
     struct inter s = {.q = q, .a_pushes = a_pushes, .b_pushes = !a_pushes};
     uint64_t conf;
     int runs = interleave(&s, &conf);
-    ck_assert_int_eq(runs, 1);
-    ck_assert_uint_eq(conf, 0);
+    ck_assert_msg(runs == 1 && conf == 0,
+                  "capacity %zu, after \"%s\", %d items, A %s: %d runs, %llu conflicts", capacity,
+                  script, items, a_pushes ? "pushes" : "pops", runs, (unsigned long long)conf);
     ck_assert_int_eq(a_pushes ? s.b_got : s.a_got, 0);
-    ck_assert_int_eq(len(q), items);
+    ck_assert_int_eq(len(q), before); /* one push, one pop */
     stm_queue_free(q);
+}
+
+static void no_conflict_case(size_t capacity, int items, bool a_pushes)
+{
+    no_conflict_seq(capacity, "", items, a_pushes);
+}
+
+/* `skip` items pushed and popped first */
+static void no_conflict_at(size_t capacity, int skip, int items, bool a_pushes)
+{
+    char script[2 * 64 + 1] = "";
+    ck_assert_int_le(skip, 64);
+    for (int i = 0; i < skip; i++) {
+        script[2 * i] = '+';
+        script[2 * i + 1] = '-';
+    }
+    script[2 * skip] = '\0';
+    no_conflict_seq(capacity, script, items, a_pushes);
 }
 
 START_TEST(test_producer_consumer_no_conflict)
@@ -562,6 +754,21 @@ START_TEST(test_producer_consumer_no_conflict)
     /* bounded, with credit left */
     no_conflict_case(8, 1, true);
     no_conflict_case(8, 1, false);
+    /* the pop takes the first item of a chunk (and leaves the old one)
+     * while the push fills the next slot of that chunk */
+    no_conflict_at(0, 31, 1, true);
+    no_conflict_at(0, 31, 1, false);
+    no_conflict_at(0, 32, 1, true);
+    no_conflict_at(0, 32, 1, false);
+    /* the push starts a chunk while the pop takes an item of the last */
+    no_conflict_at(0, 30, 2, true);
+    /* a ring of 4 with credit left: the push wraps round to slot 0 while
+     * the pop takes slot 1 (head 5, tail 8, limit 9); the pop takes slot 0
+     * while the push fills slot 1 (head 4, tail 5, limit 6) */
+    no_conflict_seq(4, "++++-+-+-+--+", 0, true);
+    no_conflict_seq(4, "++++-+-+-+--+", 0, false);
+    no_conflict_seq(4, "++++--+--", 0, true);
+    no_conflict_seq(4, "++++--+--", 0, false);
 }
 END_TEST
 
@@ -688,6 +895,12 @@ START_TEST(test_stress_unbounded)
 }
 END_TEST
 
+START_TEST(test_stress_bounded_chunks)
+{
+    stress_case(1100); /* beyond a ring: chunks and the credit */
+}
+END_TEST
+
 /* ---- misuse --------------------------------------------------------------- */
 
 static int body_push_null_q(stm_tx *tx, void *arg)
@@ -737,6 +950,11 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, test_one_transaction);
     tcase_add_test(tc, test_catch_undoes_part);
     tcase_add_test(tc, test_new_enomem_path_free_null);
+    tcase_add_test(tc, test_ring_wraps);
+    tcase_add_test(tc, test_chunk_ends);
+    tcase_add_test(tc, test_large_bounded_full);
+    tcase_add_test(tc, test_chunks_in_one_transaction);
+    tcase_add_test(tc, test_catch_chunk_end);
     tcase_add_test_raise_signal(tc, test_misuse_null_queue, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_null_tx, SIGABRT);
     tcase_add_test_raise_signal(tc, test_misuse_null_out, SIGABRT);
@@ -745,6 +963,7 @@ static Suite *queue_suite(void)
     tc = tcase_create("blocking");
     tcase_add_test(tc, test_pop_waits_while_empty);
     tcase_add_test(tc, test_push_waits_while_full);
+    tcase_add_test(tc, test_pop_waits_at_boundaries);
     tcase_add_test(tc, test_or_else);
     tcase_add_test(tc, test_or_else_full);
     tcase_add_test(tc, test_pop_timeout_virtual);
@@ -761,6 +980,7 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, test_stress_bounded_small);
     tcase_add_test(tc, test_stress_bounded);
     tcase_add_test(tc, test_stress_unbounded);
+    tcase_add_test(tc, test_stress_bounded_chunks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -44,3 +44,6 @@ tests_check_catch_SOURCES = tests/check_catch.c tests/testutil.h tests/misuse.h
 
 check_PROGRAMS += tests/check_protect
 tests_check_protect_SOURCES = tests/check_protect.c tests/testutil.h tests/misuse.h
+
+check_PROGRAMS += tests/check_retryspin
+tests_check_retryspin_SOURCES = tests/check_retryspin.c tests/testutil.h
