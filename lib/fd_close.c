@@ -17,7 +17,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "stm-internal.h"
+#include "stm-fd.h"
 
 void stm__fd_closed(int fd)
 {

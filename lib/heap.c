@@ -15,7 +15,7 @@
  * by all heaps), which is what makes the virtual clock deterministic.
  */
 #define _GNU_SOURCE
-#include "stm-internal.h"
+#include "stm-timer.h"
 
 /* One sequence for all heaps, so that the virtual clock can order the
  * entries of two heaps that share a deadline. */

@@ -46,7 +46,14 @@ lib_libstm_la_SOURCES = \
 	lib/watch_apply.c \
 	lib/watch_error.c \
 	lib/watch.h \
-	lib/stm-internal.h
+	lib/stm-internal.h \
+	lib/stm-base.h \
+	lib/stm-timer.h \
+	lib/stm-waiter.h \
+	lib/stm-fd.h \
+	lib/stm-tvar.h \
+	lib/stm-tx.h \
+	lib/stm-watcher.h
 
 lib_libstm_la_CPPFLAGS = -I$(top_srcdir)/include -DSTM_BUILDING
 lib_libstm_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden

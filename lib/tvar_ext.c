@@ -24,7 +24,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#include "stm-internal.h"
+#include "stm-tvar.h"
 
 struct stm__tvx *stm__tvx_alloc(void)
 {

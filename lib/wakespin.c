@@ -26,7 +26,7 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "stm-internal.h"
+#include "stm-waiter.h"
 
 #define SPIN_MARGIN STM_USEC(2)
 #define SAMPLE_MAX STM_MSEC(1) /* a later wake-up was a preemption */
