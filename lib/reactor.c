@@ -73,7 +73,7 @@ static struct stm__fdnode **r_tab; /* fd -> its list */
 static uint32_t r_cap;
 static pthread_t r_thread;
 static bool r_started, r_stop;
-static _Thread_local bool r_self;   /* this thread is the reactor's */
+static _Thread_local bool r_self; /* this thread is the reactor's */
 /* Watchers queued are run by the drainers (timers of the pool whose
  * callbacks empty the queue), or by this thread when the pool cannot;
  * r_running[i]: the watcher drainer i runs now, [DRAINERS]: this

@@ -76,8 +76,9 @@ static inline void stm__prefetch_owner(const struct stm__hnode *n)
 }
 int stm__timer_add(struct stm__timer *t, int64_t deadline); /* 0, -ENOMEM, -EAGAIN */
 /* Call t's callback as soon as a thread of the pool is free (a real timer
- * due now, kept by a fork's child); nothing if it is waiting already.
- * 0, -ENOMEM or -EAGAIN. */
+ * due now, kept by a fork's child; a thread takes it alone, and the pool
+ * grows if every thread is running firings); nothing if it is waiting
+ * already.  0, -ENOMEM or -EAGAIN. */
 int stm__timer_soon(struct stm__timer *t);
 /* Remove t from its heap and wait while its callback runs (unless the
  * caller is that callback); true if it had not fired. */

@@ -13,8 +13,9 @@
  * The pool.  Up to one thread per online CPU, at most POOL_MAX (the
  * environment variable STM_TIMER_THREADS, 1 to POOL_MAX, sets the most):
  * one starts with the first timer, another each time a thread takes its
- * firings and finds more due that no thread is free to take, and all stop
- * at stm_shutdown().  They are alike (leader and followers): while no
+ * firings and finds more due that no thread is free to take, or a
+ * hand-off (stm__timer_soon) comes while every thread runs firings it
+ * took, and all stop at stm_shutdown().  They are alike (leader and followers): while no
  * timer is due, one of them, the leader, sleeps on a CLOCK_MONOTONIC
  * condition variable until the earliest deadline (timer slack 1 ns, and
  * the wake-up spin of wakespin.c), and the others wait for work or for
@@ -90,6 +91,7 @@ static struct worker t_w[POOL_MAX];
 static unsigned t_nw;     /* threads started */
 static unsigned t_max;    /* the most there may be */
 static unsigned t_idle_n; /* followers waiting on t_idle */
+static unsigned t_busy;   /* threads running the firings they took */
 static bool t_lead;       /* a thread sleeps until the next deadline */
 /* the callback running on a thread in stm_clock_advance() */
 static struct stm__timer *t_vrunning;
@@ -248,6 +250,7 @@ static void *timer_main(void *arg)
             continue;
         }
         take_locked(me, top, now);
+        t_busy++;
         struct stm__hnode *next = next_locked(&key);
         if (next != NULL && t_idle_n > 0) {
             /* more due (or nobody to sleep to the next): another thread */
@@ -272,6 +275,7 @@ static void *timer_main(void *arg)
             pthread_cond_broadcast(&t_done);
         }
         me->n = 0;
+        t_busy--;
     }
     pthread_mutex_unlock(&t_lock);
     return NULL;
@@ -305,6 +309,7 @@ static int start_locked(void)
     t_stop = false;
     t_lead = false;
     t_idle_n = 0;
+    t_busy = 0;
     /* one thread to begin with; more when runs come due faster than the
      * pool takes them */
     t_max = pool_size();
@@ -345,10 +350,15 @@ int stm__timer_soon(struct stm__timer *t)
     int r = start_locked();
     if (r == 0 && stm__hnode_idx(&t->h) == 0) {
         t->h.tag = REAL | KEEP;
-        if (!stm__heap_push(&t_real, &t->h, stm__mono_ns()))
+        if (!stm__heap_push(&t_real, &t->h, stm__mono_ns())) {
             r = -ENOMEM;
-        else
+        } else {
             pushed_locked(t);
+            /* due now, and every thread there is runs firings it took
+             * (a hand-off may run long): one more */
+            if (t_busy == t_nw && t_nw < t_max)
+                grow_locked();
+        }
     }
     pthread_mutex_unlock(&t_lock);
     return r;
@@ -566,6 +576,7 @@ void stm__timer_fork(int phase)
         bool was = t_started;
         t_started = t_stop = t_conds = false;
         t_idle_n = 0;
+        t_busy = 0;
         t_lead = false;
         t_vrunning = NULL;
         /* firings the parent's threads had taken: back in their heaps, as

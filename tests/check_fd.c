@@ -640,20 +640,31 @@ START_TEST(test_watcher_repeats_and_stops)
 }
 END_TEST
 
+/* n socket pairs, each waited on (its end 0) by a watcher of its own
+ * (fn_fd, cb_fd): the arrays are the caller's to free. */
+static void watchers_make(int n, int (**sv)[2], struct fw **f, stm_watch ***w)
+{
+    *sv = calloc((size_t)n, sizeof **sv);
+    *f = calloc((size_t)n, sizeof **f);
+    *w = calloc((size_t)n, sizeof **w);
+    ck_assert(*sv != NULL && *f != NULL && *w != NULL);
+    for (int i = 0; i < n; i++) {
+        pair((*sv)[i]);
+        (*f)[i].fd = (*sv)[i][0];
+        (*w)[i] = stm_atomically_watch(fn_fd, cb_fd, &(*f)[i], 0);
+        ck_assert_ptr_nonnull((*w)[i]);
+    }
+}
+
 /* Many fds, each waited on by a watcher: only the one whose fd is ready
  * runs. */
 START_TEST(test_many_watchers)
 {
     enum { N = 200 };
-    int(*sv)[2] = calloc(N, sizeof *sv);
-    struct fw *f = calloc(N, sizeof *f);
-    stm_watch **w = calloc(N, sizeof *w);
-    for (int i = 0; i < N; i++) {
-        pair(sv[i]);
-        f[i].fd = sv[i][0];
-        w[i] = stm_atomically_watch(fn_fd, cb_fd, &f[i], 0);
-        ck_assert_ptr_nonnull(w[i]);
-    }
+    int(*sv)[2];
+    struct fw *f;
+    stm_watch **w;
+    watchers_make(N, &sv, &f, &w);
     for (int k = 0; k < 5; k++) {
         int i = (k * 37) % N;
         put(sv[i][1], 'x');
@@ -917,15 +928,10 @@ END_TEST
 START_TEST(test_close_no_leak)
 {
     enum { N = 64 };
-    int(*sv)[2] = calloc(N, sizeof *sv);
-    struct fw *f = calloc(N, sizeof *f);
-    stm_watch **w = calloc(N, sizeof *w);
-    for (int i = 0; i < N; i++) {
-        pair(sv[i]);
-        f[i].fd = sv[i][0];
-        w[i] = stm_atomically_watch(fn_fd, cb_fd, &f[i], 0);
-        ck_assert_ptr_nonnull(w[i]);
-    }
+    int(*sv)[2];
+    struct fw *f;
+    stm_watch **w;
+    watchers_make(N, &sv, &f, &w);
     ck_assert_uint_eq(stm__reactor_nodes(), N);
     for (int i = 0; i < N; i += 2) /* half closed while they wait */
         ck_assert_int_eq(stm_fd_close(sv[i][0]), 0);

@@ -56,6 +56,19 @@ static _Atomic int64_t all_made = INT64_MAX;
 static _Thread_local long my_id; /* 0: not given yet */
 static atomic_long next_id;
 
+/* How many different values ids[0, n) holds. */
+static int count_distinct(const long *ids, int n)
+{
+    int distinct = 0;
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < i && ids[k] != ids[i])
+            k++;
+        distinct += k == i;
+    }
+    return distinct;
+}
+
 static long thread_id(void)
 {
     if (my_id == 0)
@@ -201,17 +214,14 @@ START_TEST(test_slow_runs_spread)
      * on this thread; valgrind makes them slowly) */
     struct one *o = make_many(n, stm_now() + STM_MSEC(TU_SCALE(50, 2000)), 0, 500);
     ck_assert(tu_wait_atleast_long(&runs, n, 6 * TU_HANDSHAKE_MS));
-    long seen[8] = {0};
-    int distinct = 0;
+    long *ids = calloc((size_t)n, sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
     for (int i = 0; i < n; i++) {
-        long t = atomic_load(&o[i].thread);
-        int k;
-        for (k = 0; k < distinct && seen[k] != t; k++)
-            ;
-        if (k == distinct && distinct < 8)
-            seen[distinct++] = t;
+        ids[i] = atomic_load(&o[i].thread);
         ck_assert_int_eq(atomic_load(&o[i].fired), 1);
     }
+    int distinct = count_distinct(ids, n);
+    free(ids);
     ck_assert_msg(distinct >= 2, "%d thread(s) ran 200 slow runs due at once", distinct);
     check_clean();
     stop_many(o, n);
@@ -497,9 +507,9 @@ END_TEST
 struct fdw {
     int p[2];
     stm_watch *w;
-    atomic_int runs;      /* callbacks that found the fd ready */
-    atomic_int in_run;    /* inside its callback */
-    atomic_long thread;   /* the thread of its last such run */
+    atomic_int runs;       /* callbacks that found the fd ready */
+    atomic_int in_run;     /* inside its callback */
+    atomic_long thread;    /* the thread of its last such run */
     atomic_int on_reactor; /* runs on the fd thread itself */
 };
 
@@ -546,18 +556,13 @@ START_TEST(test_fd_runs_spread)
     }
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(write(f[i].p[1], "x", 1), 1);
-    long seen[8] = {0};
-    int distinct = 0;
+    long ids[N];
     for (int i = 0; i < N; i++) {
         ck_assert(tu_wait_atleast(&f[i].runs, 1, 6 * TU_HANDSHAKE_MS));
         ck_assert_int_eq(atomic_load(&f[i].on_reactor), 0);
-        long t = atomic_load(&f[i].thread);
-        int k;
-        for (k = 0; k < distinct && seen[k] != t; k++)
-            ;
-        if (k == distinct && distinct < 8)
-            seen[distinct++] = t;
+        ids[i] = atomic_load(&f[i].thread);
     }
+    int distinct = count_distinct(ids, N);
     ck_assert_msg(distinct >= 2, "%d thread(s) ran %d slow fd runs ready at once", distinct, N);
     ck_assert_int_eq(atomic_load(&overlaps), 0);
     for (int i = 0; i < N; i++) {
