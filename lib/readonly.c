@@ -37,13 +37,13 @@
  * The hot path is stm_atomically_ro() (the setjmp, which makes its caller
  * save every callee-saved register and keep its variables in memory, so
  * it does nothing else) and ro_attempt(); what happens after a jump is
- * out of line in ro_again(), which also runs any further attempts.
+ * out of line in ro_again(), which ends the call (a conflict or a
+ * fall-back runs the body again under stm_atomically()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 
 #include "stm-internal.h"
-
 
 static inline void ro_end(struct stm_tx *tx)
 {
