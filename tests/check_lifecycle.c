@@ -283,14 +283,6 @@ static void *hammer(void *p)
     return NULL;
 }
 
-#define CHILD_CHECK(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #cond);                      \
-            _exit(10);                                                                             \
-        }                                                                                          \
-    } while (0)
-
 /* What the child does: everything that needs the library's threads and
  * locks.  Under ThreadSanitizer a child of a multi-threaded fork cannot
  * start threads (TSan's own limit), so there it stays on its one thread:
@@ -298,72 +290,53 @@ static void *hammer(void *p)
 static void child_main(bool full)
 {
     intptr_t y0 = stm_tvar_peek(y);
-    CHILD_CHECK(stm_atomically(transfer, NULL) == 0);
-    CHILD_CHECK(stm_tvar_peek(y) == y0 + 1);
+    TU_CHILD_CHECK(stm_atomically(transfer, NULL) == 0);
+    TU_CHILD_CHECK(stm_tvar_peek(y) == y0 + 1);
     /* a commit to x, on which a parent's thread (absent here) waits */
-    CHILD_CHECK(stm_tvar_poke(x, 0) == 0);
+    TU_CHILD_CHECK(stm_tvar_poke(x, 0) == 0);
     /* a timed wait on this thread */
     int64_t t0 = stm_now();
-    CHILD_CHECK(stm_atomically_until(wait_x_nonzero, NULL, t0 + STM_MSEC(2)) == -ETIMEDOUT);
-    CHILD_CHECK(stm_now() - t0 >= STM_MSEC(2));
+    TU_CHILD_CHECK(stm_atomically_until(wait_x_nonzero, NULL, t0 + STM_MSEC(2)) == -ETIMEDOUT);
+    TU_CHILD_CHECK(stm_now() - t0 >= STM_MSEC(2));
     atomic_store(&deferred_ran, 0);
     if (!full) {
         /* deferred callbacks, run on this thread */
         int fd = stm_dispatch_fd();
-        CHILD_CHECK(fd >= 0);
-        CHILD_CHECK(stm_atomically(defer_free_body, NULL) == 0);
+        TU_CHILD_CHECK(fd >= 0);
+        TU_CHILD_CHECK(stm_atomically(defer_free_body, NULL) == 0);
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        CHILD_CHECK(poll(&p, 1, (int)TU_HANDSHAKE_MS) == 1);
-        CHILD_CHECK(stm_dispatch() == 1);
+        TU_CHILD_CHECK(poll(&p, 1, (int)TU_HANDSHAKE_MS) == 1);
+        TU_CHILD_CHECK(stm_dispatch() == 1);
         child_exit();
     }
     /* deferred callbacks: a new dispatcher thread */
-    CHILD_CHECK(stm_atomically(defer_free_body, NULL) == 0);
-    CHILD_CHECK(tu_wait_atleast(&deferred_ran, 1, TU_HANDSHAKE_MS));
+    TU_CHILD_CHECK(stm_atomically(defer_free_body, NULL) == 0);
+    TU_CHILD_CHECK(tu_wait_atleast(&deferred_ran, 1, TU_HANDSHAKE_MS));
     /* timed waits on each backend, the timer thread for "thread" */
     const char *backends[] = {"condvar", "pipe", "thread"};
     for (int i = 0; i < 3; i++) {
-        CHILD_CHECK(stm_set_waiter(backends[i]) == 0);
+        TU_CHILD_CHECK(stm_set_waiter(backends[i]) == 0);
         int64_t t0 = stm_now();
-        CHILD_CHECK(stm_atomically_until(wait_x_nonzero, NULL, t0 + STM_MSEC(5)) == -ETIMEDOUT);
-        CHILD_CHECK(stm_now() - t0 >= STM_MSEC(5));
+        TU_CHILD_CHECK(stm_atomically_until(wait_x_nonzero, NULL, t0 + STM_MSEC(5)) == -ETIMEDOUT);
+        TU_CHILD_CHECK(stm_now() - t0 >= STM_MSEC(5));
         /* a retry in a child thread, woken by this one */
         pthread_t t;
-        CHILD_CHECK(pthread_create(&t, NULL, block_on_x, NULL) == 0);
-        CHILD_CHECK(stm_tvar_poke(x, 5) == 0);
+        TU_CHILD_CHECK(pthread_create(&t, NULL, block_on_x, NULL) == 0);
+        TU_CHILD_CHECK(stm_tvar_poke(x, 5) == 0);
         void *r;
-        CHILD_CHECK(pthread_join(t, &r) == 0 && (intptr_t)r == 5);
-        CHILD_CHECK(stm_tvar_poke(x, 0) == 0);
+        TU_CHILD_CHECK(pthread_join(t, &r) == 0 && (intptr_t)r == 5);
+        TU_CHILD_CHECK(stm_tvar_poke(x, 0) == 0);
     }
     /* a watcher deadline: the timer thread */
     struct counted c = {.var = x, .deadline = stm_now() + STM_MSEC(5)};
     stm_watch *w = stm_atomically_watch(counted_fn, counted_cb, &c, 0);
-    CHILD_CHECK(w != NULL);
+    TU_CHILD_CHECK(w != NULL);
     int64_t end = tu_now_ns() + TU_HANDSHAKE_MS * 1000000; /* (or at its first run) */
     while (atomic_load(&c.last) != 1 && tu_now_ns() < end)
         tu_sleep_ms(1);
-    CHILD_CHECK(atomic_load(&c.last) == 1);
-    CHILD_CHECK(stm_atomically(unwatch_body, w) == 0);
+    TU_CHILD_CHECK(atomic_load(&c.last) == 1);
+    TU_CHILD_CHECK(stm_atomically(unwatch_body, w) == 0);
     child_exit();
-}
-
-/* Wait for the child, at most TU_HANDSHAKE_MS; its exit status, or -1 if
- * it hung (it is killed). */
-static int reap(pid_t pid)
-{
-    int64_t end = tu_now_ns() + TU_HANDSHAKE_MS * 1000000;
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (tu_now_ns() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        tu_sleep_ms(1);
-    }
 }
 
 START_TEST(test_fork_child_uses_library)
@@ -395,7 +368,7 @@ START_TEST(test_fork_child_uses_library)
         ck_assert_int_ge(pid, 0);
         if (pid == 0)
             child_main(!TU_TSAN && (i == 0 || i == nforks - 1));
-        int st = reap(pid);
+        int st = tu_reap(pid, TU_HANDSHAKE_MS);
         ck_assert_msg(st == 0, "child %d: status %d (-1: hung)", i, st);
     }
     /* The parent goes on. */
@@ -429,19 +402,19 @@ START_TEST(test_fork_dispatch_fd)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        CHILD_CHECK(stm_dispatch_fd() == fd);
+        TU_CHILD_CHECK(stm_dispatch_fd() == fd);
         /* readable: nothing queued in the child, so a stm_dispatch() here
          * runs nothing (the parent's callback is the parent's) */
-        CHILD_CHECK(stm_dispatch() == 0);
-        CHILD_CHECK(atomic_load(&deferred_ran) == 0);
-        CHILD_CHECK(stm_atomically(defer_free_body, NULL) == 0);
+        TU_CHILD_CHECK(stm_dispatch() == 0);
+        TU_CHILD_CHECK(atomic_load(&deferred_ran) == 0);
+        TU_CHILD_CHECK(stm_atomically(defer_free_body, NULL) == 0);
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        CHILD_CHECK(poll(&p, 1, (int)TU_HANDSHAKE_MS) == 1);
-        CHILD_CHECK(stm_dispatch() == 1);
-        CHILD_CHECK(atomic_load(&deferred_ran) == 1);
+        TU_CHILD_CHECK(poll(&p, 1, (int)TU_HANDSHAKE_MS) == 1);
+        TU_CHILD_CHECK(stm_dispatch() == 1);
+        TU_CHILD_CHECK(atomic_load(&deferred_ran) == 1);
         _exit(0);
     }
-    ck_assert_int_eq(reap(pid), 0);
+    ck_assert_int_eq(tu_reap(pid, TU_HANDSHAKE_MS), 0);
     /* The parent's callback is still queued and runs here, once. */
     struct pollfd p = {.fd = fd, .events = POLLIN};
     ck_assert_int_eq(poll(&p, 1, (int)TU_HANDSHAKE_MS), 1);

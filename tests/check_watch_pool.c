@@ -416,31 +416,6 @@ END_TEST
 
 /* ---- fork() ---------------------------------------------------------- */
 
-#define CHILD_CHECK(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #cond);                      \
-            _exit(10);                                                                             \
-        }                                                                                          \
-    } while (0)
-
-static int reap(pid_t pid)
-{
-    int64_t end = tu_now_ns() + 6 * TU_HANDSHAKE_MS * 1000000;
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (tu_now_ns() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        tu_sleep_ms(1);
-    }
-}
-
 /* The parent's pool is busy with slow runs when it forks; the child
  * starts a pool of its own, which makes the runs of the parent's watchers
  * that were still to come and those of its own, each once. */
@@ -482,7 +457,7 @@ START_TEST(test_fork_while_pool_runs)
          * the child makes them) */
         int got = 0;
         for (int i = 0; i < n; i++) {
-            CHILD_CHECK(atomic_load(&o[i].fired) <= 1);
+            TU_CHILD_CHECK(atomic_load(&o[i].fired) <= 1);
             got += atomic_load(&o[i].fired);
         }
         if (got < n - 4) {
@@ -491,14 +466,14 @@ START_TEST(test_fork_while_pool_runs)
                 gq += atomic_load(&q[i].fired);
             fprintf(stderr, "child: the parent's watchers ran %d times, its own %d\n", got, gq);
         }
-        CHILD_CHECK(got >= n - 4);
-        CHILD_CHECK(atomic_load(&overlaps) == 0 && atomic_load(&early) == 0);
+        TU_CHILD_CHECK(got >= n - 4);
+        TU_CHILD_CHECK(atomic_load(&overlaps) == 0 && atomic_load(&early) == 0);
         stop_many(q, n);
         stop_many(o, n);
         stm_shutdown();
         _exit(0);
     }
-    int st = reap(pid);
+    int st = tu_reap(pid, 6 * TU_HANDSHAKE_MS);
     ck_assert_msg(st == 0, "child: status %d (-1: hung)", st);
     ck_assert(tu_wait_atleast_long(&runs, n, 6 * TU_HANDSHAKE_MS));
     for (int i = 0; i < n; i++)

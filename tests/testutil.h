@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Monotonic clock in nanoseconds, independent of the library. */
@@ -344,6 +346,37 @@ static inline void tu_exec_self(char *const argv[])
     if (pre != NULL && strstr(pre, "vgpreload") != NULL)
         unsetenv("LD_PRELOAD");
     execv(self, argv);
+}
+
+/* ---- fork() ---------------------------------------------------------- */
+
+/* A check in a forked child (Check's asserts belong to the parent): on
+ * failure, say where and exit with status 10. */
+#define TU_CHILD_CHECK(cond)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #cond);                      \
+            _exit(10);                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Wait for the child at most `ms`: its exit status (128 + the signal if
+ * one ended it), or -1 if it hung (it is killed). */
+static inline int tu_reap(pid_t pid, int64_t ms)
+{
+    int64_t end = tu_now_ns() + ms * 1000000;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (tu_now_ns() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        tu_sleep_ms(1);
+    }
 }
 
 #endif /* STM_TESTUTIL_H */
