@@ -35,6 +35,7 @@ static void branch_rollback(struct stm_tx *tx, struct stm__branch *br)
         tx->undo.n--;
         tx->ws[tx->undo.v[tx->undo.n].idx].value = tx->undo.v[tx->undo.n].value;
     }
+    stm__ws_release_held(tx, br->wn);
     if (tx->wn > br->wn)
         stm__ws_forget(tx); /* entries past the mark go */
     tx->wn = br->wn;

@@ -42,6 +42,7 @@ static int pending_set(struct stm_tx *tx, int why, struct stm__branch *br)
 {
     tx->pend = why;
     tx->pend_br = br;
+    stm__ws_release_held(tx, tx->watch_held); /* the attempt is over */
     tx->pend_wn = tx->wn;
     tx->wn = 0;
     tx->extras = 1;
@@ -194,9 +195,7 @@ STM_API int stm_write_x(stm_tx *tx, stm_tvar *var, intptr_t value)
                       tx->wn == tx->wcap))
         return write_x_slow(tx, var, value);
     tx->wbloom |= UINT64_C(1) << b;
-    struct stm__wentry *w = &tx->ws[tx->wn++];
-    w->var = var;
-    w->value = value;
+    stm__ws_append(tx, var, value);
     return 0;
 }
 

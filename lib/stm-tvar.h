@@ -33,6 +33,16 @@ struct stm__waiter;
  * "newer than any snapshot" (the read goes to read_stable()), and ignores
  * STM__WT.  Validation ignores both (stm__lock_same()): neither changes
  * the value. */
+/* STM__BODY (bit 62, with bit 0): locked by a transaction's write while
+ * its body runs (encounter-time locking: STM__HELD in stm-tx.h).  The
+ * rest of the word is the unlocked word it replaced, never with flags:
+ * the value is still the committed one, and readers take the word as
+ * that unlocked word (stm__lock_seen).  Only the holder changes it: its
+ * commit makes it an ordinary locked word (entry | 1) before the clock
+ * moves and the value changes, and any other end of the attempt puts the
+ * unlocked word back.  Writers, waiters and the making of a side record
+ * treat it as locked. */
+#define STM__BODY ((uintptr_t)1 << 62)
 #define STM__WT ((uintptr_t)2)
 #define STM__XT ((uintptr_t)1 << 63)
 #define STM__FLAGS (STM__WT | STM__XT)
@@ -111,6 +121,12 @@ static inline uint64_t stm__bloom_bit(const stm_tvar *var)
 }
 
 #define STM__LOCKED(l) ((l)&1u)
+/* The lock word l as a reader takes it: a word held by a body (STM__BODY)
+ * is the unlocked word it hides; any other word is itself. */
+static inline uintptr_t stm__lock_seen(uintptr_t l)
+{
+    return (l & STM__BODY) ? l & ~(STM__BODY | 1) : l;
+}
 #define STM__VERSION(l) ((uint64_t)((l) & ~STM__XT) >> 2)
 #define STM__MKLOCK(version) ((uintptr_t)(version) << 2)
 /* Two lock words are the same but for the flags (which do not change the
@@ -128,6 +144,12 @@ static inline bool stm__lock_newer(uintptr_t l, uint64_t snapshot)
     uint64_t w = (uint64_t)l;
     return ((w >> 1) | (w << 63)) > (snapshot << 1 | 1);
 }
+
+/* var, whose lock word `l` is locked, is held by the calling thread's
+ * running attempt since a write (STM__HELD, stm-tx.h): let it go (its
+ * commit will lock it); true if so, false if someone else holds it (then
+ * wait, as before).  (tx.c) */
+bool stm__unhold_own(stm_tvar *var, uintptr_t l);
 
 void stm__tvar_reclaim(stm_tvar *var); /* final free, after the grace period */
 /* stm_tvar_destroy()'s work: its record goes to tx's limbo, stamped */

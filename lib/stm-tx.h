@@ -23,10 +23,25 @@ struct stm__rentry {
 struct stm__wentry {
     stm_tvar *var;
     intptr_t value;
-    /* the lock word before the commit locked it: set by the commit (only
-     * a locked TVar's lock word leads to its entry) */
+    /* the lock word before this transaction locked it (only a locked
+     * TVar's lock word leads to its entry); while the body runs: that
+     * word | STM__HELD if the write locked it at once, 0 if not */
     uintptr_t old;
 };
+/* Encounter-time locking (tx.c).  The write that makes an entry also
+ * tries to lock its TVar there and then, with one CAS, if the TVar is
+ * unlocked and has no flags; the commit then only checks it.  On this
+ * machine a locked instruction costs about 20 cycles that the work around
+ * it hides, and a commit that takes its locks back to back cannot hide
+ * (doc/benchmarks.md, micro).  A CAS that fails, or a TVar with waiters or
+ * a side record, leaves the entry to the commit, as before.  An entry so
+ * held has STM__HELD in `old` (an unlocked word never has bit 0): every
+ * way out of the attempt lets such entries go (stm__ws_release_held),
+ * and the commit clears the mark as it passes them.  The thread that
+ * holds one may find it again where it waits for a TVar to be unlocked
+ * (stm_tvar_peek, side records, a watcher's registrations): it lets it go
+ * there (stm__unhold_own), and the entry becomes one the commit locks. */
+#define STM__HELD ((uintptr_t)1)
 struct stm__undo {
     uint32_t idx;
     intptr_t value;
@@ -346,6 +361,27 @@ static inline void stm__check_tx_ro(struct stm_tx *tx, const char *func)
     if (STM__UNLIKELY(tx != stm__active) && tx != stm__ro)
         stm__check_tx_slow(tx, func);
 }
+
+/* Append an entry for var (not in the write set; room checked) and try
+ * to lock var at once (see STM__HELD). */
+static inline void stm__ws_append(struct stm_tx *tx, stm_tvar *var, intptr_t value)
+{
+    struct stm__wentry *w = &tx->ws[tx->wn++];
+    w->var = var;
+    w->value = value;
+    uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
+    uintptr_t old = 0;
+    /* seq_cst: pairs with the waiter registration in retry.c, as the
+     * commit's */
+    if (STM__LIKELY(!(l & (1 | STM__FLAGS))) &&
+        STM__LIKELY(atomic_compare_exchange_strong_explicit(
+            &var->lock, &l, l | 1 | STM__BODY, memory_order_seq_cst, memory_order_relaxed)))
+        old = l | STM__HELD;
+    w->old = old;
+}
+/* Let go of the entries [from, tx->wn) that the writes locked (an attempt
+ * or a branch is left). */
+void stm__ws_release_held(struct stm_tx *tx, uint32_t from);
 
 /* Shared by stm_atomically (tx.c) and stm_atomically_ro (readonly.c). */
 /* A conflict: count it on the TVar that caused it, if it has a record

@@ -200,7 +200,7 @@ STM_API intptr_t stm_tvar_peek(stm_tvar *var)
         if (l1 & STM__XT)
             v = atomic_load_explicit(&((struct stm__tvx *)v)->value, memory_order_acquire);
         uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-        if (l1 == l2 && !STM__LOCKED(l1))
+        if (l1 == l2 && !STM__LOCKED(stm__lock_seen(l1)))
             return v;
         stm__cpu_relax();
     }

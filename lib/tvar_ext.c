@@ -64,6 +64,8 @@ struct stm__tvx *stm__tvx_get(stm_tvar *var)
             atomic_store_explicit(&var->lock, l | STM__XT, memory_order_release);
             return x;
         }
+        if (stm__unhold_own(var, l)) /* (this thread's body wrote it) */
+            continue;
         if (spins > 64)
             sched_yield();
         else

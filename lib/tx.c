@@ -102,6 +102,34 @@ void stm__ws_reserve1(struct stm_tx *tx)
                               memory_order_release);
 }
 
+void stm__ws_release_held(struct stm_tx *tx, uint32_t from)
+{
+    for (uint32_t i = from; i < tx->wn; i++) {
+        struct stm__wentry *w = &tx->ws[i];
+        if (w->old & STM__HELD) {
+            w->old &= ~STM__HELD;
+            atomic_store_explicit(&w->var->lock, w->old, memory_order_release);
+        }
+    }
+}
+
+bool stm__unhold_own(stm_tvar *var, uintptr_t l)
+{
+    struct stm_tx *tx = stm__self;
+    if (tx == NULL || !(l & STM__BODY) || !(tx->wbloom & stm__bloom_bit(var)))
+        return false;
+    for (uint32_t i = tx->watch_held; i < tx->wn; i++) {
+        struct stm__wentry *w = &tx->ws[i];
+        if (w->var == var && (w->old & STM__HELD)) {
+            uintptr_t was = w->old & ~STM__HELD;
+            w->old = 0; /* the commit locks it */
+            atomic_store_explicit(&var->lock, was, memory_order_release);
+            return true;
+        }
+    }
+    return false;
+}
+
 int64_t stm__ws_index(struct stm_tx *tx, stm_tvar *var)
 {
     struct stm__wentry *w = ws_find(tx, var);
@@ -127,9 +155,10 @@ static bool validate(struct stm_tx *tx)
     for (uint32_t i = 0; i < tx->rn; i++) {
         const struct stm__rentry *r = &tx->rs[i];
         uintptr_t l = atomic_load_explicit(&r->var->lock, memory_order_acquire);
-        if (stm__lock_same(l, r->lock))
-            continue;
-        if (STM__LOCKED(l) && owned_by(tx, l) && stm__lock_same(STM__OWNER(l)->old, r->lock))
+        if (stm__lock_same(stm__lock_seen(l), r->lock))
+            continue; /* (also: held by a body, this one's or another's) */
+        if (STM__LOCKED(l) && owned_by(tx, l) &&
+            stm__lock_same(STM__OWNER(l)->old & ~STM__HELD, r->lock))
             continue;
         tx->conflict_var = r->var;
         return false;
@@ -170,7 +199,7 @@ static inline intptr_t read_stable(struct stm_tx *tx, stm_tvar *var, uintptr_t *
         if (l1 & STM__XT)
             v = atomic_load_explicit(&((struct stm__tvx *)v)->value, memory_order_acquire);
         uintptr_t l2 = atomic_load_explicit(&var->lock, memory_order_relaxed);
-        if (l1 == l2 && !STM__LOCKED(l1)) {
+        if (l1 == l2 && !STM__LOCKED(l1 = stm__lock_seen(l1))) {
             *lock = l1;
             return v;
         }
@@ -311,9 +340,7 @@ __attribute__((noinline)) static void write_special(struct stm_tx *tx, stm_tvar 
     }
     stm__ws_reserve1(tx);
     tx->wbloom |= bit;
-    struct stm__wentry *w = &tx->ws[tx->wn++];
-    w->var = var;
-    w->value = value;
+    stm__ws_append(tx, var, value);
 }
 
 STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
@@ -326,9 +353,7 @@ STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value)
         return;
     }
     tx->wbloom |= UINT64_C(1) << b;
-    struct stm__wentry *w = &tx->ws[tx->wn++];
-    w->var = var;
-    w->value = value;
+    stm__ws_append(tx, var, value);
 }
 
 /* The innermost branch of the kind that takes a retry (or_else) or an
@@ -460,6 +485,15 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
     for (struct stm__wentry *w = held_end; w < end; w++) {
         stm_tvar *const var = w->var;
         for (unsigned spins = 0;; spins++) {
+            if (w->old & STM__HELD) {
+                /* locked by the write: now held by the commit (STM__BODY),
+                 * before the clock moves (readers take a word held by a
+                 * body as the unlocked word it hides) */
+                w->old &= ~STM__HELD;
+                atomic_store_explicit(&var->lock, (uintptr_t)w | 1, memory_order_release);
+                seen |= w->old;
+                break;
+            }
             uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
             if (STM__LOCKED(l)) {
                 if (spins < STM__LOCK_SPIN) {
@@ -802,6 +836,7 @@ __attribute__((noinline)) static int attempt(struct stm_tx *tx, void *arg, stm_f
 static int jumped(struct stm_tx *tx)
 {
     int why = tx->jump;
+    stm__ws_release_held(tx, tx->watch_held);
     if (tx->watch_work)
         tx->extras = 1; /* the next begin resets the watcher state */
     if (STM__UNLIKELY(tx->watch_held)) {

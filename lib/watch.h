@@ -148,7 +148,8 @@ stm__registered_same(struct stm_tx *tx, struct stm_watch *w, stm_tvar *const *nv
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
-        if (!STM__LOCKED(l1)) {
+        /* (held by a body: not changed yet) */
+        if (!STM__LOCKED(stm__lock_seen(l1))) {
             struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
             uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
             bool same = on == n;

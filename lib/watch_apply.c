@@ -34,7 +34,7 @@ static void read_registered(struct stm_tx *tx, struct stm__watchtx *x, struct st
 {
     for (unsigned spins = 0;; spins++) {
         uintptr_t l1 = atomic_load_explicit(&w->self.lock, memory_order_acquire);
-        if (!STM__LOCKED(l1)) {
+        if (!STM__LOCKED(stm__lock_seen(l1))) { /* (held by a body: not changed yet) */
             struct stm__wdep *d = atomic_load_explicit(&w->deps, memory_order_acquire);
             uint32_t on = d ? atomic_load_explicit(&w->ndeps, memory_order_acquire) : 0;
             if (!STM__VEC_RESERVE(x->tmp, on))
@@ -62,6 +62,7 @@ static void lock_only(struct stm_tx *tx, stm_tvar *var)
     struct stm__wentry *e = &tx->ws[tx->wn++];
     e->var = var;
     e->value = 0;
+    e->old = 0; /* locked by the commit */
     tx->wbloom |= stm__bloom_bit(var);
 }
 

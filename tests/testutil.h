@@ -75,6 +75,19 @@ static inline bool tu_wait_atleast(atomic_int *p, int min, long timeout_ms)
     return true;
 }
 
+/* Wait until *a >= amin or *b >= bmin (as tu_wait_atleast). */
+static inline bool tu_wait_either(atomic_int *a, int amin, atomic_int *b, int bmin,
+                                  long timeout_ms)
+{
+    int64_t end = tu_now_ns() + (int64_t)timeout_ms * 1000000;
+    while (atomic_load(a) < amin && atomic_load(b) < bmin) {
+        if (tu_now_ns() > end)
+            return false;
+        tu_sleep_ms(1);
+    }
+    return true;
+}
+
 /* Generous bound for handshakes (the CI machine is shared). */
 #define TU_HANDSHAKE_MS 10000L
 
