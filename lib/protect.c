@@ -109,12 +109,13 @@ STM_API int stm_protect(stm_tx *tx, stm_op_fn *op, void *arg)
         tx->prot = p.outer;
         return tx->pend; /* op may have been told of a jump itself */
     }
-    tx = stm__self;
-    tx->jb = p.outer_jb;
-    tx->prot = p.outer;
-    tx->branch = p.branch; /* (branches made inside op are gone) */
-    struct stm__branch *br = tx->pend_br;
-    return pending_set(tx, tx->jump, br);
+    /* (not tx: a variable changed after the setjmp may be clobbered) */
+    struct stm_tx *self = stm__self;
+    self->jb = p.outer_jb;
+    self->prot = p.outer;
+    self->branch = p.branch; /* (branches made inside op are gone) */
+    struct stm__branch *br = self->pend_br;
+    return pending_set(self, self->jump, br);
 }
 
 STM_API int stm_pending(stm_tx *tx)

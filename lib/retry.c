@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 
 #include "stm-internal.h"
 
@@ -76,11 +77,14 @@ static void node_unlink(struct stm__waitnode *n)
     n->next = n->prev = NULL;
 }
 
-/* Set STM__WT on var unless it is locked: false if it is (then the
- * caller must not sleep: the holder may let go without the flag). */
+/* Set STM__WT on var unless it stays locked: false if it does (then the
+ * caller must not sleep: the holder may let go without the flag).  A
+ * word held by a body (STM__BODY) cannot take the flag (its commit
+ * replaces it with a plain store): wait for its commit or its end, which
+ * change nothing the waiter read until then, yielding the CPU to it. */
 static bool flag_waiting(stm_tvar *var)
 {
-    for (unsigned spins = 0; spins < 256; spins++) {
+    for (unsigned spins = 0, yields = 0; spins < 256;) {
         uintptr_t l = atomic_load_explicit(&var->lock, memory_order_seq_cst);
         if (l & STM__WT)
             return true;
@@ -88,6 +92,12 @@ static bool flag_waiting(stm_tvar *var)
             atomic_compare_exchange_weak_explicit(&var->lock, &l, l | STM__WT,
                                                   memory_order_seq_cst, memory_order_relaxed))
             return true;
+        if ((l & STM__BODY) && spins >= 64 && yields < 100000) {
+            yields++;
+            sched_yield();
+            continue;
+        }
+        spins++;
         stm__cpu_relax();
     }
     return false;
@@ -137,7 +147,8 @@ bool stm__retry_changed(struct stm_tx *tx)
 {
     for (uint32_t i = 0; i < tx->rn; i++) {
         uintptr_t l = atomic_load_explicit(&tx->rs[i].var->lock, memory_order_seq_cst);
-        if (!stm__lock_same(l, tx->rs[i].lock))
+        /* (a word held by a body hides the unlocked word it replaced) */
+        if (!stm__lock_same(stm__lock_seen(l), tx->rs[i].lock))
             return true;
     }
     return false;
