@@ -387,7 +387,8 @@ typedef int stm_fn(stm_tx *tx, void *arg);
  * Progress: a transaction that keeps losing conflicts is, after a bounded
  * number of restarts (STM_SERIAL_AFTER, see below), run in serial mode:
  * other transactions wait at their start until it has finished, so it
- * cannot be aborted again.
+ * cannot be aborted again.  Of two transactions that write the same TVar,
+ * the one whose body wrote it first commits first (stm_write()).
  *
  * `fn` must not be NULL (misuse).  May be called from any thread, also
  * from stm_after_commit() hooks (a new transaction) and from inside a body
@@ -471,6 +472,22 @@ STM_API intptr_t stm_read(stm_tx *tx, stm_tvar *var);
  * Bloom filter keeps look-ups cheap).  If memory for the write set cannot
  * be had the transaction is discarded and stm_atomically() returns
  * -ENOMEM.
+ *
+ * The first write of `var` in an attempt also locks `var` for writers
+ * until the attempt ends (encounter-time locking; one atomic
+ * compare-and-swap, which the rest of the body's work hides, where a
+ * commit that took its locks one after the other could not).  Readers do
+ * not wait for it: stm_read() in other transactions and stm_tvar_peek()
+ * see the committed value, as before the write.  Another transaction
+ * that writes `var` meanwhile cannot commit first: its commit waits a
+ * moment, then it runs again (with back-off, and in serial mode after
+ * STM_SERIAL_AFTER restarts) until this attempt commits or ends; a
+ * stm_retry() waiter that read `var` waits for the same.  Every end of
+ * the attempt (commit, conflict, stm_retry(), stm_abort(), the rollback
+ * of a stm_or_else() or stm_catch() branch) lets the lock go.  So keep
+ * bodies short after their first writes, as they should be anyway.  (If
+ * `var` has waiters or watchers, or the lock is taken, it is locked at
+ * commit instead.)
  */
 STM_API void stm_write(stm_tx *tx, stm_tvar *var, intptr_t value);
 

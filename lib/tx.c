@@ -8,10 +8,12 @@
  * is not newer than the snapshot, and when it meets a newer one it tries to
  * move the snapshot forward by re-validating everything read so far, rather
  * than aborting.  Every value a body sees is therefore consistent with one
- * point in time (opacity).  Writes go to a redo log; commit locks the write
- * set, takes a new clock value, validates the read set (skipped when no
- * other commit happened since the snapshot), writes back and releases each
- * lock with the new version.  The reads of a declared read-only
+ * point in time (opacity).  Writes go to a redo log, and the write that
+ * makes an entry locks its TVar there and then (STM__HELD, STM__BODY:
+ * readers still take the committed value, so they do not wait for the
+ * body); commit locks the rest of the write set, takes a new clock value,
+ * validates the read set (skipped when no other commit happened since the
+ * snapshot), writes back and releases each lock with the new version.  The reads of a declared read-only
  * transaction (readonly.c) take the same snapshot test but are recorded
  * nowhere, and cannot extend it (read_not_active).
  *
@@ -484,34 +486,39 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
     uintptr_t seen = 0; /* the lock words replaced, or'ed: any flags? */
     for (struct stm__wentry *w = held_end; w < end; w++) {
         stm_tvar *const var = w->var;
-        for (unsigned spins = 0;; spins++) {
-            if (w->old & STM__HELD) {
-                /* locked by the write: now held by the commit (STM__BODY),
-                 * before the clock moves (readers take a word held by a
-                 * body as the unlocked word it hides) */
-                w->old &= ~STM__HELD;
-                atomic_store_explicit(&var->lock, (uintptr_t)w | 1, memory_order_release);
-                seen |= w->old;
-                break;
-            }
-            uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
-            if (STM__LOCKED(l)) {
-                if (spins < STM__LOCK_SPIN) {
-                    stm__cpu_relax();
-                    continue;
+        uintptr_t o = w->old;
+        if (STM__LIKELY(o & STM__HELD)) {
+            /* locked by the write: now held by the commit, before the
+             * clock moves (readers take a word held by a body, STM__BODY,
+             * as the unlocked word it hides) */
+            o &= ~STM__HELD;
+            w->old = o;
+            atomic_store_explicit(&var->lock, (uintptr_t)w | 1, memory_order_release);
+            seen |= o;
+            if (!watch)
+                continue; /* (it had no flags: no watchers) */
+        } else {
+            for (unsigned spins = 0;; spins++) {
+                uintptr_t l = atomic_load_explicit(&var->lock, memory_order_relaxed);
+                if (STM__LOCKED(l)) {
+                    if (spins < STM__LOCK_SPIN) {
+                        stm__cpu_relax();
+                        continue;
+                    }
+                    tx->conflict_var = var;
+                    unlock_ws(ws, w);
+                    tx->watch_held = 0;
+                    return COMMIT_FAILED;
                 }
-                tx->conflict_var = var;
-                unlock_ws(ws, w);
-                tx->watch_held = 0;
-                return COMMIT_FAILED;
-            }
-            /* seq_cst: pairs with the waiter registration in retry.c */
-            if (atomic_compare_exchange_weak_explicit(&var->lock, &l,
-                                                      (uintptr_t)w | 1 | (l & STM__FLAGS),
-                                                      memory_order_seq_cst, memory_order_relaxed)) {
-                w->old = l;
-                seen |= l;
-                break;
+                /* seq_cst: pairs with the waiter registration in retry.c */
+                if (atomic_compare_exchange_weak_explicit(&var->lock, &l,
+                                                          (uintptr_t)w | 1 | (l & STM__FLAGS),
+                                                          memory_order_seq_cst,
+                                                          memory_order_relaxed)) {
+                    w->old = l;
+                    seen |= l;
+                    break;
+                }
             }
         }
         /* Watchers of a TVar change only under its lock, which we hold;
