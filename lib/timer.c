@@ -15,14 +15,21 @@
  * one starts with the first timer, another each time a thread takes its
  * firings and finds more due that no thread is free to take, or a
  * hand-off (stm__timer_soon) comes while every thread runs firings it
- * took, and all stop at stm_shutdown().  They are alike (leader and followers): while no
- * timer is due, one of them, the leader, sleeps on a CLOCK_MONOTONIC
- * condition variable until the earliest deadline (timer slack 1 ns, and
- * the wake-up spin of wakespin.c), and the others wait for work or for
- * the lead to be free.  A thread that finds timers due takes, under the
- * lock, the earliest and those due with it, up to BATCH, and calls their
- * callbacks one by one without the lock held; it wakes a waiting thread
- * if more are due or nobody leads.  So:
+ * took, and all stop at stm_shutdown().  They are alike (leader and
+ * followers).  One of them, the leader, serves the deadlines: it sleeps
+ * on a CLOCK_MONOTONIC condition variable until the earliest (timer slack
+ * 1 ns, and the wake-up spin of wakespin.c), takes under the lock the
+ * earliest and those due with it, up to BATCH, calls their callbacks one
+ * by one without the lock held, and comes back: it keeps the lead while
+ * it runs firings, so that one thread that keeps up serves a stream of
+ * deadlines alone, with no hand-off between threads per firing.  The
+ * others (followers) help only when it falls behind: they wait until the
+ * earliest deadline is JOIN_LATE past (woken early when a thread takes a
+ * batch and finds the next firing that late, or when a new earliest
+ * deadline comes while the leader is not asleep), and then take firings
+ * too; a follower that has run firings and finds none due takes the lead
+ * from a leader still busy with its own (its callback may run long).  A
+ * stm__timer_soon() hand-off is taken by any free thread at once.  So:
  *
  *  - timers are taken in (deadline, arming) order, and each thread calls
  *    the callbacks it took in that order; callbacks on different threads
@@ -66,6 +73,11 @@ enum { REAL = 1, LIBCLOCK = 2, WALL = 4, KEEP = 8 };
 /* A thread of the pool, and the firings it has taken: b[0, n), run in
  * that order; b[i] NULL once run or revoked. */
 #define BATCH 8
+/* How late the earliest due firing may be before a follower takes firings
+ * too (the leader alone keeps up with a dense stream of deadlines at half
+ * the cost of two threads passing the lock and the lead back and forth;
+ * issue 13's burst: doc/benchmarks.md, "watch") */
+#define JOIN_LATE STM_MSEC(1)
 struct worker {
     pthread_t thread;
     struct stm__timer *b[BATCH];
@@ -90,9 +102,13 @@ static uint32_t t_reserved; /* room promised in t_lib */
 static struct worker t_w[POOL_MAX];
 static unsigned t_nw;     /* threads started */
 static unsigned t_max;    /* the most there may be */
-static unsigned t_idle_n; /* followers waiting on t_idle */
-static unsigned t_busy;   /* threads running the firings they took */
-static bool t_lead;       /* a thread sleeps until the next deadline */
+static unsigned t_idle_n;     /* followers waiting on t_idle */
+static unsigned t_idle_never; /* of those, waiting with no time-out */
+static unsigned t_busy;       /* threads running the firings they took */
+/* the thread that serves the next deadline (NULL: none), and whether it
+ * sleeps until it (else it runs firings it took and will look again) */
+static struct worker *t_leader;
+static bool t_lead_sleeps;
 /* the callback running on a thread in stm_clock_advance() */
 static struct stm__timer *t_vrunning;
 static pthread_t t_vthread;
@@ -128,14 +144,34 @@ static struct stm__hnode *next_locked(int64_t *key)
     return r;
 }
 
-/* The earliest timer changed, or work came: wake whom it concerns. */
+/* The earliest timer changed, or work came: wake whom it concerns (the
+ * sleeping leader; a follower when nobody sleeps until the new earliest,
+ * or when one waits with no time-out: it waits until that deadline is
+ * JOIN_LATE past, in case the leader is then held up in a callback). */
 static void wake_locked(void)
 {
     atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
-    if (t_lead)
+    if (t_lead_sleeps)
         pthread_cond_signal(&t_wake);
-    else if (t_idle_n > 0)
+    if (t_idle_n > 0 && (!t_lead_sleeps || t_idle_never > 0))
         pthread_cond_signal(&t_idle);
+}
+
+/* A follower's wait: until the earliest deadline, `key`, is JOIN_LATE
+ * past (STM_NEVER: until woken). */
+static void follow(int64_t key)
+{
+    t_idle_n++;
+    if (key >= STM_NEVER) {
+        t_idle_never++;
+        pthread_cond_wait(&t_idle, &t_lock);
+        t_idle_never--;
+    } else {
+        struct timespec ts;
+        ts_of(stm__sat_add(key, JOIN_LATE), &ts);
+        pthread_cond_timedwait(&t_idle, &t_lock, &ts);
+    }
+    t_idle_n--;
 }
 
 /* The leader's sleep until `key` (STM_NEVER: until woken). */
@@ -230,6 +266,7 @@ static void *timer_main(void *arg)
     prctl(PR_SET_NAME, "stm-timer", 0, 0, 0);
 #endif
     int64_t now = 0; /* the clock, as last read */
+    bool ran = false; /* the last turn ran firings */
     pthread_mutex_lock(&t_lock);
     while (!t_stop) {
         int64_t key;
@@ -238,26 +275,41 @@ static void *timer_main(void *arg)
         if (top != NULL && key > now)
             now = stm__mono_ns();
         if (top == NULL || key > now) {
-            if (t_lead) {
-                t_idle_n++;
-                pthread_cond_wait(&t_idle, &t_lock);
-                t_idle_n--;
-            } else {
-                t_lead = true;
+            /* nothing due: lead, unless another thread does (one that has
+             * run firings takes the lead from a leader busy with its own) */
+            if (t_leader == NULL || t_leader == me || (ran && !t_lead_sleeps)) {
+                t_leader = me;
+                t_lead_sleeps = true;
                 lead_sleep(top ? key : STM_NEVER, now);
-                t_lead = false;
+                t_lead_sleeps = false;
+            } else {
+                follow(top ? key : STM_NEVER);
             }
+            ran = false;
             continue;
         }
+        /* due: the leader's (and a hand-off is anyone's); a follower
+         * takes it too once it waits JOIN_LATE */
+        if (t_leader != NULL && t_leader != me && !(top->tag & KEEP) && now - key < JOIN_LATE) {
+            follow(key);
+            ran = false;
+            continue;
+        }
+        if (t_leader == NULL)
+            t_leader = me;
         take_locked(me, top, now);
         t_busy++;
         struct stm__hnode *next = next_locked(&key);
-        if (next != NULL && t_idle_n > 0) {
-            /* more due (or nobody to sleep to the next): another thread */
-            if (!t_lead || key <= now)
-                pthread_cond_signal(&t_idle);
-        } else if (next != NULL && key <= now && t_nw < t_max) {
-            grow_locked(); /* more due than the threads there are take */
+        if (next != NULL && key <= now) {
+            /* more due than this thread took: a follower takes them once
+             * they wait JOIN_LATE (it times its wait so; wake it now if
+             * they do already), and there should be one */
+            if (t_idle_n > 0) {
+                if (now - key >= JOIN_LATE)
+                    pthread_cond_signal(&t_idle);
+            } else if (t_nw < t_max) {
+                grow_locked();
+            }
         }
         for (unsigned j = 0; j < me->n; j++) {
             struct stm__timer *t = me->b[j];
@@ -276,6 +328,7 @@ static void *timer_main(void *arg)
         }
         me->n = 0;
         t_busy--;
+        ran = true;
     }
     pthread_mutex_unlock(&t_lock);
     return NULL;
@@ -301,14 +354,16 @@ static int start_locked(void)
         pthread_condattr_init(&a);
         pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
         pthread_cond_init(&t_wake, &a);
+        pthread_cond_init(&t_idle, &a);
         pthread_condattr_destroy(&a);
-        pthread_cond_init(&t_idle, NULL);
         pthread_cond_init(&t_done, NULL);
         t_conds = true;
     }
     t_stop = false;
-    t_lead = false;
+    t_leader = NULL;
+    t_lead_sleeps = false;
     t_idle_n = 0;
+    t_idle_never = 0;
     t_busy = 0;
     /* one thread to begin with; more when runs come due faster than the
      * pool takes them */
@@ -576,8 +631,10 @@ void stm__timer_fork(int phase)
         bool was = t_started;
         t_started = t_stop = t_conds = false;
         t_idle_n = 0;
+        t_idle_never = 0;
         t_busy = 0;
-        t_lead = false;
+        t_leader = NULL;
+        t_lead_sleeps = false;
         t_vrunning = NULL;
         /* firings the parent's threads had taken: back in their heaps, as
          * they were (one whose run was over in the parent is stale in the
