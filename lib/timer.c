@@ -145,16 +145,17 @@ static struct stm__hnode *next_locked(int64_t *key)
 }
 
 /* The earliest timer changed, or work came: wake whom it concerns (the
- * sleeping leader; a follower when nobody sleeps until the new earliest,
- * or when one waits with no time-out: it waits until that deadline is
- * JOIN_LATE past, in case the leader is then held up in a callback). */
+ * sleeping leader; the followers when nobody sleeps until the new
+ * earliest, or when one waits with no time-out: each then waits until
+ * that deadline is JOIN_LATE past, in case the leader is held up in a
+ * callback). */
 static void wake_locked(void)
 {
     atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
     if (t_lead_sleeps)
         pthread_cond_signal(&t_wake);
     if (t_idle_n > 0 && (!t_lead_sleeps || t_idle_never > 0))
-        pthread_cond_signal(&t_idle);
+        pthread_cond_broadcast(&t_idle);
 }
 
 /* A follower's wait: until the earliest deadline, `key`, is JOIN_LATE
@@ -290,7 +291,8 @@ static void *timer_main(void *arg)
         }
         /* due: the leader's (and a hand-off is anyone's); a follower
          * takes it too once it waits JOIN_LATE */
-        if (t_leader != NULL && t_leader != me && !(top->tag & KEEP) && now - key < JOIN_LATE) {
+        if (t_leader != NULL && t_leader != me && !(top->tag & KEEP) && now - key < JOIN_LATE &&
+            (now = stm__mono_ns()) - key < JOIN_LATE) {
             follow(key);
             ran = false;
             continue;
@@ -303,9 +305,10 @@ static void *timer_main(void *arg)
         if (next != NULL && key <= now) {
             /* more due than this thread took: a follower takes them once
              * they wait JOIN_LATE (it times its wait so; wake it now if
-             * they do already), and there should be one */
+             * they do already, or for a hand-off), and there should be
+             * one */
             if (t_idle_n > 0) {
-                if (now - key >= JOIN_LATE)
+                if (now - key >= JOIN_LATE || (next->tag & KEEP))
                     pthread_cond_signal(&t_idle);
             } else if (t_nw < t_max) {
                 grow_locked();
@@ -409,9 +412,12 @@ int stm__timer_soon(struct stm__timer *t)
             r = -ENOMEM;
         } else {
             pushed_locked(t);
-            /* due now, and every thread there is runs firings it took
-             * (a hand-off may run long): one more */
-            if (t_busy == t_nw && t_nw < t_max)
+            /* due now: a free thread takes it (not only the leader), or
+             * if every thread there is runs firings it took (a hand-off
+             * may run long), one more */
+            if (t_idle_n > 0)
+                pthread_cond_signal(&t_idle);
+            else if (t_busy == t_nw && t_nw < t_max)
                 grow_locked();
         }
     }
