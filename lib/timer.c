@@ -97,7 +97,9 @@ static pthread_mutex_t t_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t t_wake; /* the leader: a new earliest timer, or stop */
 static pthread_cond_t t_idle; /* followers: work, no leader, or stop */
 static pthread_cond_t t_done; /* a callback finished, or a claim was revoked */
-static struct stm__heap t_real, t_lib;
+static struct stm__heap t_real;
+static struct stm__wheel t_wheel; /* library-clock timers (wheel.c) */
+#define t_lib (t_wheel.near)
 static uint32_t t_reserved; /* room promised in t_lib */
 static struct worker t_w[POOL_MAX];
 static unsigned t_nw;     /* threads started */
@@ -122,22 +124,36 @@ static void ts_of(int64_t ns, struct timespec *ts)
     ts->tv_nsec = (long)(ns % INT64_C(1000000000));
 }
 
-static struct stm__heap *heap_of(const struct stm__timer *t)
+/* the owner's flags of a tag (the wheel keeps its own above them) */
+#define TAG_FLAGS ((UINT32_C(1) << STM__WHEEL_TAG) - 1)
+
+static int64_t key_of(const struct stm__timer *t)
 {
-    return (t->h.tag & LIBCLOCK) ? &t_lib : &t_real;
+    return (t->h.tag & LIBCLOCK) ? stm__wheel_key(&t_wheel, &t->h) : stm__heap_key(&t_real, &t->h);
+}
+
+static void remove_locked(struct stm__timer *t)
+{
+    if (t->h.tag & LIBCLOCK)
+        stm__wheel_remove(&t_wheel, &t->h);
+    else
+        stm__heap_remove(&t_real, &t->h);
 }
 
 /* The earliest timer the pool serves (library-clock ones only while the
- * clock is real), and its key. */
-static struct stm__hnode *next_locked(int64_t *key)
+ * clock is real), and its key; moves the wheel's buckets that start by
+ * `upto` into its heap.  NULL: none is due by upto, and *key is at most
+ * the earliest deadline (STM_NEVER: none at all). */
+static struct stm__hnode *next_locked(int64_t upto, int64_t *key)
 {
     struct stm__hnode *r = stm__heap_top(&t_real);
-    int64_t k = r ? t_real.v[0].key : 0;
+    int64_t k = r ? t_real.v[0].key : STM_NEVER;
     if (!atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire)) {
-        struct stm__hnode *l = stm__heap_top(&t_lib);
-        if (l && (r == NULL || stm__hnode_before(t_lib.v[0].key, l, k, r))) {
+        int64_t lk;
+        struct stm__hnode *l = stm__wheel_peek(&t_wheel, upto, &lk);
+        if (l != NULL ? r == NULL || stm__hnode_before(lk, l, k, r) : lk <= k) {
             r = l;
-            k = t_lib.v[0].key;
+            k = lk;
         }
     }
     *key = k;
@@ -228,17 +244,17 @@ static void take_locked(struct worker *me, struct stm__hnode *top, int64_t now)
 {
     unsigned n = 0;
     bool alone;
-    int64_t key, key0 = stm__heap_key(heap_of((struct stm__timer *)top), top);
+    int64_t key, key0 = key_of((struct stm__timer *)top);
     do {
         struct stm__timer *t = (struct stm__timer *)top;
         alone = (t->h.tag & KEEP) != 0;
-        stm__heap_remove(heap_of(t), top);
+        remove_locked(t);
         me->b[n] = t;
         me->seq[n] = top->seq;
         me->key[n] = key0;
         stm__prefetch_owner(top); /* read by its callback soon */
         n++;
-    } while (!alone && n < BATCH && (top = next_locked(&key)) != NULL && (key0 = key) <= now);
+    } while (!alone && n < BATCH && (top = next_locked(now, &key)) != NULL && (key0 = key) <= now);
     me->n = n;
     me->cur = -1;
 }
@@ -271,20 +287,23 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&t_lock);
     while (!t_stop) {
         int64_t key;
-        struct stm__hnode *top = next_locked(&key);
+        struct stm__hnode *top = next_locked(now, &key);
         /* (due by the last reading: no need to read the clock again) */
-        if (top != NULL && key > now)
+        if (key > now && key < STM_NEVER) {
             now = stm__mono_ns();
+            if (key <= now)
+                top = next_locked(now, &key);
+        }
         if (top == NULL || key > now) {
             /* nothing due: lead, unless another thread does (one that has
              * run firings takes the lead from a leader busy with its own) */
             if (t_leader == NULL || t_leader == me || (ran && !t_lead_sleeps)) {
                 t_leader = me;
                 t_lead_sleeps = true;
-                lead_sleep(top ? key : STM_NEVER, now);
+                lead_sleep(key, now);
                 t_lead_sleeps = false;
             } else {
-                follow(top ? key : STM_NEVER);
+                follow(key);
             }
             ran = false;
             continue;
@@ -301,7 +320,7 @@ static void *timer_main(void *arg)
             t_leader = me;
         take_locked(me, top, now);
         t_busy++;
-        struct stm__hnode *next = next_locked(&key);
+        struct stm__hnode *next = next_locked(now, &key);
         if (next != NULL && key <= now) {
             /* more due than this thread took: a follower takes them once
              * they wait JOIN_LATE (it times its wait so; wake it now if
@@ -379,11 +398,13 @@ static int start_locked(void)
     return 0;
 }
 
-/* t is now in a heap: wake the pool if it is the new earliest. */
+/* t is now in a heap: wake the pool if it is the new earliest (or may
+ * be: the pool's threads wait until at most the earliest deadline). */
 static void pushed_locked(struct stm__timer *t)
 {
     int64_t key;
-    if (next_locked(&key) == &t->h)
+    struct stm__hnode *top = next_locked(INT64_MIN, &key);
+    if (top == &t->h || (top == NULL && key >= key_of(t)))
         wake_locked();
 }
 
@@ -443,7 +464,7 @@ bool stm__timer_cancel(struct stm__timer *t)
     pthread_mutex_lock(&t_lock);
     bool pending = stm__hnode_idx(&t->h) != 0;
     if (pending)
-        stm__heap_remove(heap_of(t), &t->h);
+        remove_locked(t);
     /* a firing taken and not started will not start */
     bool revoked = false;
     for (unsigned i = 0; i < t_nw; i++) {
@@ -495,14 +516,12 @@ uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall)
     uint32_t tag = LIBCLOCK | (wall ? WALL : 0);
     pthread_mutex_lock(&t_lock);
     (void)start_locked(); /* only after stm_shutdown(); reserve started it */
-    if (stm__hnode_idx(&t->h) == 0 || t->h.tag != tag ||
-        stm__heap_key(heap_of(t), &t->h) != deadline) {
+    if (stm__hnode_idx(&t->h) == 0 || (t->h.tag & TAG_FLAGS) != tag || key_of(t) != deadline) {
         if (stm__hnode_idx(&t->h) != 0)
-            stm__heap_remove(heap_of(t), &t->h);
+            remove_locked(t);
         t->h.tag = tag;
-        /* cannot fail: the owner holds a reserved slot */
-        bool ok = stm__heap_push(&t_lib, &t->h, deadline);
-        (void)ok;
+        /* cannot fail: the owner holds a reserved slot in t_lib */
+        stm__wheel_add(&t_wheel, &t->h, deadline);
         pushed_locked(t);
     }
     uint64_t seq = t->h.seq;
@@ -519,7 +538,7 @@ void stm__timer_unset(struct stm__timer *t)
         return;
     pthread_mutex_lock(&t_lock);
     if (stm__hnode_idx(&t->h) != 0)
-        stm__heap_remove(heap_of(t), &t->h);
+        remove_locked(t);
     pthread_mutex_unlock(&t_lock);
 }
 
@@ -527,14 +546,14 @@ struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey, const struc
                                        int64_t *key, uint64_t *seq)
 {
     pthread_mutex_lock(&t_lock);
-    struct stm__hnode *top = stm__heap_top(&t_lib);
+    int64_t k;
+    struct stm__hnode *top = stm__wheel_peek(&t_wheel, target, &k);
     struct stm__timer *t = NULL;
-    if (top && t_lib.v[0].key <= target &&
-        (limit == NULL || stm__hnode_before(t_lib.v[0].key, top, lkey, limit))) {
+    if (top && k <= target && (limit == NULL || stm__hnode_before(k, top, lkey, limit))) {
         t = (struct stm__timer *)top;
-        *key = t_lib.v[0].key;
+        *key = k;
         *seq = top->seq;
-        stm__heap_remove(&t_lib, top);
+        stm__wheel_remove(&t_wheel, top);
         t_vrunning = t;
         t_vthread = pthread_self();
     }
@@ -562,7 +581,9 @@ void stm__timer_rebase(int64_t from, int64_t to)
 {
     pthread_mutex_lock(&t_lock);
     /* the same shift for every key keeps the heap ordered (saturation
-     * only merges keys into ties, which seq still orders) */
+     * only merges keys into ties, which seq still orders); the wheel's
+     * buckets are for one clock: all in the heap first */
+    stm__wheel_flatten(&t_wheel);
     for (uint32_t i = 0; i < t_lib.n; i++) {
         int64_t k = t_lib.v[i].key;
         t_lib.v[i].key = k >= STM_NEVER ? STM_NEVER : stm__sat_add(to, k - from);
@@ -579,6 +600,7 @@ void stm__timer_wall_changed(void)
     pthread_mutex_lock(&t_lock);
     int64_t now = stm__now();
     bool any = false;
+    stm__wheel_flatten(&t_wheel); /* (keys change in place: all in the heap) */
     for (uint32_t i = 0; i < t_lib.n; i++) {
         if (t_lib.v[i].n->tag & WALL) {
             t_lib.v[i].key = now;
@@ -614,7 +636,8 @@ void stm__timer_shutdown(void)
         t_real.cap = 0;
     }
     /* room reserved by watchers that are still active stays theirs */
-    if (t_lib.n == 0 && t_reserved == 0) {
+    stm__wheel_free(&t_wheel);
+    if (t_lib.n == 0 && t_wheel.nb == 0 && t_reserved == 0) {
         free(t_lib.v);
         t_lib.v = NULL;
         t_lib.cap = 0;
@@ -649,8 +672,10 @@ void stm__timer_fork(int phase)
             struct worker *o = &t_w[i];
             for (unsigned j = 0; j < o->n; j++) {
                 struct stm__timer *t = o->b[j];
-                if (t != NULL && stm__hnode_idx(&t->h) == 0)
-                    (void)stm__heap_readd(heap_of(t), &t->h, o->key[j]);
+                if (t != NULL && stm__hnode_idx(&t->h) == 0 && (t->h.tag & LIBCLOCK))
+                    stm__wheel_readd(&t_wheel, &t->h, o->key[j]);
+                else if (t != NULL && stm__hnode_idx(&t->h) == 0)
+                    (void)stm__heap_readd(&t_real, &t->h, o->key[j]);
             }
             o->n = 0;
             o->cur = -1;
@@ -668,7 +693,7 @@ void stm__timer_fork(int phase)
         }
         t_real.n = k;
         stm__heap_fix(&t_real);
-        if (was && t_lib.n + t_real.n > 0)
+        if (was && t_lib.n + t_wheel.nb + t_real.n > 0)
             (void)start_locked(); /* if it fails, the next timer tries */
     }
     pthread_mutex_unlock(&t_lock);
