@@ -104,7 +104,7 @@ static uint32_t t_reserved; /* room promised in t_lib */
 static struct worker t_w[POOL_MAX];
 static unsigned t_nw;     /* threads started */
 static unsigned t_max;    /* the most there may be */
-static unsigned t_idle_n;     /* followers waiting on t_idle */
+static unsigned t_idle_n; /* followers waiting on t_idle */
 static unsigned t_idle_never; /* of those, waiting with no time-out */
 static unsigned t_busy;       /* threads running the firings they took */
 /* the thread that serves the next deadline (NULL: none), and whether it

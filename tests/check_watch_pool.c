@@ -274,8 +274,8 @@ START_TEST(test_stream_served_by_one_thread)
     grow_pool();
     int n = TU_SCALE(400, 100);
     long before = atomic_load(&runs);
-    struct one *o = make_many(n, stm_now() + STM_MSEC(TU_SCALE(50, 2000)),
-                              STM_USEC(TU_SCALE(500, 2000)), 100);
+    struct one *o =
+        make_many(n, stm_now() + STM_MSEC(TU_SCALE(50, 2000)), STM_USEC(TU_SCALE(500, 2000)), 100);
     ck_assert(tu_wait_atleast_long(&runs, before + n, 6 * TU_HANDSHAKE_MS));
     struct one *s = malloc((size_t)n * sizeof *s);
     ck_assert_ptr_nonnull(s);
@@ -289,10 +289,8 @@ START_TEST(test_stream_served_by_one_thread)
     for (int i = 1; i < n; i++)
         changes += atomic_load(&s[i].thread) != atomic_load(&s[i - 1].thread);
     free(s);
-    if (getenv("TU_SHOW"))
-        fprintf(stderr, "stream: %d of %d runs on another thread\n", changes, n);
-    ck_assert_msg(changes <= n / 40 + 6, "%d of %d runs on another thread than the run before", changes,
-                  n);
+    ck_assert_msg(changes <= n / 40 + 6, "%d of %d runs on another thread than the run before",
+                  changes, n);
     check_clean();
     stop_many(o, n);
     stm_shutdown();

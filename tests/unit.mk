@@ -47,3 +47,6 @@ tests_check_protect_SOURCES = tests/check_protect.c tests/testutil.h tests/misus
 
 check_PROGRAMS += tests/check_retryspin
 tests_check_retryspin_SOURCES = tests/check_retryspin.c tests/testutil.h
+
+check_PROGRAMS += tests/check_wheel
+tests_check_wheel_SOURCES = tests/check_wheel.c tests/testutil.h
