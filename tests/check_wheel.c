@@ -33,6 +33,8 @@ static void teardown(void)
     memset(&wh, 0, sizeof wh);
 }
 
+static int64_t left_bound; /* what take_all()'s last peek said of the rest */
+
 /* Take every entry due by `upto`, in order, checking (key, seq) order and
  * that each was not due later than asked; returns how many. */
 static uint32_t take_all(int64_t upto, int64_t *last_key, uint64_t *last_seq)
@@ -52,10 +54,17 @@ static uint32_t take_all(int64_t upto, int64_t *last_key, uint64_t *last_seq)
     }
     /* nothing left due by upto: a lower bound past it, or the next entry */
     ck_assert_int_gt(k, upto);
+    left_bound = k;
     return got;
 }
 
-/* Deadlines over 12 s from the cursor (a third past the buckets' span),
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Deadlines over 12 s from the cursor (two thirds past the buckets' span),
  * many on the same ns, some before the cursor, made in random order:
  * taken in (deadline, arming) order, in steps of time as the timer
  * thread does, and all of them. */
@@ -68,17 +77,27 @@ START_TEST(test_order_everywhere)
     ck_assert_ptr_nonnull(nodes);
     uint64_t seed = tu_seed(3);
     for (int i = 0; i < N; i++) {
-        int64_t key = base - STM_MSEC(5) + (int64_t)tu_rand_below(&seed, 12000) * MS / 3;
+        int64_t key = base - STM_MSEC(5) + (int64_t)tu_rand_below(&seed, 36000) * MS / 3;
         stm__wheel_add(&wh, &nodes[i], key);
         ck_assert_uint_ne(stm__hnode_idx(&nodes[i]), 0);
         ck_assert_int_eq(stm__wheel_key(&wh, &nodes[i]), key);
     }
-    ck_assert_uint_gt(wh.nb, N / 2); /* most went into buckets */
+    ck_assert_uint_gt(wh.nb, N / 4); /* a third went into buckets */
+    int64_t *sorted = malloc(N * sizeof *sorted);
+    ck_assert_ptr_nonnull(sorted);
+    for (int i = 0; i < N; i++)
+        sorted[i] = stm__wheel_key(&wh, &nodes[i]);
+    qsort(sorted, N, sizeof *sorted, cmp_i64);
     int64_t last = INT64_MIN;
     uint64_t lseq = 0;
     uint32_t got = 0;
-    for (int64_t t = base - STM_MSEC(10); t < base + STM_SEC(13); t += STM_USEC(700))
+    for (int64_t t = base - STM_MSEC(10); t < base + STM_SEC(13); t += STM_USEC(700)) {
         got += take_all(t, &last, &lseq);
+        /* what a timer thread would sleep until: never past the earliest */
+        if (got < N)
+            ck_assert_int_le(left_bound, sorted[got]);
+    }
+    free(sorted);
     ck_assert_uint_eq(got, N);
     int64_t k;
     ck_assert_ptr_null(stm__wheel_peek(&wh, INT64_MIN, &k));
@@ -110,8 +129,11 @@ START_TEST(test_far_bucket)
     int64_t kb = wh.cursor + STM__WHEEL_SPAN + STM_SEC(1);
     stm__wheel_add(&wh, &b, kb);
     ck_assert_uint_eq(b.tag >> STM__WHEEL_TAG, 0);
+    struct stm__hnode *p = stm__wheel_peek(&wh, wh.cursor, &k);
+    ck_assert_ptr_ne(p, &b); /* not the earliest: a, in its bucket, is */
+    ck_assert_int_le(k, ka);
     /* (by ka - 1 its bucket has been drained: known, not yet due) */
-    struct stm__hnode *p = stm__wheel_peek(&wh, ka - 1, &k);
+    p = stm__wheel_peek(&wh, ka - 1, &k);
     ck_assert(p == NULL ? k <= ka : p == &a && k == ka);
     ck_assert_ptr_eq(stm__wheel_peek(&wh, ka, &k), &a);
     ck_assert_int_eq(k, ka);
