@@ -6,9 +6,10 @@
  *
  * Timers live in 4-ary heaps (heap.c; insert and cancel O(log n), ties in
  * the order they were added): one for deadlines on the real
- * CLOCK_MONOTONIC (waits of the "thread" Waiter), one for deadlines on
- * the library's clock (watchers), which is the same clock unless the
- * virtual clock is on.
+ * CLOCK_MONOTONIC (waits of the "thread" Waiter), and one for deadlines
+ * on the library's clock (watchers), which is the same clock unless the
+ * virtual clock is on; that one sits behind a timing wheel (wheel.c), so
+ * that it holds only the next millisecond or so of a million deadlines.
  *
  * The pool.  Up to one thread per online CPU, at most POOL_MAX (the
  * environment variable STM_TIMER_THREADS, 1 to POOL_MAX, sets the most):
