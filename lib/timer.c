@@ -403,6 +403,8 @@ static int start_locked(void)
  * be: the pool's threads wait until at most the earliest deadline). */
 static void pushed_locked(struct stm__timer *t)
 {
+    if ((t->h.tag & LIBCLOCK) && atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire))
+        return; /* the pool leaves those alone (next_locked) */
     int64_t key;
     struct stm__hnode *top = next_locked(INT64_MIN, &key);
     if (top == &t->h || (top == NULL && key >= key_of(t)))
