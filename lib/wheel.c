@@ -173,11 +173,8 @@ static void drain_bucket(struct stm__wheel *w, uint32_t s)
     w->nb -= b->n;
     b->n = 0;
     w->bits[s / 64] &= ~(UINT64_C(1) << (s % 64));
-    if (b->cap > 256) { /* (a burst's bucket: not kept) */
-        free(b->v);
-        b->v = NULL;
-        b->cap = 0;
-    }
+    /* (its room is kept for the deadlines of its next turn, about 4 s on;
+     * a free() here would run under the timer lock) */
 }
 
 /* Every bucket that starts by `upto` into `near`; the cursor past upto
