@@ -1074,8 +1074,8 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * entry and its registration on one TVar included; the timer service adds
  * 16 to 32 bytes per armed deadline, room reserved in its heap, and as
  * much again in a bucket of its wheel for a deadline from about 1 ms to
- * 4 s ahead (a bucket keeps its room for later deadlines until
- * stm_shutdown(); room reserved but never used is address space, not
+ * 4 s ahead (a bucket keeps its room for later deadlines while any
+ * watcher is left; room reserved but never used is address space, not
  * RAM); one that read n > 1 TVars keeps its
  * registrations in an array of its own, 32 * n + 16 bytes of heap besides
  * (both figures count the allocator's 16-byte chunk header, as glibc's

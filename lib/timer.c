@@ -511,6 +511,8 @@ void stm__timer_unreserve(uint32_t n)
 {
     pthread_mutex_lock(&t_lock);
     t_reserved -= n;
+    if (t_reserved == 0)
+        stm__wheel_free(&t_wheel); /* the buckets' room: no deadline left */
     pthread_mutex_unlock(&t_lock);
 }
 
