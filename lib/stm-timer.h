@@ -73,8 +73,7 @@ struct stm__wheel {
     int64_t cursor;      /* where the first bucket not drained starts */
     uint32_t nb;         /* entries in buckets */
 };
-void stm__wheel_add(struct stm__wheel *w, struct stm__hnode *n, int64_t key);   /* new seq */
-void stm__wheel_readd(struct stm__wheel *w, struct stm__hnode *n, int64_t key); /* seq kept */
+void stm__wheel_add(struct stm__wheel *w, struct stm__hnode *n, int64_t key); /* new seq */
 void stm__wheel_remove(struct stm__wheel *w, struct stm__hnode *n);
 int64_t stm__wheel_key(const struct stm__wheel *w, const struct stm__hnode *n);
 /* Moves every bucket that starts by `upto` into near, then: the earliest

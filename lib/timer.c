@@ -672,15 +672,16 @@ void stm__timer_fork(int phase)
         t_vrunning = NULL;
         /* firings the parent's threads had taken: back in their heaps, as
          * they were (one whose run was over in the parent is stale in the
-         * child, and its run does nothing: watch.c) */
+         * child, and its run does nothing: watch.c); a library-clock one
+         * into the wheel's heap, which has room reserved for it (a bucket
+         * might have to allocate) */
         for (unsigned i = 0; i < t_nw; i++) {
             struct worker *o = &t_w[i];
             for (unsigned j = 0; j < o->n; j++) {
                 struct stm__timer *t = o->b[j];
-                if (t != NULL && stm__hnode_idx(&t->h) == 0 && (t->h.tag & LIBCLOCK))
-                    stm__wheel_readd(&t_wheel, &t->h, o->key[j]);
-                else if (t != NULL && stm__hnode_idx(&t->h) == 0)
-                    (void)stm__heap_readd(&t_real, &t->h, o->key[j]);
+                if (t != NULL && stm__hnode_idx(&t->h) == 0)
+                    (void)stm__heap_readd((t->h.tag & LIBCLOCK) ? &t_lib : &t_real, &t->h,
+                                          o->key[j]);
             }
             o->n = 0;
             o->cur = -1;

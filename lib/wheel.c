@@ -95,7 +95,7 @@ static bool into_bucket(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
     return true;
 }
 
-void stm__wheel_readd(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
+static void readd(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
 {
     if (!in_span(w, key) || !into_bucket(w, n, key))
         into_near(w, n, key);
@@ -104,7 +104,7 @@ void stm__wheel_readd(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
 void stm__wheel_add(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
 {
     n->seq = stm__heap_seq();
-    stm__wheel_readd(w, n, key);
+    readd(w, n, key);
 }
 
 void stm__wheel_remove(struct stm__wheel *w, struct stm__hnode *n)
