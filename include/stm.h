@@ -1050,7 +1050,11 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * -- happen on the library's timer pool: up to one thread per online CPU,
  * at most 4 (STM_TIMER_THREADS=n in the environment, 1 to 4, sets the
  * most), started one at a time as runs come due faster than the threads
- * there are take them, and stopped by stm_shutdown().  The pool takes the
+ * there are take them, and stopped by stm_shutdown().  One thread serves
+ * the deadlines while it keeps up with them; the others take deadline
+ * runs too once a due one has waited about a millisecond (or the thread
+ * serving them is held up in a run), and runs caused by an fd at once,
+ * whichever thread is free.  The pool takes the
  * runs that come due in deadline order (ties: in the order the deadlines
  * were armed), and each thread starts the runs it took in that order;
  * runs of different watchers on different threads overlap, and end and
@@ -1084,8 +1088,12 @@ STM_API void stm_free(stm_tx *tx, void *ptr);
  * outside a transaction, or when it is reclaimed.
  *
  * Memory: an active watcher takes STM_WATCH_BYTES bytes of heap (its timer
- * entry and its registration on one TVar included; the timer heap adds 16
- * to 32 bytes per armed deadline); one that read n > 1 TVars keeps its
+ * entry and its registration on one TVar included; the timer service adds
+ * 16 to 32 bytes per armed deadline, room reserved in its heap, and as
+ * much again in a bucket of its wheel for a deadline from about 1 ms to
+ * 4 s ahead (a bucket keeps its room for later deadlines while any
+ * watcher is left; room reserved but never used is address space, not
+ * RAM); one that read n > 1 TVars keeps its
  * registrations in an array of its own, 32 * n + 16 bytes of heap besides
  * (both figures count the allocator's 16-byte chunk header, as glibc's
  * malloc has it).  Evaluating a watcher

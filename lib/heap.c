@@ -77,8 +77,13 @@ bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n, int64_t key)
 {
     if (h->n == h->cap && !stm__grow((void **)&h->v, &h->cap, sizeof *h->v, h->n + 1))
         return false;
-    n->seq = atomic_fetch_add_explicit(&push_seq, 1, memory_order_relaxed);
+    n->seq = stm__heap_seq();
     return stm__heap_readd(h, n, key);
+}
+
+uint64_t stm__heap_seq(void)
+{
+    return atomic_fetch_add_explicit(&push_seq, 1, memory_order_relaxed);
 }
 
 bool stm__heap_readd(struct stm__heap *h, struct stm__hnode *n, int64_t key)

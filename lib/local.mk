@@ -30,6 +30,7 @@ lib_libstm_la_SOURCES = \
 	lib/wakespin.c \
 	lib/retryspin.c \
 	lib/heap.c \
+	lib/wheel.c \
 	lib/timer.c \
 	lib/vclock.c \
 	lib/wallclock.c \

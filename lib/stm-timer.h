@@ -34,6 +34,7 @@ static inline bool stm__hnode_before(int64_t ka, const struct stm__hnode *a, int
     return ka < kb || (ka == kb && a->seq < b->seq);
 }
 bool stm__heap_push(struct stm__heap *h, struct stm__hnode *n, int64_t key); /* false: ENOMEM */
+uint64_t stm__heap_seq(void); /* a new seq (what a push gives its node) */
 /* put back a node taken out, as it was (its seq kept) */
 bool stm__heap_readd(struct stm__heap *h, struct stm__hnode *n, int64_t key);
 void stm__heap_remove(struct stm__heap *h, struct stm__hnode *n);
@@ -51,6 +52,37 @@ static inline int64_t stm__heap_key(const struct stm__heap *h, const struct stm_
 {
     return h->v[stm__hnode_idx(n) - 1].key;
 }
+
+/* ---- the library clock's deadlines: a timing wheel before a heap (wheel.c)
+ * Deadlines from the cursor to STM__WHEEL_SPAN past it wait in unordered
+ * buckets of 2^STM__WHEEL_SHIFT ns; the heap `near` holds the buckets
+ * drained so far (the next millisecond or so) and whatever has no bucket
+ * (beyond the span, or a bucket could not grow: near has room reserved
+ * for every timer, so adding cannot fail).  A node's tag bits from
+ * STM__WHEEL_TAG up: its bucket + 1, 0 in near (the owner's flags stay
+ * below).  Under the owner's lock. */
+#define STM__WHEEL_SHIFT 20 /* a bucket: 2^20 ns, about 1 ms */
+#define STM__WHEEL_N 4096   /* buckets (a multiple of 64): about 4.3 s */
+#define STM__WHEEL_SPAN ((int64_t)STM__WHEEL_N << STM__WHEEL_SHIFT)
+#define STM__WHEEL_TAG 16
+struct stm__wheel {
+    struct stm__heap near;
+    struct stm__heap *b; /* [STM__WHEEL_N] (NULL until the first is used) */
+    int64_t *bmin;       /* per bucket: at most its least key */
+    uint64_t *bits;      /* the buckets that hold entries */
+    int64_t cursor;      /* where the first bucket not drained starts */
+    uint32_t nb;         /* entries in buckets */
+};
+void stm__wheel_add(struct stm__wheel *w, struct stm__hnode *n, int64_t key); /* new seq */
+void stm__wheel_remove(struct stm__wheel *w, struct stm__hnode *n);
+int64_t stm__wheel_key(const struct stm__wheel *w, const struct stm__hnode *n);
+/* Moves every bucket that starts by `upto` into near, then: the earliest
+ * entry and its key if it is known; else NULL and in *key at most the
+ * earliest key (STM_NEVER: empty), which is after `upto`. */
+struct stm__hnode *stm__wheel_peek(struct stm__wheel *w, int64_t upto, int64_t *key);
+/* every entry into near (before keys change in place), the cursor reset */
+void stm__wheel_flatten(struct stm__wheel *w);
+void stm__wheel_free(struct stm__wheel *w); /* the buckets' memory, if empty */
 
 /* ---- the timer service (timer.c) ----------------------------------------
  * Two heaps, one thread.  Real timers (stm__timer_add) have deadlines on

@@ -6,23 +6,31 @@
  *
  * Timers live in 4-ary heaps (heap.c; insert and cancel O(log n), ties in
  * the order they were added): one for deadlines on the real
- * CLOCK_MONOTONIC (waits of the "thread" Waiter), one for deadlines on
- * the library's clock (watchers), which is the same clock unless the
- * virtual clock is on.
+ * CLOCK_MONOTONIC (waits of the "thread" Waiter), and one for deadlines
+ * on the library's clock (watchers), which is the same clock unless the
+ * virtual clock is on; that one sits behind a timing wheel (wheel.c), so
+ * that it holds only the next millisecond or so of a million deadlines.
  *
  * The pool.  Up to one thread per online CPU, at most POOL_MAX (the
  * environment variable STM_TIMER_THREADS, 1 to POOL_MAX, sets the most):
  * one starts with the first timer, another each time a thread takes its
  * firings and finds more due that no thread is free to take, or a
  * hand-off (stm__timer_soon) comes while every thread runs firings it
- * took, and all stop at stm_shutdown().  They are alike (leader and followers): while no
- * timer is due, one of them, the leader, sleeps on a CLOCK_MONOTONIC
- * condition variable until the earliest deadline (timer slack 1 ns, and
- * the wake-up spin of wakespin.c), and the others wait for work or for
- * the lead to be free.  A thread that finds timers due takes, under the
- * lock, the earliest and those due with it, up to BATCH, and calls their
- * callbacks one by one without the lock held; it wakes a waiting thread
- * if more are due or nobody leads.  So:
+ * took, and all stop at stm_shutdown().  They are alike (leader and
+ * followers).  One of them, the leader, serves the deadlines: it sleeps
+ * on a CLOCK_MONOTONIC condition variable until the earliest (timer slack
+ * 1 ns, and the wake-up spin of wakespin.c), takes under the lock the
+ * earliest and those due with it, up to BATCH, calls their callbacks one
+ * by one without the lock held, and comes back: it keeps the lead while
+ * it runs firings, so that one thread that keeps up serves a stream of
+ * deadlines alone, with no hand-off between threads per firing.  The
+ * others (followers) help only when it falls behind: they wait until the
+ * earliest deadline is JOIN_LATE past (woken early when a thread takes a
+ * batch and finds the next firing that late, or when a new earliest
+ * deadline comes while the leader is not asleep), and then take firings
+ * too; a follower that has run firings and finds none due takes the lead
+ * from a leader still busy with its own (its callback may run long).  A
+ * stm__timer_soon() hand-off is taken by any free thread at once.  So:
  *
  *  - timers are taken in (deadline, arming) order, and each thread calls
  *    the callbacks it took in that order; callbacks on different threads
@@ -66,6 +74,11 @@ enum { REAL = 1, LIBCLOCK = 2, WALL = 4, KEEP = 8 };
 /* A thread of the pool, and the firings it has taken: b[0, n), run in
  * that order; b[i] NULL once run or revoked. */
 #define BATCH 8
+/* How late the earliest due firing may be before a follower takes firings
+ * too (the leader alone keeps up with a dense stream of deadlines at half
+ * the cost of two threads passing the lock and the lead back and forth;
+ * issue 13's burst: doc/benchmarks.md, "watch") */
+#define JOIN_LATE STM_MSEC(1)
 struct worker {
     pthread_t thread;
     struct stm__timer *b[BATCH];
@@ -85,14 +98,20 @@ static pthread_mutex_t t_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t t_wake; /* the leader: a new earliest timer, or stop */
 static pthread_cond_t t_idle; /* followers: work, no leader, or stop */
 static pthread_cond_t t_done; /* a callback finished, or a claim was revoked */
-static struct stm__heap t_real, t_lib;
+static struct stm__heap t_real;
+static struct stm__wheel t_wheel; /* library-clock timers (wheel.c) */
+#define t_lib (t_wheel.near)
 static uint32_t t_reserved; /* room promised in t_lib */
 static struct worker t_w[POOL_MAX];
 static unsigned t_nw;     /* threads started */
 static unsigned t_max;    /* the most there may be */
 static unsigned t_idle_n; /* followers waiting on t_idle */
-static unsigned t_busy;   /* threads running the firings they took */
-static bool t_lead;       /* a thread sleeps until the next deadline */
+static unsigned t_idle_never; /* of those, waiting with no time-out */
+static unsigned t_busy;       /* threads running the firings they took */
+/* the thread that serves the next deadline (NULL: none), and whether it
+ * sleeps until it (else it runs firings it took and will look again) */
+static struct worker *t_leader;
+static bool t_lead_sleeps;
 /* the callback running on a thread in stm_clock_advance() */
 static struct stm__timer *t_vrunning;
 static pthread_t t_vthread;
@@ -106,36 +125,71 @@ static void ts_of(int64_t ns, struct timespec *ts)
     ts->tv_nsec = (long)(ns % INT64_C(1000000000));
 }
 
-static struct stm__heap *heap_of(const struct stm__timer *t)
+/* the owner's flags of a tag (the wheel keeps its own above them) */
+#define TAG_FLAGS ((UINT32_C(1) << STM__WHEEL_TAG) - 1)
+
+static int64_t key_of(const struct stm__timer *t)
 {
-    return (t->h.tag & LIBCLOCK) ? &t_lib : &t_real;
+    return (t->h.tag & LIBCLOCK) ? stm__wheel_key(&t_wheel, &t->h) : stm__heap_key(&t_real, &t->h);
+}
+
+static void remove_locked(struct stm__timer *t)
+{
+    if (t->h.tag & LIBCLOCK)
+        stm__wheel_remove(&t_wheel, &t->h);
+    else
+        stm__heap_remove(&t_real, &t->h);
 }
 
 /* The earliest timer the pool serves (library-clock ones only while the
- * clock is real), and its key. */
-static struct stm__hnode *next_locked(int64_t *key)
+ * clock is real), and its key; moves the wheel's buckets that start by
+ * `upto` into its heap.  NULL: none is due by upto, and *key is at most
+ * the earliest deadline (STM_NEVER: none at all). */
+static struct stm__hnode *next_locked(int64_t upto, int64_t *key)
 {
     struct stm__hnode *r = stm__heap_top(&t_real);
-    int64_t k = r ? t_real.v[0].key : 0;
+    int64_t k = r ? t_real.v[0].key : STM_NEVER;
     if (!atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire)) {
-        struct stm__hnode *l = stm__heap_top(&t_lib);
-        if (l && (r == NULL || stm__hnode_before(t_lib.v[0].key, l, k, r))) {
+        int64_t lk;
+        struct stm__hnode *l = stm__wheel_peek(&t_wheel, upto, &lk);
+        if (l != NULL ? r == NULL || stm__hnode_before(lk, l, k, r) : lk <= k) {
             r = l;
-            k = t_lib.v[0].key;
+            k = lk;
         }
     }
     *key = k;
     return r;
 }
 
-/* The earliest timer changed, or work came: wake whom it concerns. */
+/* The earliest timer changed, or work came: wake whom it concerns (the
+ * sleeping leader; the followers when nobody sleeps until the new
+ * earliest, or when one waits with no time-out: each then waits until
+ * that deadline is JOIN_LATE past, in case the leader is held up in a
+ * callback). */
 static void wake_locked(void)
 {
     atomic_fetch_add_explicit(&t_newtop, 1, memory_order_relaxed);
-    if (t_lead)
+    if (t_lead_sleeps)
         pthread_cond_signal(&t_wake);
-    else if (t_idle_n > 0)
-        pthread_cond_signal(&t_idle);
+    if (t_idle_n > 0 && (!t_lead_sleeps || t_idle_never > 0))
+        pthread_cond_broadcast(&t_idle);
+}
+
+/* A follower's wait: until the earliest deadline, `key`, is JOIN_LATE
+ * past (STM_NEVER: until woken). */
+static void follow(int64_t key)
+{
+    t_idle_n++;
+    if (key >= STM_NEVER) {
+        t_idle_never++;
+        pthread_cond_wait(&t_idle, &t_lock);
+        t_idle_never--;
+    } else {
+        struct timespec ts;
+        ts_of(stm__sat_add(key, JOIN_LATE), &ts);
+        pthread_cond_timedwait(&t_idle, &t_lock, &ts);
+    }
+    t_idle_n--;
 }
 
 /* The leader's sleep until `key` (STM_NEVER: until woken). */
@@ -191,17 +245,17 @@ static void take_locked(struct worker *me, struct stm__hnode *top, int64_t now)
 {
     unsigned n = 0;
     bool alone;
-    int64_t key, key0 = stm__heap_key(heap_of((struct stm__timer *)top), top);
+    int64_t key, key0 = key_of((struct stm__timer *)top);
     do {
         struct stm__timer *t = (struct stm__timer *)top;
         alone = (t->h.tag & KEEP) != 0;
-        stm__heap_remove(heap_of(t), top);
+        remove_locked(t);
         me->b[n] = t;
         me->seq[n] = top->seq;
         me->key[n] = key0;
         stm__prefetch_owner(top); /* read by its callback soon */
         n++;
-    } while (!alone && n < BATCH && (top = next_locked(&key)) != NULL && (key0 = key) <= now);
+    } while (!alone && n < BATCH && (top = next_locked(now, &key)) != NULL && (key0 = key) <= now);
     me->n = n;
     me->cur = -1;
 }
@@ -230,34 +284,55 @@ static void *timer_main(void *arg)
     prctl(PR_SET_NAME, "stm-timer", 0, 0, 0);
 #endif
     int64_t now = 0; /* the clock, as last read */
+    bool ran = false; /* the last turn ran firings */
     pthread_mutex_lock(&t_lock);
     while (!t_stop) {
         int64_t key;
-        struct stm__hnode *top = next_locked(&key);
+        struct stm__hnode *top = next_locked(now, &key);
         /* (due by the last reading: no need to read the clock again) */
-        if (top != NULL && key > now)
+        if (key > now && key < STM_NEVER) {
             now = stm__mono_ns();
+            if (key <= now)
+                top = next_locked(now, &key);
+        }
         if (top == NULL || key > now) {
-            if (t_lead) {
-                t_idle_n++;
-                pthread_cond_wait(&t_idle, &t_lock);
-                t_idle_n--;
+            /* nothing due: lead, unless another thread does (one that has
+             * run firings takes the lead from a leader busy with its own) */
+            if (t_leader == NULL || t_leader == me || (ran && !t_lead_sleeps)) {
+                t_leader = me;
+                t_lead_sleeps = true;
+                lead_sleep(key, now);
+                t_lead_sleeps = false;
             } else {
-                t_lead = true;
-                lead_sleep(top ? key : STM_NEVER, now);
-                t_lead = false;
+                follow(key);
             }
+            ran = false;
             continue;
         }
+        /* due: the leader's (and a hand-off is anyone's); a follower
+         * takes it too once it waits JOIN_LATE */
+        if (t_leader != NULL && t_leader != me && !(top->tag & KEEP) && now - key < JOIN_LATE &&
+            (now = stm__mono_ns()) - key < JOIN_LATE) {
+            follow(key);
+            ran = false;
+            continue;
+        }
+        if (t_leader == NULL)
+            t_leader = me;
         take_locked(me, top, now);
         t_busy++;
-        struct stm__hnode *next = next_locked(&key);
-        if (next != NULL && t_idle_n > 0) {
-            /* more due (or nobody to sleep to the next): another thread */
-            if (!t_lead || key <= now)
-                pthread_cond_signal(&t_idle);
-        } else if (next != NULL && key <= now && t_nw < t_max) {
-            grow_locked(); /* more due than the threads there are take */
+        struct stm__hnode *next = next_locked(now, &key);
+        if (next != NULL && key <= now) {
+            /* more due than this thread took: a follower takes them once
+             * they wait JOIN_LATE (it times its wait so; wake it now if
+             * they do already, or for a hand-off), and there should be
+             * one */
+            if (t_idle_n > 0) {
+                if (now - key >= JOIN_LATE || (next->tag & KEEP))
+                    pthread_cond_signal(&t_idle);
+            } else if (t_nw < t_max) {
+                grow_locked();
+            }
         }
         for (unsigned j = 0; j < me->n; j++) {
             struct stm__timer *t = me->b[j];
@@ -276,6 +351,7 @@ static void *timer_main(void *arg)
         }
         me->n = 0;
         t_busy--;
+        ran = true;
     }
     pthread_mutex_unlock(&t_lock);
     return NULL;
@@ -301,14 +377,16 @@ static int start_locked(void)
         pthread_condattr_init(&a);
         pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
         pthread_cond_init(&t_wake, &a);
+        pthread_cond_init(&t_idle, &a);
         pthread_condattr_destroy(&a);
-        pthread_cond_init(&t_idle, NULL);
         pthread_cond_init(&t_done, NULL);
         t_conds = true;
     }
     t_stop = false;
-    t_lead = false;
+    t_leader = NULL;
+    t_lead_sleeps = false;
     t_idle_n = 0;
+    t_idle_never = 0;
     t_busy = 0;
     /* one thread to begin with; more when runs come due faster than the
      * pool takes them */
@@ -321,11 +399,15 @@ static int start_locked(void)
     return 0;
 }
 
-/* t is now in a heap: wake the pool if it is the new earliest. */
+/* t is now in a heap: wake the pool if it is the new earliest (or may
+ * be: the pool's threads wait until at most the earliest deadline). */
 static void pushed_locked(struct stm__timer *t)
 {
+    if ((t->h.tag & LIBCLOCK) && atomic_load_explicit(&stm__g.virtual_on, memory_order_acquire))
+        return; /* the pool leaves those alone (next_locked) */
     int64_t key;
-    if (next_locked(&key) == &t->h)
+    struct stm__hnode *top = next_locked(INT64_MIN, &key);
+    if (top == &t->h || (top == NULL && key >= key_of(t)))
         wake_locked();
 }
 
@@ -354,9 +436,12 @@ int stm__timer_soon(struct stm__timer *t)
             r = -ENOMEM;
         } else {
             pushed_locked(t);
-            /* due now, and every thread there is runs firings it took
-             * (a hand-off may run long): one more */
-            if (t_busy == t_nw && t_nw < t_max)
+            /* due now: a free thread takes it (not only the leader), or
+             * if every thread there is runs firings it took (a hand-off
+             * may run long), one more */
+            if (t_idle_n > 0)
+                pthread_cond_signal(&t_idle);
+            else if (t_busy == t_nw && t_nw < t_max)
                 grow_locked();
         }
     }
@@ -382,7 +467,7 @@ bool stm__timer_cancel(struct stm__timer *t)
     pthread_mutex_lock(&t_lock);
     bool pending = stm__hnode_idx(&t->h) != 0;
     if (pending)
-        stm__heap_remove(heap_of(t), &t->h);
+        remove_locked(t);
     /* a firing taken and not started will not start */
     bool revoked = false;
     for (unsigned i = 0; i < t_nw; i++) {
@@ -426,6 +511,8 @@ void stm__timer_unreserve(uint32_t n)
 {
     pthread_mutex_lock(&t_lock);
     t_reserved -= n;
+    if (t_reserved == 0)
+        stm__wheel_free(&t_wheel); /* the buckets' room: no deadline left */
     pthread_mutex_unlock(&t_lock);
 }
 
@@ -434,14 +521,12 @@ uint64_t stm__timer_set(struct stm__timer *t, int64_t deadline, bool wall)
     uint32_t tag = LIBCLOCK | (wall ? WALL : 0);
     pthread_mutex_lock(&t_lock);
     (void)start_locked(); /* only after stm_shutdown(); reserve started it */
-    if (stm__hnode_idx(&t->h) == 0 || t->h.tag != tag ||
-        stm__heap_key(heap_of(t), &t->h) != deadline) {
+    if (stm__hnode_idx(&t->h) == 0 || (t->h.tag & TAG_FLAGS) != tag || key_of(t) != deadline) {
         if (stm__hnode_idx(&t->h) != 0)
-            stm__heap_remove(heap_of(t), &t->h);
+            remove_locked(t);
         t->h.tag = tag;
-        /* cannot fail: the owner holds a reserved slot */
-        bool ok = stm__heap_push(&t_lib, &t->h, deadline);
-        (void)ok;
+        /* cannot fail: the owner holds a reserved slot in t_lib */
+        stm__wheel_add(&t_wheel, &t->h, deadline);
         pushed_locked(t);
     }
     uint64_t seq = t->h.seq;
@@ -458,7 +543,7 @@ void stm__timer_unset(struct stm__timer *t)
         return;
     pthread_mutex_lock(&t_lock);
     if (stm__hnode_idx(&t->h) != 0)
-        stm__heap_remove(heap_of(t), &t->h);
+        remove_locked(t);
     pthread_mutex_unlock(&t_lock);
 }
 
@@ -466,14 +551,14 @@ struct stm__timer *stm__timer_take_due(int64_t target, int64_t lkey, const struc
                                        int64_t *key, uint64_t *seq)
 {
     pthread_mutex_lock(&t_lock);
-    struct stm__hnode *top = stm__heap_top(&t_lib);
+    int64_t k;
+    struct stm__hnode *top = stm__wheel_peek(&t_wheel, target, &k);
     struct stm__timer *t = NULL;
-    if (top && t_lib.v[0].key <= target &&
-        (limit == NULL || stm__hnode_before(t_lib.v[0].key, top, lkey, limit))) {
+    if (top && k <= target && (limit == NULL || stm__hnode_before(k, top, lkey, limit))) {
         t = (struct stm__timer *)top;
-        *key = t_lib.v[0].key;
+        *key = k;
         *seq = top->seq;
-        stm__heap_remove(&t_lib, top);
+        stm__wheel_remove(&t_wheel, top);
         t_vrunning = t;
         t_vthread = pthread_self();
     }
@@ -501,7 +586,9 @@ void stm__timer_rebase(int64_t from, int64_t to)
 {
     pthread_mutex_lock(&t_lock);
     /* the same shift for every key keeps the heap ordered (saturation
-     * only merges keys into ties, which seq still orders) */
+     * only merges keys into ties, which seq still orders); the wheel's
+     * buckets are for one clock: all in the heap first */
+    stm__wheel_flatten(&t_wheel);
     for (uint32_t i = 0; i < t_lib.n; i++) {
         int64_t k = t_lib.v[i].key;
         t_lib.v[i].key = k >= STM_NEVER ? STM_NEVER : stm__sat_add(to, k - from);
@@ -518,6 +605,7 @@ void stm__timer_wall_changed(void)
     pthread_mutex_lock(&t_lock);
     int64_t now = stm__now();
     bool any = false;
+    stm__wheel_flatten(&t_wheel); /* (keys change in place: all in the heap) */
     for (uint32_t i = 0; i < t_lib.n; i++) {
         if (t_lib.v[i].n->tag & WALL) {
             t_lib.v[i].key = now;
@@ -553,7 +641,8 @@ void stm__timer_shutdown(void)
         t_real.cap = 0;
     }
     /* room reserved by watchers that are still active stays theirs */
-    if (t_lib.n == 0 && t_reserved == 0) {
+    stm__wheel_free(&t_wheel);
+    if (t_lib.n == 0 && t_wheel.nb == 0 && t_reserved == 0) {
         free(t_lib.v);
         t_lib.v = NULL;
         t_lib.cap = 0;
@@ -576,18 +665,23 @@ void stm__timer_fork(int phase)
         bool was = t_started;
         t_started = t_stop = t_conds = false;
         t_idle_n = 0;
+        t_idle_never = 0;
         t_busy = 0;
-        t_lead = false;
+        t_leader = NULL;
+        t_lead_sleeps = false;
         t_vrunning = NULL;
         /* firings the parent's threads had taken: back in their heaps, as
          * they were (one whose run was over in the parent is stale in the
-         * child, and its run does nothing: watch.c) */
+         * child, and its run does nothing: watch.c); a library-clock one
+         * into the wheel's heap, which has room reserved for it (a bucket
+         * might have to allocate) */
         for (unsigned i = 0; i < t_nw; i++) {
             struct worker *o = &t_w[i];
             for (unsigned j = 0; j < o->n; j++) {
                 struct stm__timer *t = o->b[j];
                 if (t != NULL && stm__hnode_idx(&t->h) == 0)
-                    (void)stm__heap_readd(heap_of(t), &t->h, o->key[j]);
+                    (void)stm__heap_readd((t->h.tag & LIBCLOCK) ? &t_lib : &t_real, &t->h,
+                                          o->key[j]);
             }
             o->n = 0;
             o->cur = -1;
@@ -605,7 +699,7 @@ void stm__timer_fork(int phase)
         }
         t_real.n = k;
         stm__heap_fix(&t_real);
-        if (was && t_lib.n + t_real.n > 0)
+        if (was && t_lib.n + t_wheel.nb + t_real.n > 0)
             (void)start_locked(); /* if it fails, the next timer tries */
     }
     pthread_mutex_unlock(&t_lock);

@@ -44,8 +44,12 @@ struct one {
     atomic_int fired;   /* deadline runs that committed */
     atomic_int stopped; /* stm_unwatch() returned */
     atomic_long thread; /* the thread of its last run (a small id) */
-    int spin_us;        /* busy time in the callback */
+    int spin_us;        /* busy time in the callback; -1: until released */
+    int64_t deadline;
 };
+
+/* callbacks with spin_us -1: one is in its callback; they may return */
+static atomic_int held, release;
 
 static _Thread_local int64_t last_deadline = INT64_MIN; /* this thread's last run */
 static _Thread_local bool making; /* (a watcher due when made runs in its making) */
@@ -108,8 +112,12 @@ static void one_cb(stm_tx *tx, intptr_t v, void *arg)
         last_deadline = d;
     }
     atomic_store(&o->thread, thread_id());
-    if (o->spin_us)
+    if (o->spin_us > 0)
         tu_spin_ns((int64_t)o->spin_us * 1000);
+    if (o->spin_us < 0) {
+        atomic_store(&held, 1);
+        ck_assert(tu_wait_atleast(&release, 1, 6 * TU_HANDSHAKE_MS));
+    }
     stm_after_commit(tx, one_fired, o);
     atomic_store(&o->in_run, 0);
 }
@@ -143,7 +151,8 @@ static struct one *make_many(int n, int64_t first, int64_t step, int spin_us)
     ck_assert_ptr_nonnull(o);
     uint64_t seed = tu_seed(7);
     for (int i = 0; i < n; i++) {
-        o[i].var = stm_tvar_new(first + step * (int64_t)tu_rand_below(&seed, (uint32_t)n));
+        o[i].deadline = first + step * (int64_t)tu_rand_below(&seed, (uint32_t)n);
+        o[i].var = stm_tvar_new(o[i].deadline);
         ck_assert_ptr_nonnull(o[i].var);
         o[i].spin_us = spin_us;
     }
@@ -176,6 +185,8 @@ static void reset_counts(void)
     atomic_store(&disorder, 0);
     atomic_store(&after_stop, 0);
     atomic_store(&runs, 0);
+    atomic_store(&held, 0);
+    atomic_store(&release, 0);
 }
 
 static void check_clean(void)
@@ -225,6 +236,112 @@ START_TEST(test_slow_runs_spread)
     ck_assert_msg(distinct >= 2, "%d thread(s) ran 200 slow runs due at once", distinct);
     check_clean();
     stop_many(o, n);
+    stm_shutdown();
+}
+END_TEST
+
+/* Slow runs all due at once, so that the pool has grown to more than one
+ * thread (test_slow_runs_spread). */
+static void grow_pool(void)
+{
+    int n = 64;
+    long before = atomic_load(&runs);
+    struct one *o = make_many(n, stm_now() + STM_MSEC(TU_SCALE(50, 2000)), 0, 500);
+    ck_assert(tu_wait_atleast_long(&runs, before + n, 6 * TU_HANDSHAKE_MS));
+    long ids[64];
+    for (int i = 0; i < n; i++)
+        ids[i] = atomic_load(&o[i].thread);
+    ck_assert_int_ge(count_distinct(ids, n), 2);
+    stop_many(o, n);
+}
+
+static int by_deadline(const void *a, const void *b)
+{
+    const struct one *x = a, *y = b;
+    return (x->deadline > y->deadline) - (x->deadline < y->deadline);
+}
+
+/* A stream of deadlines that one thread keeps up with, on a pool of more
+ * than one: one thread serves it (issue 13: the thread that took a run
+ * woke another to lead meanwhile, so with runs longer than a wake-up the
+ * threads took turns, and in a dense stream passed the lead back and
+ * forth at every run).  Counted: how often the thread changes from one
+ * run to the next, in deadline order; a run now and then late by a
+ * preemption may bring in another thread for a while. */
+START_TEST(test_stream_served_by_one_thread)
+{
+    reset_counts();
+    grow_pool();
+    int n = TU_SCALE(400, 100);
+    long before = atomic_load(&runs);
+    struct one *o =
+        make_many(n, stm_now() + STM_MSEC(TU_SCALE(50, 2000)), STM_USEC(TU_SCALE(500, 2000)), 100);
+    ck_assert(tu_wait_atleast_long(&runs, before + n, 6 * TU_HANDSHAKE_MS));
+    struct one *s = malloc((size_t)n * sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(atomic_load(&o[i].fired), 1);
+        s[i].deadline = o[i].deadline;
+        atomic_init(&s[i].thread, atomic_load(&o[i].thread));
+    }
+    qsort(s, (size_t)n, sizeof *s, by_deadline);
+    int changes = 0;
+    for (int i = 1; i < n; i++)
+        changes += atomic_load(&s[i].thread) != atomic_load(&s[i - 1].thread);
+    free(s);
+    ck_assert_msg(changes <= n / 40 + 6, "%d of %d runs on another thread than the run before",
+                  changes, n);
+    check_clean();
+    stop_many(o, n);
+    stm_shutdown();
+}
+END_TEST
+
+/* Runs that come faster than one thread makes them: another thread of
+ * the pool joins (once the earliest waits a little), and they all come. */
+START_TEST(test_backlog_brings_second_thread)
+{
+    reset_counts();
+    grow_pool();
+    int n = 200;
+    long before = atomic_load(&runs);
+    struct one *o = make_many(n, stm_now() + STM_MSEC(TU_SCALE(50, 2000)), STM_USEC(100), 300);
+    ck_assert(tu_wait_atleast_long(&runs, before + n, 6 * TU_HANDSHAKE_MS));
+    long *ids = calloc((size_t)n, sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(atomic_load(&o[i].fired), 1);
+        ids[i] = atomic_load(&o[i].thread);
+    }
+    int distinct = count_distinct(ids, n);
+    free(ids);
+    ck_assert_msg(distinct >= 2, "%d thread(s) ran a stream of runs that one cannot keep up with",
+                  distinct);
+    check_clean();
+    stop_many(o, n);
+    stm_shutdown();
+}
+END_TEST
+
+/* The thread serving the deadlines is held up in a callback (it would
+ * keep the lead): a later deadline still runs, on another thread, while
+ * that callback has not returned. */
+START_TEST(test_held_up_leader)
+{
+    reset_counts();
+    grow_pool();
+    int64_t t0 = stm_now() + STM_MSEC(TU_SCALE(50, 2000));
+    struct one *a = make_many(1, t0, 0, -1);
+    struct one *b = make_many(1, t0 + STM_MSEC(20), 0, 0);
+    ck_assert(tu_wait_atleast(&held, 1, 6 * TU_HANDSHAKE_MS));
+    ck_assert(tu_wait_atleast(&b->fired, 1, 6 * TU_HANDSHAKE_MS));
+    ck_assert_int_eq(atomic_load(&a->in_run), 1); /* still held */
+    ck_assert_int_ne(atomic_load(&a->thread), atomic_load(&b->thread));
+    atomic_store(&release, 1);
+    ck_assert(tu_wait_atleast(&a->fired, 1, 6 * TU_HANDSHAKE_MS));
+    check_clean();
+    stop_many(a, 1);
+    stop_many(b, 1);
     stm_shutdown();
 }
 END_TEST
@@ -564,6 +681,9 @@ static Suite *pool_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_many_due_all_run);
     tcase_add_test(tc, test_slow_runs_spread);
+    tcase_add_test(tc, test_stream_served_by_one_thread);
+    tcase_add_test(tc, test_backlog_brings_second_thread);
+    tcase_add_test(tc, test_held_up_leader);
     tcase_add_test(tc, test_unwatch_while_running);
     tcase_add_test(tc, test_shutdown_with_queued_runs);
     tcase_add_test(tc, test_deadline_and_fd_runs_never_overlap);

@@ -178,6 +178,70 @@ START_TEST(test_virtual_deadline_order)
 }
 END_TEST
 
+/* Deadlines spread over 9 s, some more than the deadline wheel's span
+ * (lib/wheel.c: about 4.3 s of 1 ms buckets) past the clock, made in
+ * random order once the wheel has moved to the clock: each runs at its
+ * deadline, in deadline order (ties: in the order armed), whether the
+ * clock moves in steps smaller than, about as large as, or larger than a
+ * bucket, or in one step past them all. */
+static void far_order(int64_t step)
+{
+    enum { N = 48 };
+    ck_assert_int_eq(stm_clock_virtual(T0), 0);
+    stm_clock_advance(STM_MSEC(3)); /* (the wheel's cursor comes to T0) */
+    int64_t t1 = stm_now();
+    struct vlog log;
+    log_init(&log);
+    struct once o[N];
+    stm_watch *w[N];
+    uint64_t seed = tu_seed(11);
+    for (int i = 0; i < N; i++) {
+        /* a few on the same ns, a few on bucket boundaries */
+        int64_t d = (int64_t)tu_rand_below(&seed, 9000) * STM_MSEC(1);
+        if (i % 7 == 0)
+            d = (d >> STM__WHEEL_SHIFT) << STM__WHEEL_SHIFT;
+        if (i % 11 == 1)
+            d = STM_SEC(5);
+        o[i] = (struct once){i, t1 + STM_MSEC(1) + d, &log};
+        w[i] = once_start(&o[i]);
+    }
+    ck_assert_int_eq(log_len(&log), 0);
+    while (log_len(&log) < N && stm_now() < t1 + STM_SEC(10))
+        stm_clock_advance(step);
+    ck_assert_int_eq(log_len(&log), N);
+    for (int i = 0; i < N; i++) {
+        int id = (int)stm_tvar_peek(log.id[i]);
+        ck_assert_int_eq(stm_tvar_peek(log.val[i]), o[id].dl); /* at its deadline */
+        if (i > 0) {
+            int prev = (int)stm_tvar_peek(log.id[i - 1]);
+            ck_assert_msg(o[prev].dl < o[id].dl || (o[prev].dl == o[id].dl && prev < id),
+                          "run %d (deadline +%lld ns) after %d (+%lld ns)", id,
+                          (long long)(o[id].dl - t1), prev, (long long)(o[prev].dl - t1));
+        }
+    }
+    for (int i = 0; i < N; i++)
+        unwatch(w[i]);
+    ck_assert_int_eq(stm_clock_real(), 0);
+}
+
+START_TEST(test_virtual_far_order_small_steps)
+{
+    far_order(STM_USEC(300));
+}
+END_TEST
+
+START_TEST(test_virtual_far_order_ms_steps)
+{
+    far_order(STM_MSEC(1) + 1);
+}
+END_TEST
+
+START_TEST(test_virtual_far_order_one_step)
+{
+    far_order(STM_SEC(20));
+}
+END_TEST
+
 START_TEST(test_virtual_not_before_deadline)
 {
     ck_assert_int_eq(stm_clock_virtual(T0), 0);
@@ -588,6 +652,9 @@ static Suite *watch_time_suite(void)
     tcase_add_checked_fixture(tc, vsetup, vteardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_virtual_deadline_order);
+    tcase_add_test(tc, test_virtual_far_order_small_steps);
+    tcase_add_test(tc, test_virtual_far_order_ms_steps);
+    tcase_add_test(tc, test_virtual_far_order_one_step);
     tcase_add_test(tc, test_virtual_not_before_deadline);
     tcase_add_test(tc, test_virtual_periodic_no_drift);
     tcase_add_test(tc, test_virtual_moved_deadline);

@@ -50,3 +50,6 @@ tests_check_retryspin_SOURCES = tests/check_retryspin.c tests/testutil.h
 
 check_PROGRAMS += tests/check_writelock
 tests_check_writelock_SOURCES = tests/check_writelock.c tests/testutil.h
+
+check_PROGRAMS += tests/check_wheel
+tests_check_wheel_SOURCES = tests/check_wheel.c tests/testutil.h
