@@ -366,8 +366,20 @@ START_TEST(test_fork_child_uses_library)
     for (int i = 0; i < nforks; i++) {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
-        if (pid == 0)
-            child_main(!TU_TSAN && (i == 0 || i == nforks - 1));
+        if (pid == 0) {
+            /* Under the sanitizers the child only leaves: their runtimes
+             * are not fork-safe with threads running.  GCC's libasan keeps
+             * the lock of an allocator size class that a parent's thread
+             * held at the fork, and the child's next malloc of that size
+             * waits for ever (a hang in 5 of 40 ASan runs, seen in the
+             * child in SizeClassAllocator64::GetFromAllocator; likewise
+             * check_watch_pool); one TSan run hung the same way.  The
+             * plain and valgrind builds run the child in full; the
+             * handlers still run on both sides here. */
+            if (TU_TSAN || TU_ASAN)
+                _exit(0);
+            child_main(i == 0 || i == nforks - 1);
+        }
         int st = tu_reap(pid, TU_HANDSHAKE_MS);
         ck_assert_msg(st == 0, "child %d: status %d (-1: hung)", i, st);
     }
