@@ -33,6 +33,9 @@ struct stm__waiter;
  * "newer than any snapshot" (the read goes to read_stable()), and ignores
  * STM__WT.  Validation ignores both (stm__lock_same()): neither changes
  * the value. */
+#define STM__WT ((uintptr_t)2)
+#define STM__XT ((uintptr_t)1 << 63)
+#define STM__FLAGS (STM__WT | STM__XT)
 /* STM__BODY (bit 62, with bit 0): locked by a transaction's write while
  * its body runs (encounter-time locking: STM__HELD in stm-tx.h).  The
  * rest of the word is the unlocked word it replaced, never with flags:
@@ -43,9 +46,6 @@ struct stm__waiter;
  * unlocked word back.  Writers, waiters and the making of a side record
  * treat it as locked. */
 #define STM__BODY ((uintptr_t)1 << 62)
-#define STM__WT ((uintptr_t)2)
-#define STM__XT ((uintptr_t)1 << 63)
-#define STM__FLAGS (STM__WT | STM__XT)
 /* the write-set entry that holds a locked lock word */
 #define STM__OWNER(l) ((struct stm__wentry *)((l) & ~(STM__XT | (uintptr_t)7)))
 

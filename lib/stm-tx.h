@@ -37,10 +37,11 @@ struct stm__wentry {
  * a side record, leaves the entry to the commit, as before.  An entry so
  * held has STM__HELD in `old` (an unlocked word never has bit 0): every
  * way out of the attempt lets such entries go (stm__ws_release_held),
- * and the commit clears the mark as it passes them.  The thread that
- * holds one may find it again where it waits for a TVar to be unlocked
- * (stm_tvar_peek, side records, a watcher's registrations): it lets it go
- * there (stm__unhold_own), and the entry becomes one the commit locks. */
+ * and the commit clears the mark as it passes them.  Readers take such a
+ * word as the one it replaced (STM__BODY in stm-tvar.h), so only what must
+ * lock the TVar waits for it; if that is the holding thread itself (the
+ * making of a side record: stm_tvar_set_name() in the body), it lets the
+ * lock go (stm__unhold_own) and the entry becomes one the commit locks. */
 #define STM__HELD ((uintptr_t)1)
 struct stm__undo {
     uint32_t idx;

@@ -13,9 +13,10 @@
  * readers still take the committed value, so they do not wait for the
  * body); commit locks the rest of the write set, takes a new clock value,
  * validates the read set (skipped when no other commit happened since the
- * snapshot), writes back and releases each lock with the new version.  The reads of a declared read-only
- * transaction (readonly.c) take the same snapshot test but are recorded
- * nowhere, and cannot extend it (read_not_active).
+ * snapshot), writes back and releases each lock with the new version.
+ * The reads of a declared read-only transaction (readonly.c) take the
+ * same snapshot test but are recorded nowhere, and cannot extend it
+ * (read_not_active).
  *
  * Memory ordering, reader side (a seqlock read):
  *   l1 = lock (acquire); v = value (acquire); l2 = lock (relaxed)
@@ -511,10 +512,9 @@ __attribute__((always_inline)) static inline int commit_core(struct stm_tx *tx, 
                     return COMMIT_FAILED;
                 }
                 /* seq_cst: pairs with the waiter registration in retry.c */
-                if (atomic_compare_exchange_weak_explicit(&var->lock, &l,
-                                                          (uintptr_t)w | 1 | (l & STM__FLAGS),
-                                                          memory_order_seq_cst,
-                                                          memory_order_relaxed)) {
+                if (atomic_compare_exchange_weak_explicit(
+                        &var->lock, &l, (uintptr_t)w | 1 | (l & STM__FLAGS), memory_order_seq_cst,
+                        memory_order_relaxed)) {
                     w->old = l;
                     seen |= l;
                     break;
