@@ -44,6 +44,7 @@ struct one {
     atomic_int fired;   /* deadline runs that committed */
     atomic_int stopped; /* stm_unwatch() returned */
     atomic_long thread; /* the thread of its last run (a small id) */
+    atomic_long late;   /* how late its last run began (ns) */
     int spin_us;        /* busy time in the callback; -1: until released */
     int64_t deadline;
 };
@@ -112,6 +113,7 @@ static void one_cb(stm_tx *tx, intptr_t v, void *arg)
         last_deadline = d;
     }
     atomic_store(&o->thread, thread_id());
+    atomic_store(&o->late, (long)(stm_now() - d));
     if (o->spin_us > 0)
         tu_spin_ns((int64_t)o->spin_us * 1000);
     if (o->spin_us < 0) {
@@ -266,8 +268,10 @@ static int by_deadline(const void *a, const void *b)
  * woke another to lead meanwhile, so with runs longer than a wake-up the
  * threads took turns, and in a dense stream passed the lead back and
  * forth at every run).  Counted: how often the thread changes from one
- * run to the next, in deadline order; a run now and then late by a
- * preemption may bring in another thread for a while. */
+ * run to the next, in deadline order, where neither run began late (a
+ * run late by a preemption brings in another thread, by design, and the
+ * lead may then pass back: on a busy machine that happened 37 times in
+ * 400 runs; the old rule changed thread at 141-144 runs on time). */
 START_TEST(test_stream_served_by_one_thread)
 {
     reset_counts();
@@ -283,14 +287,21 @@ START_TEST(test_stream_served_by_one_thread)
         ck_assert_int_eq(atomic_load(&o[i].fired), 1);
         s[i].deadline = o[i].deadline;
         atomic_init(&s[i].thread, atomic_load(&o[i].thread));
+        atomic_init(&s[i].late, atomic_load(&o[i].late));
     }
     qsort(s, (size_t)n, sizeof *s, by_deadline);
-    int changes = 0;
-    for (int i = 1; i < n; i++)
-        changes += atomic_load(&s[i].thread) != atomic_load(&s[i - 1].thread);
+    int changes = 0, on_time = 0;
+    const long late = (long)STM_USEC(500); /* (the pool joins at 1 ms) */
+    for (int i = 1; i < n; i++) {
+        if (atomic_load(&s[i].thread) == atomic_load(&s[i - 1].thread))
+            continue;
+        changes++;
+        on_time += atomic_load(&s[i].late) < late && atomic_load(&s[i - 1].late) < late;
+    }
     free(s);
-    ck_assert_msg(changes <= n / 40 + 6, "%d of %d runs on another thread than the run before",
-                  changes, n);
+    ck_assert_msg(on_time <= n / 40 + 6,
+                  "%d of %d runs on time on another thread than the run before (%d changes)",
+                  on_time, n, changes);
     check_clean();
     stop_many(o, n);
     stm_shutdown();
