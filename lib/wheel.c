@@ -64,6 +64,17 @@ static void into_near(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
     (void)ok;
 }
 
+/* the ring's arrays go (the buckets' own arrays are the caller's) */
+static void arrays_free(struct stm__wheel *w)
+{
+    free(w->b);
+    free(w->bmin);
+    free(w->bits);
+    w->b = NULL;
+    w->bmin = NULL;
+    w->bits = NULL;
+}
+
 static bool into_bucket(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
 {
     if (w->b == NULL) {
@@ -71,12 +82,7 @@ static bool into_bucket(struct stm__wheel *w, struct stm__hnode *n, int64_t key)
         w->bmin = stm__calloc(STM__WHEEL_N, sizeof *w->bmin);
         w->bits = stm__calloc(NWORDS, sizeof *w->bits);
         if (w->b == NULL || w->bmin == NULL || w->bits == NULL) {
-            free(w->b);
-            free(w->bmin);
-            free(w->bits);
-            w->b = NULL;
-            w->bmin = NULL;
-            w->bits = NULL;
+            arrays_free(w);
             return false;
         }
     }
@@ -231,10 +237,5 @@ void stm__wheel_free(struct stm__wheel *w)
         return;
     for (uint32_t s = 0; s < STM__WHEEL_N; s++)
         free(w->b[s].v);
-    free(w->b);
-    free(w->bmin);
-    free(w->bits);
-    w->b = NULL;
-    w->bmin = NULL;
-    w->bits = NULL;
+    arrays_free(w);
 }
