@@ -1007,7 +1007,9 @@ STM_API void *stm_alloc(stm_tx *tx, size_t size);
  * blocks freed after it began, until it ends; they are then freed within
  * the next few hundred commits of the freeing thread too.  NULL is a
  * harmless no-op.  O(1) amortised per block, however many are held back
- * (a reclamation pass, one per 128 frees, also looks at every thread).
+ * (a reclamation pass, one per 128 frees, also looks at every thread, and
+ * while some thread is outside any transaction, a pass with 512 blocks
+ * waiting interrupts every CPU running the process once: membarrier()).
  */
 STM_API void stm_free(stm_tx *tx, void *ptr);
 

@@ -129,6 +129,7 @@ void stm__frees_commit(struct stm_tx *tx, uint64_t stamp)
             stm__tvar_freed(f->ptr);
     }
     tx->frees.n = 0;
+    tx->limbo_age = 0;
     if (tx->limbo.n >= tx->limbo_next)
-        stm__reclaim(tx);
+        stm__reclaim(tx, false);
 }

@@ -63,9 +63,7 @@ __attribute__((always_inline)) static inline int ro_run(struct stm_tx *tx, void 
      * register (which ro_attempt would have to save) */
     tx = stm__self;
     ro_end(tx);
-    stm__count(&tx->st.commits);
-    if (STM__UNLIKELY((tx->extras | tx->limbo.n | tx->vtoken) != 0))
-        stm__finish_commit_slow(tx, tx->snapshot);
+    stm__commit_end(tx, tx->snapshot);
     return r;
 }
 

@@ -42,6 +42,9 @@ bool stm__fault_alloc_fired(void);
 void stm__reclaim_flush(void);
 /* How many deferred frees (blocks and TVars) this thread still holds. */
 size_t stm__reclaim_pending(void);
+/* How many reclamation passes so far (process-wide) needed a barrier on
+ * every thread (membarrier()) because a thread was idle. */
+uint64_t stm__reclaim_barriers(void);
 /* Shift the library's wall clock by ns (cumulative) and act as if the
  * system time had been set: waits on wall-clock deadlines wake. */
 void stm__test_wall_shift(int64_t ns);

@@ -180,7 +180,7 @@ struct stm_tx {
     STM__VEC(struct stm__freed) limbo; /* committed, awaiting grace */
     uint32_t limbo_head;               /* limbo.v[0, limbo_head) freed already */
     uint32_t limbo_next;               /* try to reclaim at this size */
-    uint32_t limbo_age;                /* commits since, while limbo is non-empty */
+    uint32_t limbo_age;                /* commits since the last pass or free */
     STM__VEC(struct stm__waitnode) nodes;
     /* stm_fd_ready() said no: the attempt's fd interests (a retry waits for
      * them too), and those of watcher fns (registered at commit); reset
@@ -411,6 +411,44 @@ static inline void stm__start_note(struct stm_tx *tx)
 /* a nested stm_atomically_until() (orelse.c) */
 int stm__until_nested(struct stm_tx *tx, stm_fn *fn, void *arg, int64_t deadline);
 void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp);
+
+/* statistics: single-writer counters, read by stm_stats_get() */
+static inline void stm__count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+void stm__stats_fold(struct stm_tx *tx); /* a descriptor going away */
+void stm__stats_atexit(void);
+void stm__stats_reset(void);
+
+/* reclamation (reclaim.c): a pass runs once the limbo has grown by a
+ * batch of frees, or after STM__RECLAIM_IDLE commits that added none
+ * (force); it may use a barrier if forced or once STM__RECLAIM_BARRIER_AT
+ * frees are pending */
+void stm__reclaim(struct stm_tx *tx, bool force);
+void stm__limbo_push(struct stm_tx *tx, void *ptr, int kind, uint64_t stamp);
+void stm__reclaim_thread_exit(struct stm_tx *tx);
+void stm__reclaim_shutdown(void);
+void stm__free_now(void *ptr, int kind);
+void stm__membarrier_setup(void);
+uint64_t stm__reclaimed_orphans(void);
+#define STM__RECLAIM_BATCH 128
+#define STM__RECLAIM_IDLE 256
+#define STM__RECLAIM_BARRIER_AT (4 * STM__RECLAIM_BATCH)
+
+/* The end of every committed call, normal or declared read-only: count
+ * it; the extras (hooks, frees, deferred callbacks, the virtual clock) if
+ * the attempt used any; else, while frees wait in the limbo, a pass once
+ * STM__RECLAIM_IDLE commits in a row have added none. */
+static inline void stm__commit_end(struct stm_tx *tx, uint64_t stamp)
+{
+    stm__count(&tx->st.commits);
+    if (STM__UNLIKELY((tx->extras | tx->vtoken) != 0))
+        stm__finish_commit_slow(tx, stamp);
+    else if (STM__UNLIKELY(tx->limbo.n != 0) && ++tx->limbo_age >= STM__RECLAIM_IDLE)
+        stm__reclaim(tx, true);
+}
 void stm__discard(struct stm_tx *tx);
 void stm__conflict_restart(struct stm_tx *tx);
 void stm__tx_abandon(struct stm_tx *tx); /* the thread exits inside a body */

@@ -104,16 +104,6 @@ bool stm__retry_changed(struct stm_tx *tx);
 void stm__waiters_detach(stm_tvar *var); /* before var's memory is freed */
 void stm__waiters_wake_all(stm_tvar *var);
 
-/* reclamation */
-void stm__reclaim(struct stm_tx *tx);
-void stm__limbo_push(struct stm_tx *tx, void *ptr, int kind, uint64_t stamp);
-void stm__reclaim_thread_exit(struct stm_tx *tx);
-void stm__reclaim_shutdown(void);
-void stm__free_now(void *ptr, int kind);
-void stm__membarrier_setup(void);
-uint64_t stm__reclaimed_orphans(void);
-#define STM__RECLAIM_BATCH 128
-
 /* the virtual clock (vclock.c) */
 enum { STM__VWAIT_NOTIFIED = 0, STM__VWAIT_FIRED, STM__VWAIT_REAL, STM__VWAIT_TIMEOUT };
 /* A timed wait under the virtual clock, also ended by the real-time
@@ -164,15 +154,5 @@ static inline void stm__snapshot_begin(struct stm_tx *tx)
  * for the call) stm__begin_slow(), which resets the extras or waits for
  * the serial transaction, then takes the snapshot. */
 void stm__begin_slow(struct stm_tx *tx);
-
-/* statistics: single-writer counters, read by stm_stats_get() */
-static inline void stm__count(_Atomic uint64_t *c)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
-void stm__stats_fold(struct stm_tx *tx); /* a descriptor going away */
-void stm__stats_atexit(void);
-void stm__stats_reset(void);
 
 #endif

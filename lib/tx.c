@@ -597,15 +597,8 @@ static inline void end_attempt(struct stm_tx *tx)
         stm__serial_exit(tx);
 }
 
-static inline void finish_commit(struct stm_tx *tx, uint64_t stamp)
-{
-    stm__count(&tx->st.commits);
-    if (STM__UNLIKELY((tx->extras | tx->limbo.n | tx->vtoken) != 0))
-        stm__finish_commit_slow(tx, stamp);
-}
-
-/* What only some commits need: hooks, frees, deferred callbacks,
- * reclamation, the virtual clock. */
+/* What only some commits need: hooks, frees, deferred callbacks, the
+ * virtual clock (and, as in stm__commit_end, reclamation). */
 __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64_t stamp)
 {
     if (STM__UNLIKELY(tx->pend))
@@ -620,8 +613,8 @@ __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64
         stm__defers_queue(tx);
     if (tx->frees.n)
         stm__frees_commit(tx, stamp);
-    else if (tx->limbo.n && (++tx->limbo_age & 255) == 0)
-        stm__reclaim(tx); /* a few stragglers: retry now and then */
+    else if (tx->limbo.n && ++tx->limbo_age >= STM__RECLAIM_IDLE)
+        stm__reclaim(tx, true); /* frees have stopped: the last few */
     if (tx->after.n)
         stm__hooks_run_after(tx);
     if (tx->vtoken)
@@ -758,7 +751,7 @@ __attribute__((noinline)) static int commit_attempt_watch(struct stm_tx *tx, int
     end_attempt(tx);
     if (STM__UNLIKELY(tx->watch_work))
         stm__watch_finish(tx, stamp); /* stops wait for runs elsewhere */
-    finish_commit(tx, stamp);
+    stm__commit_end(tx, stamp);
     return r;
 }
 
@@ -778,7 +771,7 @@ __attribute__((noinline)) static int commit_attempt(struct stm_tx *tx, int r)
         return commit_attempt_watch(tx, r);
     }
     end_attempt(tx);
-    finish_commit(tx, stamp);
+    stm__commit_end(tx, stamp);
     return r;
 }
 
@@ -795,7 +788,7 @@ __attribute__((always_inline)) static inline int attempt_run(struct stm_tx *tx, 
     if (tx->wn != 0)
         return commit_attempt(tx, r);
     end_attempt(tx);
-    finish_commit(tx, tx->snapshot);
+    stm__commit_end(tx, tx->snapshot);
     return r;
 }
 
