@@ -972,7 +972,9 @@ static size_t free_many(int n)
     return max;
 }
 
-START_TEST(test_reclaim_busy_thread_no_barrier)
+/* The three tests below: their TVars, and a thread running fn, once it
+ * has set *ready and this thread's frees are all reclaimed. */
+static pthread_t other_start(void *(*fn)(void *), atomic_int *ready)
 {
     busy_var = stm_tvar_new(1);
     pin_count = stm_tvar_new(0);
@@ -980,18 +982,39 @@ START_TEST(test_reclaim_busy_thread_no_barrier)
     atomic_store(&bad_rc, 0);
     atomic_store(&busy_stop, 0);
     atomic_store(&busy_runs, 0);
+    atomic_store(&quiet_in, 0);
+    atomic_store(&quiet_release, 0);
     stm__reclaim_flush();
-    pthread_t t = tu_run_thread(busy_main, NULL);
-    ck_assert(tu_wait_atleast(&busy_runs, 1, TU_HANDSHAKE_MS));
+    pthread_t t = tu_run_thread(fn, NULL);
+    ck_assert(tu_wait_atleast(ready, 1, TU_HANDSHAKE_MS));
+    return t;
+}
+
+static void other_stop(pthread_t t)
+{
+    atomic_store(&busy_stop, 1);
+    atomic_store(&quiet_release, 1);
+    tu_join(t);
+    ck_assert_int_eq(atomic_load(&bad_rc), 0);
+}
+
+static void others_free(void)
+{
+    stm_tvar_free(busy_var);
+    stm_tvar_free(pin_count);
+    stm_shutdown();
+}
+
+START_TEST(test_reclaim_busy_thread_no_barrier)
+{
+    pthread_t t = other_start(busy_main, &busy_runs);
     struct stm_stats s0, s1;
     stm_stats_get(&s0);
     uint64_t b0 = stm__reclaim_barriers();
     free_many(FREES);
     uint64_t b = stm__reclaim_barriers() - b0;
     stm_stats_get(&s1);
-    atomic_store(&busy_stop, 1);
-    tu_join(t);
-    ck_assert_int_eq(atomic_load(&bad_rc), 0);
+    other_stop(t);
     /* one pass per STM__RECLAIM_BATCH frees; a barrier only while the
      * other thread is caught between two transactions with 4 batches
      * pending: at most one pass in 4 even if it always were */
@@ -1011,9 +1034,7 @@ START_TEST(test_reclaim_busy_thread_no_barrier)
     ck_assert_uint_eq(stm__reclaim_barriers(), b0);
     stm_stats_get(&s1);
     ck_assert_uint_eq(s1.reclaimed - s0.reclaimed, (uint64_t)FREES + (uint64_t)n);
-    stm_tvar_free(busy_var);
-    stm_tvar_free(pin_count);
-    stm_shutdown();
+    others_free();
 }
 END_TEST
 
@@ -1023,24 +1044,14 @@ END_TEST
  * plus a batch, and everything is freed. */
 START_TEST(test_reclaim_idle_thread_barrier)
 {
-    busy_var = stm_tvar_new(1);
-    pin_count = stm_tvar_new(0);
-    ck_assert(busy_var != NULL && pin_count != NULL);
-    atomic_store(&bad_rc, 0);
-    atomic_store(&quiet_in, 0);
-    atomic_store(&quiet_release, 0);
-    stm__reclaim_flush();
-    pthread_t t = tu_run_thread(quiet_main, NULL);
-    ck_assert(tu_wait_atleast(&quiet_in, 1, TU_HANDSHAKE_MS));
+    pthread_t t = other_start(quiet_main, &quiet_in);
     struct stm_stats s0, s1;
     stm_stats_get(&s0);
     uint64_t b0 = stm__reclaim_barriers();
     size_t max = free_many(FREES);
     uint64_t b = stm__reclaim_barriers() - b0;
     stm_stats_get(&s1);
-    atomic_store(&quiet_release, 1);
-    tu_join(t);
-    ck_assert_int_eq(atomic_load(&bad_rc), 0);
+    other_stop(t);
     ck_assert_msg(max < STM__RECLAIM_BARRIER_AT + STM__RECLAIM_BATCH,
                   "%zu frees pending beside an idle thread", max);
     ck_assert_uint_ge(s1.reclaimed - s0.reclaimed, FREES - STM__RECLAIM_BARRIER_AT);
@@ -1049,9 +1060,7 @@ START_TEST(test_reclaim_idle_thread_barrier)
                   (unsigned long long)b, FREES);
     stm__reclaim_flush();
     ck_assert_uint_eq(stm__reclaim_pending(), 0);
-    stm_tvar_free(busy_var);
-    stm_tvar_free(pin_count);
-    stm_shutdown();
+    others_free();
 }
 END_TEST
 
@@ -1060,15 +1069,7 @@ END_TEST
  * with the barrier an idle thread needs. */
 START_TEST(test_reclaim_after_frees_stop)
 {
-    busy_var = stm_tvar_new(1);
-    pin_count = stm_tvar_new(0);
-    ck_assert(busy_var != NULL && pin_count != NULL);
-    atomic_store(&bad_rc, 0);
-    atomic_store(&quiet_in, 0);
-    atomic_store(&quiet_release, 0);
-    stm__reclaim_flush();
-    pthread_t t = tu_run_thread(quiet_main, NULL);
-    ck_assert(tu_wait_atleast(&quiet_in, 1, TU_HANDSHAKE_MS));
+    pthread_t t = other_start(quiet_main, &quiet_in);
     for (int round = 0; round < 2; round++) {
         free_many(STM__RECLAIM_BATCH / 2);
         ck_assert_uint_eq(stm__reclaim_pending(), STM__RECLAIM_BATCH / 2);
@@ -1082,12 +1083,8 @@ START_TEST(test_reclaim_after_frees_stop)
                       "round %d: %zu frees pending after %d commits without any", round,
                       stm__reclaim_pending(), n);
     }
-    atomic_store(&quiet_release, 1);
-    tu_join(t);
-    ck_assert_int_eq(atomic_load(&bad_rc), 0);
-    stm_tvar_free(busy_var);
-    stm_tvar_free(pin_count);
-    stm_shutdown();
+    other_stop(t);
+    others_free();
 }
 END_TEST
 
