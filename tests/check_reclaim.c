@@ -1013,7 +1013,6 @@ START_TEST(test_reclaim_busy_thread_no_barrier)
     uint64_t b0 = stm__reclaim_barriers();
     free_many(FREES);
     uint64_t b = stm__reclaim_barriers() - b0;
-    stm_stats_get(&s1);
     other_stop(t);
     /* one pass per STM__RECLAIM_BATCH frees; a barrier only while the
      * other thread is caught between two transactions with 4 batches
@@ -1021,10 +1020,9 @@ START_TEST(test_reclaim_busy_thread_no_barrier)
     uint64_t passes = FREES / STM__RECLAIM_BATCH;
     ck_assert_msg(b * 3 <= passes, "%llu of %llu passes used a barrier on every thread",
                   (unsigned long long)b, (unsigned long long)passes);
-    ck_assert_uint_gt(s1.reclaimed, s0.reclaimed);
-    /* (how much depends on how long the other thread was preempted inside
-     * a transaction) */
-    /* Alone now: the next batch's pass frees everything without one. */
+    /* (How much was freed meanwhile depends on how long the other thread
+     * was preempted inside a transaction.)  Alone now: the next batch's
+     * pass frees everything, without a barrier. */
     b0 = stm__reclaim_barriers();
     int n = 0;
     do
