@@ -165,7 +165,7 @@ static uint64_t scan(uint64_t clock, bool after_barrier, bool *idle)
         barrier_clock = clock;
     pthread_mutex_unlock(&stm__reg_lock);
     *idle = any_quiet && quiet < busy;
-    return any_quiet && quiet < busy ? quiet : busy;
+    return *idle ? quiet : busy;
 }
 
 /* What is safe to free: everything stamped at or before the returned

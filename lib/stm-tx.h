@@ -437,17 +437,25 @@ uint64_t stm__reclaimed_orphans(void);
 #define STM__RECLAIM_IDLE 256
 #define STM__RECLAIM_BARRIER_AT (4 * STM__RECLAIM_BATCH)
 
+/* A commit that freed nothing: while frees wait in the limbo, a pass
+ * once STM__RECLAIM_IDLE such commits in a row have gone by (the frees
+ * have stopped). */
+static inline void stm__limbo_tick(struct stm_tx *tx)
+{
+    if (STM__UNLIKELY(tx->limbo.n != 0) && ++tx->limbo_age >= STM__RECLAIM_IDLE)
+        stm__reclaim(tx, true);
+}
+
 /* The end of every committed call, normal or declared read-only: count
  * it; the extras (hooks, frees, deferred callbacks, the virtual clock) if
- * the attempt used any; else, while frees wait in the limbo, a pass once
- * STM__RECLAIM_IDLE commits in a row have added none. */
+ * the attempt used any; else the limbo's tick. */
 static inline void stm__commit_end(struct stm_tx *tx, uint64_t stamp)
 {
     stm__count(&tx->st.commits);
     if (STM__UNLIKELY((tx->extras | tx->vtoken) != 0))
         stm__finish_commit_slow(tx, stamp);
-    else if (STM__UNLIKELY(tx->limbo.n != 0) && ++tx->limbo_age >= STM__RECLAIM_IDLE)
-        stm__reclaim(tx, true);
+    else
+        stm__limbo_tick(tx);
 }
 void stm__discard(struct stm_tx *tx);
 void stm__conflict_restart(struct stm_tx *tx);

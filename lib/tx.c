@@ -613,8 +613,8 @@ __attribute__((noinline)) void stm__finish_commit_slow(struct stm_tx *tx, uint64
         stm__defers_queue(tx);
     if (tx->frees.n)
         stm__frees_commit(tx, stamp);
-    else if (tx->limbo.n && ++tx->limbo_age >= STM__RECLAIM_IDLE)
-        stm__reclaim(tx, true); /* frees have stopped: the last few */
+    else
+        stm__limbo_tick(tx);
     if (tx->after.n)
         stm__hooks_run_after(tx);
     if (tx->vtoken)
